@@ -1,0 +1,33 @@
+# `make test` and `make demo` work from a clean clone: they create .venv and install the package when needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+# Reinstall whenever the package metadata changes.
+$(STAMP): setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check kernels sca_mtl tests bench profiling
+
+test: lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	@echo "make demo: not available yet: it needs the synthetic dataset and the train/eval CLI (issue 3)." >&2
+	@exit 1
+
+bench: $(STAMP)
+	@echo "make bench: not available yet: it needs the Triton kernels and their benchmarks (issues 4-7)." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""sca-mtl kernels: the model's three hot ops, each with a pure-PyTorch reference and a Triton implementation.
+
+    import kernels
+    kernels.set_backend("triton")             # process default; env SCA_MTL_KERNELS sets the initial value
+    with kernels.use_backend("torch"): ...    # a block with another backend
+    out = kernels.linear_cross_attention(q, k, v)
+
+The functions here dispatch to the current backend at call time; `get_op(name, backend)` returns one backend's
+implementation (what model layers keep). Both backends share these signatures exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from .dispatch import BACKENDS, get_backend, get_op, resolve_backend, set_backend, use_backend
+
+__all__ = [
+    "BACKENDS",
+    "concat_conv1x1",
+    "get_backend",
+    "get_op",
+    "linear_cross_attention",
+    "resolve_backend",
+    "set_backend",
+    "use_backend",
+    "window_attention",
+]
+
+
+def linear_cross_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, feature_map: str = "softplus", eps: float = 1e-12
+) -> torch.Tensor:
+    """Linear cross attention. q: (B, D, Lq), k: (B, D, Ls) pre-activations; v: (B, E, Ls) -> (B, E, Lq).
+
+    out[b, :, i] = sum_a (phi(q_i) . phi(k_a)) v_a / max(sum_a phi(q_i) . phi(k_a), eps), phi = softplus or identity.
+    """
+    return get_op("linear_cross_attention")(q, k, v, feature_map=feature_map, eps=eps)
+
+
+def window_attention(
+    qkv: torch.Tensor,
+    rel_bias: torch.Tensor,
+    qkv_pad: Optional[torch.Tensor] = None,
+    *,
+    num_heads: int,
+    window_size: int,
+    shift_size: int = 0,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """Swin (shifted-)window attention. qkv: (B, H, W, 3C), rel_bias: (num_heads, N, N) -> (B, H, W, C).
+
+    Pads to whole windows with `qkv_pad`, rolls by -shift_size, attends per window with the relative-position bias
+    and the -100 shift mask, merges, rolls back and crops (see kernels/reference/window_attention.py).
+    """
+    return get_op("window_attention")(
+        qkv, rel_bias, qkv_pad, num_heads=num_heads, window_size=window_size, shift_size=shift_size, scale=scale
+    )
+
+
+def concat_conv1x1(
+    inputs: Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    *,
+    residual: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+    out_size: Optional[Sequence[int]] = None,
+) -> torch.Tensor:
+    """act(W . concat(bilinearly upsampled inputs) + bias + residual). inputs: NCHW tensors -> (B, Cout, H, W)."""
+    return get_op("concat_conv1x1")(
+        inputs, weight, bias, residual=residual, activation=activation, out_size=out_size
+    )

@@ -1,0 +1,172 @@
+"""Input validation shared by both backends of every op: the same error for the same bad call, before any work.
+
+Every message names the argument and gives the expected and the actual shape, dtype or device.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+FEATURE_MAPS = ("softplus", "identity")
+ACTIVATIONS = (None, "relu")
+
+
+def _shape(t: torch.Tensor) -> tuple:
+    return tuple(t.shape)
+
+
+def check_tensor(name: str, value: object, ndim: int, layout: str) -> None:
+    """`value` is a floating-point tensor of rank `ndim`; `layout` names its dims, e.g. "(B, D, L)"."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a {ndim}-D torch.Tensor {layout}, got {type(value).__name__}")
+    if value.dim() != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D tensor {layout}, got shape {_shape(value)}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+
+
+def check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_same_device_and_dtype(**tensors: Optional[torch.Tensor]) -> None:
+    """All given tensors (None entries skipped) live on one device and share one dtype."""
+    named = [(name, t) for name, t in tensors.items() if t is not None]
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.device != first.device:
+            raise ValueError(
+                f"{name} must be on the same device as {first_name}: {first_name} is on {first.device}, "
+                f"{name} is on {t.device}"
+            )
+        if t.dtype != first.dtype:
+            raise ValueError(
+                f"{name} must have the same dtype as {first_name}: {first_name} is {first.dtype}, {name} is {t.dtype}"
+            )
+
+
+def check_linear_cross_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float
+) -> None:
+    check_tensor("q", q, 3, "(B, D, Lq)")
+    check_tensor("k", k, 3, "(B, D, Ls)")
+    check_tensor("v", v, 3, "(B, E, Ls)")
+    check_same_device_and_dtype(q=q, k=k, v=v)
+    if k.shape[:2] != q.shape[:2]:
+        raise ValueError(
+            f"q (B, D, Lq) and k (B, D, Ls) must agree in B and D: q has shape {_shape(q)}, k has shape {_shape(k)}"
+        )
+    if v.shape[0] != k.shape[0] or v.shape[2] != k.shape[2]:
+        raise ValueError(
+            f"k (B, D, Ls) and v (B, E, Ls) must agree in B and Ls: k has shape {_shape(k)}, v has shape {_shape(v)}"
+        )
+    if feature_map not in FEATURE_MAPS:
+        raise ValueError(f"feature_map must be one of {FEATURE_MAPS}, got {feature_map!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+
+
+def check_window_attention(
+    qkv: torch.Tensor,
+    rel_bias: torch.Tensor,
+    qkv_pad: Optional[torch.Tensor],
+    num_heads: int,
+    window_size: int,
+    shift_size: int,
+    scale: Optional[float],
+) -> None:
+    check_tensor("qkv", qkv, 4, "(B, H, W, 3C)")
+    check_int("num_heads", num_heads, 1)
+    check_int("window_size", window_size, 1)
+    check_int("shift_size", shift_size, 0)
+    if shift_size >= window_size:
+        raise ValueError(f"shift_size must be smaller than window_size={window_size}, got {shift_size}")
+    if qkv.shape[-1] % (3 * num_heads):
+        raise ValueError(
+            f"qkv's last dim must be 3 * num_heads * head_dim with num_heads={num_heads}, got shape {_shape(qkv)}"
+        )
+    tokens = window_size * window_size
+    check_tensor("rel_bias", rel_bias, 3, "(num_heads, N, N)")
+    if _shape(rel_bias) != (num_heads, tokens, tokens):
+        raise ValueError(
+            f"rel_bias must have shape (num_heads, N, N) = {(num_heads, tokens, tokens)} for num_heads={num_heads}, "
+            f"window_size={window_size}, got shape {_shape(rel_bias)}"
+        )
+    if qkv_pad is not None:
+        check_tensor("qkv_pad", qkv_pad, 1, "(3C,)")
+        if qkv_pad.shape[0] != qkv.shape[-1]:
+            raise ValueError(
+                f"qkv_pad must have shape (3C,) = ({qkv.shape[-1]},) to match qkv of shape {_shape(qkv)}, "
+                f"got shape {_shape(qkv_pad)}"
+            )
+    check_same_device_and_dtype(qkv=qkv, rel_bias=rel_bias, qkv_pad=qkv_pad)
+    if scale is not None and not scale > 0:
+        raise ValueError(f"scale must be > 0 or None, got {scale!r}")
+
+
+def check_concat_conv1x1(
+    inputs: Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    residual: Optional[torch.Tensor],
+    activation: Optional[str],
+    out_size: Optional[Sequence[int]],
+) -> tuple:
+    """Validates the call and returns the output size (H, W)."""
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs must be a list or tuple of (B, C_i, H_i, W_i) tensors, got {type(inputs).__name__}")
+    if len(inputs) == 0:
+        raise ValueError("inputs must hold at least one (B, C_i, H_i, W_i) tensor, got an empty sequence")
+    for i, x in enumerate(inputs):
+        check_tensor(f"inputs[{i}]", x, 4, "(B, C_i, H_i, W_i)")
+        if x.shape[0] != inputs[0].shape[0]:
+            raise ValueError(
+                f"inputs[{i}] must have the batch size of inputs[0]: inputs[0] has shape {_shape(inputs[0])}, "
+                f"inputs[{i}] has shape {_shape(x)}"
+            )
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor (Cout, Cin) or (Cout, Cin, 1, 1), got {type(weight).__name__}")
+    if not (weight.dim() == 2 or (weight.dim() == 4 and weight.shape[2:] == (1, 1))):
+        raise ValueError(f"weight must have shape (Cout, Cin) or (Cout, Cin, 1, 1), got shape {_shape(weight)}")
+    in_channels = [x.shape[1] for x in inputs]
+    if weight.shape[1] != sum(in_channels):
+        raise ValueError(
+            f"weight must have Cin = sum of the input channels {in_channels} = {sum(in_channels)}, "
+            f"got shape {_shape(weight)}"
+        )
+    out_channels = weight.shape[0]
+    if bias is not None:
+        check_tensor("bias", bias, 1, "(Cout,)")
+        if bias.shape[0] != out_channels:
+            raise ValueError(f"bias must have shape (Cout,) = ({out_channels},), got shape {_shape(bias)}")
+
+    if out_size is None:
+        out_size = max((tuple(x.shape[2:]) for x in inputs), key=lambda hw: hw[0] * hw[1])
+    elif (
+        len(out_size) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out_size)
+    ):
+        raise ValueError(f"out_size must be a pair of positive ints (H, W) or None, got {out_size!r}")
+    out_size = tuple(out_size)
+    for i, x in enumerate(inputs):
+        if x.shape[2] > out_size[0] or x.shape[3] > out_size[1]:
+            raise ValueError(
+                f"inputs[{i}] of shape {_shape(x)} is larger than the output size {out_size}: "
+                f"the op only upsamples (bilinear), it never downsamples"
+            )
+    if residual is not None:
+        expected = (inputs[0].shape[0], out_channels, *out_size)
+        check_tensor("residual", residual, 4, "(B, Cout, H, W)")
+        if _shape(residual) != expected:
+            raise ValueError(f"residual must have shape (B, Cout, H, W) = {expected}, got shape {_shape(residual)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    check_same_device_and_dtype(
+        **{f"inputs[{i}]": x for i, x in enumerate(inputs)}, weight=weight, bias=bias, residual=residual
+    )
+    return out_size
