@@ -1,0 +1,39 @@
+"""The model zoo: `build_model(name, tasks, ...)`."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Union
+
+from torch import nn
+
+from kernels.dispatch import resolve_backend
+
+from ..tasks import check_tasks
+from .backbone import build_backbone
+from .sca_mtl import SCAMTL
+
+MODELS = {"sca_mtl": SCAMTL}
+
+__all__ = ["MODELS", "SCAMTL", "build_backbone", "build_model"]
+
+
+def build_model(
+    name: str,
+    tasks: Mapping[str, int],
+    *,
+    backbone: str = "hrnet_w18_small_v2",
+    pretrained: Union[None, bool, str] = None,
+    kernels: Optional[str] = None,
+    **options,
+) -> nn.Module:
+    """Build model `name` for `tasks` ({task name: output channels}, e.g. {"semseg": 40, "depth": 1}).
+
+    backbone: a timm HRNet name; pretrained: None, a local checkpoint path, or True (timm download);
+    kernels: "torch" or "triton" for every op-calling layer, None for the process default (`kernels.get_backend()`);
+    options: the model's own keyword arguments (e.g. `qk_convs=1` for the paper's query/key projections).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    tasks = check_tasks(tasks)
+    backend = resolve_backend(kernels)
+    return MODELS[name](tasks, build_backbone(backbone, pretrained), backend=backend, **options)

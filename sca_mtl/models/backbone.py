@@ -1,0 +1,38 @@
+"""The HRNet backbone, from timm, returning the four raw branch outputs (strides 4, 8, 16, 32)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import timm
+from torch import nn
+
+# The released code (MTI-Net's seg_hrnet) differs from timm's HRNet in two training-time details we follow:
+BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
+FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
+
+
+def build_backbone(name: str = "hrnet_w18_small_v2", pretrained: Union[None, bool, str] = None) -> nn.Module:
+    """timm HRNet with `features_only=True, feature_location=""`: forward(image) -> [F1, F2, F3, F4] at strides
+    4..32 (18/36/72/144 channels for hrnet_w18_small_v2); `backbone.feature_info.channels()` lists the widths.
+
+    pretrained: None/False for random weights, a local checkpoint path (timm's format; classifier keys are dropped),
+    or True for timm's own download (needs network access).
+    """
+    if not name.startswith("hrnet"):
+        raise ValueError(f"backbone must be a timm HRNet (e.g. 'hrnet_w18_small_v2'), got {name!r}")
+    kwargs = dict(features_only=True, feature_location="", out_indices=(1, 2, 3, 4))
+    if isinstance(pretrained, (str, os.PathLike)):
+        if not os.path.isfile(pretrained):
+            raise FileNotFoundError(f"pretrained backbone checkpoint not found: {pretrained}")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=os.fspath(pretrained)))
+    else:
+        kwargs.update(pretrained=bool(pretrained))
+    backbone = timm.create_model(name, **kwargs)
+    for module in backbone.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = BACKBONE_BN_MOMENTUM
+        elif isinstance(module, nn.Upsample):
+            module.mode, module.align_corners = FUSE_UPSAMPLING, False
+    return backbone

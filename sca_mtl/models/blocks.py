@@ -1,0 +1,52 @@
+"""Convolutional building blocks shared by the models (the MTI-Net code base's conventions)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn(in_channels: int, out_channels: int, *, relu: bool, bn_momentum: float = 0.1) -> nn.Sequential:
+    """1x1 conv without bias, BatchNorm, optionally ReLU ("CBR1" / "CB1" in MODEL_SPEC.md)."""
+    layers = [nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels, momentum=bn_momentum)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ResBlock(nn.Module):
+    """ResNet basic block: conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (identity, or conv1x1-BN when the width
+    changes), then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, bn_momentum: float = 0.1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels, momentum=bn_momentum)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels, momentum=bn_momentum)
+        if in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = conv_bn(in_channels, out_channels, relu=False, bn_momentum=bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x), inplace=True)
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel gating: x * sigmoid(W2 relu(W1 mean_hw(x))), with a C -> C // reduction bottleneck."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        self.gate = nn.Sequential(
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels // reduction, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x.mean(dim=(2, 3)))[:, :, None, None]

@@ -1,0 +1,104 @@
+"""The layers that call the kernels' ops. Each resolves its backend ("torch" or "triton") once, at construction,
+and keeps it: a model runs on the kernels it was built with, whatever the process default does later."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from kernels import get_op, resolve_backend
+
+from .blocks import conv_bn
+
+
+class WindowAttention(nn.Module):
+    """Swin window multi-head self-attention on a channels-last map (B, H, W, C): qkv Linear, the windowed attention
+    with relative-position bias (shifted by `shift_size` when > 0, padded to whole windows) through
+    `kernels.window_attention`, proj Linear. Padded tokens take the qkv Linear's bias, as in the released code, which
+    pads the normalised tokens with zeros before the Linear."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int = 7, shift_size: int = 0, *, backend=None):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim must be divisible by num_heads={num_heads}, got {dim}")
+        self.backend = resolve_backend(backend)
+        self._attend = get_op("window_attention", self.backend)
+        self.num_heads, self.window_size, self.shift_size = num_heads, window_size, shift_size
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """(num_heads, N, N) bias gathered from the table, N = window_size ** 2."""
+        return self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._attend(
+            self.qkv(x),
+            self.relative_position_bias(),
+            self.qkv.bias,
+            num_heads=self.num_heads,
+            window_size=self.window_size,
+            shift_size=self.shift_size,
+        )
+        return self.proj(out)
+
+
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """(N, N) index into the ((2w-1)^2, heads) bias table: (dy + w-1) * (2w-1) + (dx + w-1), d = coord_i - coord_j."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij"))
+    coords = coords.flatten(1)  # (2, N)
+    delta = coords[:, :, None] - coords[:, None, :] + (window_size - 1)  # (2, N, N), each in [0, 2w-2]
+    return delta[0] * (2 * window_size - 1) + delta[1]
+
+
+class CrossAttention(nn.Module):
+    """CA(target, source) of MODEL_SPEC.md 4.4 (ATRC's global context block): softmax-free linear attention of the
+    target's queries over the source's keys and values, same width C in and out, output at the target's size.
+
+    q = softplus(proj_q(target)), k = softplus(proj_k(source)), v = relu(BN(conv1x1(source))); the softplus runs
+    inside `kernels.linear_cross_attention`. proj_q and proj_k are Conv-BN-ReLU-Conv-BN (`qk_convs=2`, the released
+    code) or Conv-BN (`qk_convs=1`, the paper's text)."""
+
+    def __init__(self, channels: int, *, qk_convs: int = 2, backend=None):
+        super().__init__()
+        if qk_convs < 1:
+            raise ValueError(f"qk_convs must be >= 1, got {qk_convs}")
+        self.backend = resolve_backend(backend)
+        self._attend = get_op("linear_cross_attention", self.backend)
+        self.query = _qk_projection(channels, qk_convs)
+        self.key = _qk_projection(channels, qk_convs)
+        self.value = conv_bn(channels, channels, relu=True)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+
+    def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = target.shape
+        q = self.query(target).flatten(2)
+        k = self.key(source).flatten(2)
+        v = self.value(source).flatten(2)
+        return self._attend(q, k, v).view(batch, channels, height, width)
+
+
+def _qk_projection(channels: int, convs: int) -> nn.Sequential:
+    hidden = [conv_bn(channels, channels, relu=True) for _ in range(convs - 1)]
+    return nn.Sequential(*hidden, conv_bn(channels, channels, relu=False))
+
+
+class ConcatConv1x1(nn.Conv2d):
+    """A 1x1 convolution (with nn.Conv2d's parameters, init and state-dict keys) over the channel concatenation of
+    several NCHW maps, each bilinearly upsampled to `out_size` (default: the largest input's size) inside
+    `kernels.concat_conv1x1`: neither the upsampled maps nor the concatenation is materialised by the Triton op."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, *, backend=None):
+        super().__init__(in_channels, out_channels, kernel_size=1, bias=bias)
+        self.backend = resolve_backend(backend)
+        self._conv = get_op("concat_conv1x1", self.backend)
+
+    def forward(self, inputs: Sequence[torch.Tensor], out_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+        return self._conv(list(inputs), self.weight, self.bias, out_size=out_size)

@@ -1,0 +1,236 @@
+"""SCA-MTL (Kim, Choi, Min, ICIP 2022), as the released code computes it (MODEL_SPEC.md 3-4).
+
+    image -> HRNet branches F̄k (k = 0..3, stride 4..32)
+          -> Fk = [ATT(F̄k), F̄k]                                      (self-attention, widths doubled: C = 2 F̄)
+    for k = 3, 2, 1, 0 (coarse to fine):
+          F_t^k, p_t^k = ScaleHead_t([Fk, up2(G_t^{k+1})])            (p_t^k: deep supervision)
+          F̂_t^k      = CTAM_k({F_t^k})                                (cross-task attention)
+          G_t^k      = FPMA_k({F̂_t^k})   for k > 0                    (propagation to the next finer scale)
+    p_t = up4(CSAMHead_t(F̂_t^0..3))                                   (cross-scale attention + aggregation)
+
+Scale index k here is the code's (0 = finest, stride 4); the paper's is k + 1.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ResBlock, SqueezeExcitation, conv_bn
+from .layers import ConcatConv1x1, CrossAttention
+from .swin import SwinAttention
+
+MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
+
+
+def check_image(image: torch.Tensor) -> None:
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a (B, 3, H, W) tensor, got {shape}")
+    if image.shape[2] % MIN_STRIDE or image.shape[3] % MIN_STRIDE:
+        raise ValueError(
+            f"image height and width must be multiples of {MIN_STRIDE}, got shape {tuple(image.shape)}"
+        )
+
+
+def _upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class ScaleHead(nn.Module):
+    """One task's head at one scale: two ResBlocks to the scale's width, and a 1x1 conv deep-supervision output."""
+
+    def __init__(self, in_channels: int, channels: int, out_channels: int):
+        super().__init__()
+        self.features = nn.Sequential(ResBlock(in_channels, channels), ResBlock(channels, channels))
+        self.predict = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor):
+        features = self.features(x)
+        return features, self.predict(features)
+
+
+class CrossTaskAttention(nn.Module):
+    """CTAM: F̂_t = F_t + Fuse([[F_t, CA_{t<-a}(F_t, F_a)] for sources a != t, last source first]).
+
+    One CrossAttention per ordered task pair; one Fuse ResBlock (BN momentum 0.01) shared by all targets."""
+
+    def __init__(self, tasks: Sequence[str], channels: int, *, qk_convs: int, backend):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.attention = nn.ModuleDict(
+            {
+                self._pair(target, source): CrossAttention(channels, qk_convs=qk_convs, backend=backend)
+                for target in self.tasks
+                for source in self.tasks
+                if source != target
+            }
+        )
+        self.fuse = ResBlock(2 * channels * (len(self.tasks) - 1), channels, bn_momentum=0.01)
+
+    @staticmethod
+    def _pair(target: str, source: str) -> str:
+        return f"{target}_from_{source}"
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        out = {}
+        for target in self.tasks:
+            sources = [source for source in self.tasks if source != target]
+            pieces = []
+            for source in reversed(sources):  # the released code's order
+                attended = self.attention[self._pair(target, source)](features[target], features[source])
+                pieces += [features[target], attended]
+            out[target] = features[target] + self.fuse(torch.cat(pieces, dim=1))
+        return out
+
+
+class FeaturePropagation(nn.Module):
+    """FPMA: G_t = SE_t(ResBlock(softmax-gated X)) + F̂_t, X = [F̂_t for t] (task-major, N*C channels).
+
+    The gate is softmax over groups of N *consecutive* channels of ATT'(X) (both viewed as (B, C, N, H, W)), the
+    grouping the released code inherited from MTI-Net; ATT' is one unshifted Swin block with `num_heads` heads."""
+
+    def __init__(self, tasks: Sequence[str], channels: int, *, num_heads: int, window_size: int, backend):
+        super().__init__()
+        self.tasks = list(tasks)
+        width = len(self.tasks) * channels
+        self.attention = SwinAttention(width, num_heads, depth=1, window_size=window_size, backend=backend)
+        self.squeeze = ResBlock(width, channels)
+        self.excite = nn.ModuleDict({task: SqueezeExcitation(channels) for task in self.tasks})
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        x = torch.cat([features[task] for task in self.tasks], dim=1)
+        batch, width, height, w = x.shape
+        groups = (batch, width // len(self.tasks), len(self.tasks), height, w)
+        gate = self.attention(x).reshape(groups).softmax(dim=2)
+        shared = self.squeeze((gate * x.view(groups)).view(batch, width, height, w))
+        return {task: self.excite[task](shared) + features[task] for task in self.tasks}
+
+
+class CrossScaleHead(nn.Module):
+    """CSAM + feature aggregation for one task.
+
+    For every target scale k < K-1 and coarser source l: CAM_{k<-l} = [F̂k, CA_k(F̂k, P_{l->k}(F̂l))], CA_k shared by
+    all sources of scale k, P_{l->k} a conv1x1-BN at the source's resolution. The CAMs of all scales and F̂_{K-1} go
+    through one 1x1 conv at the finest resolution (upsampling inside the op), BN, ReLU, and a 1x1 conv to the
+    task's outputs."""
+
+    def __init__(self, channels: Sequence[int], out_channels: int, *, qk_convs: int, backend):
+        super().__init__()
+        self.num_scales = len(channels)
+        self.attention = nn.ModuleList(
+            CrossAttention(c, qk_convs=qk_convs, backend=backend) for c in channels[:-1]
+        )
+        self.project = nn.ModuleDict(
+            {
+                self._pair(target, source): conv_bn(channels[source], channels[target], relu=False)
+                for target in range(self.num_scales - 1)
+                for source in range(target + 1, self.num_scales)
+            }
+        )
+        width = sum(2 * c * (self.num_scales - 1 - k) for k, c in enumerate(channels[:-1])) + channels[-1]
+        self.aggregate = ConcatConv1x1(width, width, backend=backend)
+        self.aggregate_norm = nn.BatchNorm2d(width)
+        self.classifier = ConcatConv1x1(width, out_channels, backend=backend)
+
+    @staticmethod
+    def _pair(target: int, source: int) -> str:
+        return f"{source}_to_{target}"
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        segments = []
+        for target in range(self.num_scales - 1):
+            for source in range(target + 1, self.num_scales):
+                projected = self.project[self._pair(target, source)](features[source])
+                segments += [features[target], self.attention[target](features[target], projected)]
+        segments.append(features[-1])
+        aggregated = F.relu(self.aggregate_norm(self.aggregate(segments)), inplace=True)
+        return self.classifier([aggregated])
+
+
+class SCAMTL(nn.Module):
+    """The SCA-MTL network. forward(image) -> {task: (B, n_t, H, W), "deep_supervision": {"scale_k": {task: p_t^k}}}.
+
+    Args:
+        tasks: {task name: output channels}, at least two tasks (CTAM attends across tasks).
+        backbone: a module returning the four branch maps; `backbone.feature_info.channels()` gives their widths.
+        qk_convs: 2 for the released code's Conv-BN-ReLU-Conv-BN query/key projections, 1 for the paper's Conv-BN.
+        window_size, att_heads, fpma_heads, att_drop_path: the Swin attention settings of ATT and FPMA.
+        backend: the kernels' backend for every op-calling layer, fixed here ("torch" or "triton").
+    """
+
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: nn.Module,
+        *,
+        qk_convs: int = 2,
+        window_size: int = 7,
+        att_heads: int = 6,
+        fpma_heads: int = 4,
+        att_drop_path: float = 0.2,
+        backend: str,
+    ):
+        super().__init__()
+        if len(tasks) < 2:
+            raise ValueError(f"tasks must name at least two tasks for sca_mtl (CTAM attends across tasks), got {tasks}")
+        self.tasks = dict(tasks)
+        self.backbone = backbone
+        branch_channels = list(backbone.feature_info.channels())
+        channels = [2 * c for c in branch_channels]  # attention output concatenated with the branch
+        self.channels = channels
+        num_scales = len(channels)
+        names = list(self.tasks)
+
+        self.attention = nn.ModuleList(
+            SwinAttention(c, att_heads, depth=2, window_size=window_size, drop_path=att_drop_path, backend=backend)
+            for c in branch_channels
+        )
+        self.scale_heads = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    task: ScaleHead(channels[k] + (channels[k + 1] if k + 1 < num_scales else 0), channels[k], n)
+                    for task, n in self.tasks.items()
+                }
+            )
+            for k in range(num_scales)
+        )
+        self.cross_task = nn.ModuleList(
+            CrossTaskAttention(names, c, qk_convs=qk_convs, backend=backend) for c in channels
+        )
+        # propagate[k - 1] carries scale k's CTAM output to scale k - 1 (no propagation out of the finest scale).
+        self.propagate = nn.ModuleList(
+            FeaturePropagation(names, c, num_heads=fpma_heads, window_size=window_size, backend=backend)
+            for c in channels[1:]
+        )
+        self.heads = nn.ModuleDict(
+            {task: CrossScaleHead(channels, n, qk_convs=qk_convs, backend=backend) for task, n in self.tasks.items()}
+        )
+
+    def forward(self, image: torch.Tensor) -> Dict[str, object]:
+        check_image(image)
+        branches = self.backbone(image)
+        scales = [torch.cat([attention(x), x], dim=1) for attention, x in zip(self.attention, branches)]
+
+        distilled: List[Dict[str, torch.Tensor]] = [{} for _ in scales]
+        deep_supervision = {}
+        propagated = None
+        for k in reversed(range(len(scales))):
+            features, predictions = {}, {}
+            for task, head in self.scale_heads[k].items():
+                x = scales[k]
+                if propagated is not None:
+                    x = torch.cat([x, _upsample(propagated[task], x.shape[2:])], dim=1)
+                features[task], predictions[task] = head(x)
+            deep_supervision[f"scale_{k}"] = predictions
+            distilled[k] = self.cross_task[k](features)
+            propagated = self.propagate[k - 1](distilled[k]) if k > 0 else None
+
+        out: Dict[str, object] = {
+            task: _upsample(head([d[task] for d in distilled]), image.shape[2:]) for task, head in self.heads.items()
+        }
+        out["deep_supervision"] = dict(sorted(deep_supervision.items()))  # scale_0 (finest) first
+        return out
