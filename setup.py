@@ -8,7 +8,7 @@ setup(
     description="SCA-MTL (Sequential Cross Attention Multi-Task Learning) with hand-written Triton kernels",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["kernels", "kernels.*", "sca_mtl", "sca_mtl.*"]),
     package_data={"sca_mtl": ["configs/*.yaml"]},
     install_requires=[

@@ -11,7 +11,7 @@ implementation (what model layers keep). Both backends share these signatures ex
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -43,12 +43,12 @@ def linear_cross_attention(
 def window_attention(
     qkv: torch.Tensor,
     rel_bias: torch.Tensor,
-    qkv_pad: Optional[torch.Tensor] = None,
+    qkv_pad: torch.Tensor | None = None,
     *,
     num_heads: int,
     window_size: int,
     shift_size: int = 0,
-    scale: Optional[float] = None,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """Swin (shifted-)window attention. qkv: (B, H, W, 3C), rel_bias: (num_heads, N, N) -> (B, H, W, C).
 
@@ -63,11 +63,11 @@ def window_attention(
 def concat_conv1x1(
     inputs: Sequence[torch.Tensor],
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     *,
-    residual: Optional[torch.Tensor] = None,
-    activation: Optional[str] = None,
-    out_size: Optional[Sequence[int]] = None,
+    residual: torch.Tensor | None = None,
+    activation: str | None = None,
+    out_size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """act(W . concat(bilinearly upsampled inputs) + bias + residual). inputs: NCHW tensors -> (B, Cout, H, W)."""
     return get_op("concat_conv1x1")(

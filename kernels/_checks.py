@@ -5,7 +5,7 @@ Every message names the argument and gives the expected and the actual shape, dt
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -34,7 +34,7 @@ def check_int(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
-def check_same_device_and_dtype(**tensors: Optional[torch.Tensor]) -> None:
+def check_same_device_and_dtype(**tensors: torch.Tensor | None) -> None:
     """All given tensors (None entries skipped) live on one device and share one dtype."""
     named = [(name, t) for name, t in tensors.items() if t is not None]
     first_name, first = named[0]
@@ -74,11 +74,11 @@ def check_linear_cross_attention(
 def check_window_attention(
     qkv: torch.Tensor,
     rel_bias: torch.Tensor,
-    qkv_pad: Optional[torch.Tensor],
+    qkv_pad: torch.Tensor | None,
     num_heads: int,
     window_size: int,
     shift_size: int,
-    scale: Optional[float],
+    scale: float | None,
 ) -> None:
     check_tensor("qkv", qkv, 4, "(B, H, W, 3C)")
     check_int("num_heads", num_heads, 1)
@@ -112,10 +112,10 @@ def check_window_attention(
 def check_concat_conv1x1(
     inputs: Sequence[torch.Tensor],
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    residual: Optional[torch.Tensor],
-    activation: Optional[str],
-    out_size: Optional[Sequence[int]],
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    activation: str | None,
+    out_size: Sequence[int] | None,
 ) -> tuple:
     """Validates the call and returns the output size (H, W)."""
     if not isinstance(inputs, (list, tuple)):

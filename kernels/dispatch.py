@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 import os
 import warnings
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -61,12 +61,12 @@ def use_backend(name: str) -> Iterator[str]:
         set_backend(previous)
 
 
-def resolve_backend(name: Optional[str]) -> str:
+def resolve_backend(name: str | None) -> str:
     """`name` checked, or the current default when it is None (what a layer freezes at construction)."""
     return get_backend() if name is None else _check_backend(name)
 
 
-def get_op(op: str, backend: Optional[str] = None) -> Callable:
+def get_op(op: str, backend: str | None = None) -> Callable:
     """The implementation of `op` for `backend` (default: the current one)."""
     if op not in OP_MODULES:
         raise ValueError(f"op must be one of {tuple(OP_MODULES)}, got {op!r}")
@@ -77,11 +77,16 @@ def get_op(op: str, backend: Optional[str] = None) -> Callable:
     return getattr(_import_triton_module(op, module), op)
 
 
+def has_triton_kernel(op: str) -> bool:
+    """Whether this install has the Triton implementation of `op` (they land op by op)."""
+    return importlib.util.find_spec(f"kernels.{OP_MODULES[op]}") is not None
+
+
 _interpreter_warned = False
 
 
 def _import_triton_module(op: str, module: str):
-    if importlib.util.find_spec(f"kernels.{module}") is None:
+    if not has_triton_kernel(op):
         raise NotImplementedError(
             f"the triton backend of kernels.{op} is not implemented yet (kernels/{module}.py does not exist); "
             f"use the 'torch' backend for it"

@@ -10,7 +10,7 @@ upsampled maps or the concatenation.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +23,11 @@ from .._checks import check_concat_conv1x1
 def concat_conv1x1_ref(
     inputs: Sequence[torch.Tensor],
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     *,
-    residual: Optional[torch.Tensor] = None,
-    activation: Optional[str] = None,
-    out_size: Optional[Sequence[int]] = None,
+    residual: torch.Tensor | None = None,
+    activation: str | None = None,
+    out_size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """inputs: NCHW tensors (B, C_i, H_i, W_i), weight: (Cout, sum C_i[, 1, 1]) -> (B, Cout, H, W)."""
     out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)

@@ -17,8 +17,6 @@ Scores and softmax are computed in float32, the result is returned in the input 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from .._autocast import autocast_aware
@@ -66,12 +64,12 @@ def shift_mask(height: int, width: int, window_size: int, shift_size: int, devic
 def window_attention_ref(
     qkv: torch.Tensor,
     rel_bias: torch.Tensor,
-    qkv_pad: Optional[torch.Tensor] = None,
+    qkv_pad: torch.Tensor | None = None,
     *,
     num_heads: int,
     window_size: int,
     shift_size: int = 0,
-    scale: Optional[float] = None,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """qkv: (B, H, W, 3C), rel_bias: (num_heads, w*w, w*w), qkv_pad: (3C,) or None -> (B, H, W, C)."""
     check_window_attention(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)

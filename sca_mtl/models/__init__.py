@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from collections.abc import Mapping
 
 from torch import nn
 
@@ -22,8 +22,8 @@ def build_model(
     tasks: Mapping[str, int],
     *,
     backbone: str = "hrnet_w18_small_v2",
-    pretrained: Union[None, bool, str] = None,
-    kernels: Optional[str] = None,
+    pretrained: None | bool | str = None,
+    kernels: str | None = None,
     **options,
 ) -> nn.Module:
     """Build model `name` for `tasks` ({task name: output channels}, e.g. {"semseg": 40, "depth": 1}).

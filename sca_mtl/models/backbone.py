@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
 
 import timm
 from torch import nn
@@ -13,7 +12,7 @@ BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
 FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
 
 
-def build_backbone(name: str = "hrnet_w18_small_v2", pretrained: Union[None, bool, str] = None) -> nn.Module:
+def build_backbone(name: str = "hrnet_w18_small_v2", pretrained: None | bool | str = None) -> nn.Module:
     """timm HRNet with `features_only=True, feature_location=""`: forward(image) -> [F1, F2, F3, F4] at strides
     4..32 (18/36/72/144 channels for hrnet_w18_small_v2); `backbone.feature_info.channels()` lists the widths.
 

@@ -3,7 +3,7 @@ and keeps it: a model runs on the kernels it was built with, whatever the proces
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -100,5 +100,5 @@ class ConcatConv1x1(nn.Conv2d):
         self.backend = resolve_backend(backend)
         self._conv = get_op("concat_conv1x1", self.backend)
 
-    def forward(self, inputs: Sequence[torch.Tensor], out_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    def forward(self, inputs: Sequence[torch.Tensor], out_size: Sequence[int] | None = None) -> torch.Tensor:
         return self._conv(list(inputs), self.weight, self.bias, out_size=out_size)

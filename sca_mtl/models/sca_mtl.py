@@ -13,7 +13,7 @@ Scale index k here is the code's (0 = finest, stride 4); the paper's is k + 1.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,7 @@ class CrossTaskAttention(nn.Module):
     def _pair(target: str, source: str) -> str:
         return f"{target}_from_{source}"
 
-    def forward(self, features: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
         for target in self.tasks:
             sources = [source for source in self.tasks if source != target]
@@ -101,7 +101,7 @@ class FeaturePropagation(nn.Module):
         self.squeeze = ResBlock(width, channels)
         self.excite = nn.ModuleDict({task: SqueezeExcitation(channels) for task in self.tasks})
 
-    def forward(self, features: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = torch.cat([features[task] for task in self.tasks], dim=1)
         batch, width, height, w = x.shape
         groups = (batch, width // len(self.tasks), len(self.tasks), height, w)
@@ -210,12 +210,12 @@ class SCAMTL(nn.Module):
             {task: CrossScaleHead(channels, n, qk_convs=qk_convs, backend=backend) for task, n in self.tasks.items()}
         )
 
-    def forward(self, image: torch.Tensor) -> Dict[str, object]:
+    def forward(self, image: torch.Tensor) -> dict[str, object]:
         check_image(image)
         branches = self.backbone(image)
         scales = [torch.cat([attention(x), x], dim=1) for attention, x in zip(self.attention, branches)]
 
-        distilled: List[Dict[str, torch.Tensor]] = [{} for _ in scales]
+        distilled: list[dict[str, torch.Tensor]] = [{} for _ in scales]
         deep_supervision = {}
         propagated = None
         for k in reversed(range(len(scales))):
@@ -229,7 +229,7 @@ class SCAMTL(nn.Module):
             distilled[k] = self.cross_task[k](features)
             propagated = self.propagate[k - 1](distilled[k]) if k > 0 else None
 
-        out: Dict[str, object] = {
+        out: dict[str, object] = {
             task: _upsample(head([d[task] for d in distilled]), image.shape[2:]) for task, head in self.heads.items()
         }
         out["deep_supervision"] = dict(sorted(deep_supervision.items()))  # scale_0 (finest) first

@@ -1,0 +1,168 @@
+"""The SCA-MTL network on the torch backend: parameter counts of the released code, shapes, gradients, the op calls
+it makes, and its input checks."""
+
+import pytest
+import torch
+
+import kernels
+from kernels import dispatch
+from sca_mtl.models import build_model
+
+NYUD_3 = {"semseg": 40, "depth": 1, "normals": 3}
+NYUD_2 = {"semseg": 40, "depth": 1}
+IMAGE = (2, 3, 64, 96)  # strides 4..32 give 16x24 down to 2x3 maps: every window attention pads
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("sca_mtl", NYUD_3, kernels="torch")
+
+
+@pytest.mark.parametrize("tasks, expected", [(NYUD_3, 39_965_151), (NYUD_2, 25_760_549)], ids=["3-tasks", "2-tasks"])
+def test_parameter_count_matches_the_released_code(tasks, expected):
+    model = build_model("sca_mtl", tasks, kernels="torch")
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_output_and_deep_supervision_shapes(model):
+    out = model(torch.randn(IMAGE))
+    for task, channels in NYUD_3.items():
+        assert out[task].shape == (2, channels, 64, 96)
+    assert list(out["deep_supervision"]) == ["scale_0", "scale_1", "scale_2", "scale_3"]
+    for k, predictions in enumerate(out["deep_supervision"].values()):
+        stride = 4 * 2**k
+        assert {task: p.shape for task, p in predictions.items()} == {
+            task: (2, channels, 64 // stride, 96 // stride) for task, channels in NYUD_3.items()
+        }
+
+
+def test_every_parameter_gets_a_nonzero_gradient(model):
+    model.train()
+    model.zero_grad(set_to_none=True)
+    out = model(torch.randn(IMAGE))
+    maps = [out[task] for task in NYUD_3] + [p for scale in out["deep_supervision"].values() for p in scale.values()]
+    loss = sum((m * torch.randn_like(m)).sum() for m in maps)
+    loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"{len(missing)} parameters without gradient, e.g. {missing[:5]}"
+
+
+def test_same_seed_same_output():
+    image = torch.randn(IMAGE)
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = build_model("sca_mtl", NYUD_2, kernels="torch").eval()
+        with torch.no_grad():
+            outputs.append(model(image))
+    for task in NYUD_2:
+        assert torch.equal(outputs[0][task], outputs[1][task])
+
+
+def test_op_calls_per_forward(monkeypatch):
+    """42 linear cross attentions (CTAM: 6 ordered pairs x 4 scales; CSAM: 6 per task), 11 window attentions (ATT: 2
+    x 4 scales; FPMA: 3), 6 concat convs (2 per task), the aggregation receiving maps of all 4 resolutions."""
+    calls = {op: [] for op in dispatch.OP_MODULES}
+    real_get_op = dispatch.get_op
+
+    def recording_get_op(op, backend=None):
+        fn = real_get_op(op, backend)
+
+        def record(*args, **kwargs):
+            calls[op].append(args)
+            return fn(*args, **kwargs)
+
+        return record
+
+    monkeypatch.setattr("sca_mtl.models.layers.get_op", recording_get_op)
+    model = build_model("sca_mtl", NYUD_3, kernels="torch").eval()
+    with torch.no_grad():
+        model(torch.randn(IMAGE))
+    assert {op: len(c) for op, c in calls.items()} == {
+        "linear_cross_attention": 42, "window_attention": 11, "concat_conv1x1": 6
+    }
+    aggregation_inputs = calls["concat_conv1x1"][0][0]
+    assert len(aggregation_inputs) == 13  # 2 x (3 + 2 + 1) CAM halves + the coarsest map
+    assert {tuple(x.shape[2:]) for x in aggregation_inputs} == {(16, 24), (8, 12), (4, 6), (2, 3)}
+    assert sum(x.shape[1] for x in aggregation_inputs) == 1080
+
+
+def test_layers_keep_the_backend_of_construction(model):
+    backends = {m.backend for m in model.modules() if hasattr(m, "backend")}
+    assert backends == {"torch"}
+    with kernels.use_backend("triton"):
+        model.eval()(torch.randn(1, 3, 32, 32))  # still the torch reference: no NotImplementedError
+
+
+def test_default_backend_is_taken_at_construction():
+    with kernels.use_backend("torch"):
+        model = build_model("sca_mtl", NYUD_2)
+    assert {m.backend for m in model.modules() if hasattr(m, "backend")} == {"torch"}
+
+
+@pytest.mark.skipif(all(map(dispatch.has_triton_kernel, dispatch.OP_MODULES)), reason="every op has its kernel")
+def test_triton_model_names_the_missing_op():
+    with pytest.raises(NotImplementedError, match="triton backend of kernels\\.[a-z_0-9]+"):
+        build_model("sca_mtl", NYUD_2, kernels="triton")
+
+
+def test_pretrained_backbone_from_a_local_timm_checkpoint(tmp_path):
+    """A timm classification checkpoint (with its classifier and incre/final layers) loads into the backbone."""
+    import timm
+
+    classifier = timm.create_model("hrnet_w18_small_v2")
+    path = tmp_path / "hrnet_w18_small_v2.pth"
+    torch.save(classifier.state_dict(), path)
+    model = build_model("sca_mtl", NYUD_2, kernels="torch", pretrained=str(path))
+    loaded = model.backbone.state_dict()
+    source = classifier.state_dict()
+    weights = [key for key in loaded if key.endswith("weight")]
+    assert len(weights) > 100 and all(torch.equal(loaded[key], source[key]) for key in weights)
+
+
+def test_paper_variant_of_the_query_key_projections():
+    code = build_model("sca_mtl", NYUD_2, kernels="torch")
+    paper = build_model("sca_mtl", NYUD_2, kernels="torch", qk_convs=1)
+    ca = next(m for m in paper.modules() if type(m).__name__ == "CrossAttention")
+    assert len(ca.query) == 1 and len(ca.key) == 1
+    # each CrossAttention loses one Conv(C->C)+BN from both q and k
+    widths = [m.value[0].in_channels for m in code.modules() if type(m).__name__ == "CrossAttention"]
+    removed = sum(2 * (c * c + 2 * c) for c in widths)
+    assert sum(p.numel() for p in code.parameters()) - sum(p.numel() for p in paper.parameters()) == removed
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(name="pad_net2", tasks=NYUD_2), ValueError, ["pad_net2", "sca_mtl"]),
+        (dict(name="sca_mtl", tasks={"semseg": 40, "albedo": 3}), ValueError, ["albedo"]),
+        (dict(name="sca_mtl", tasks={"semseg": 40, "depth": 2}), ValueError, ["depth", "1", "2"]),
+        (dict(name="sca_mtl", tasks={"semseg": 40}), ValueError, ["two tasks"]),
+        (dict(name="sca_mtl", tasks={}), ValueError, ["tasks"]),
+        (dict(name="sca_mtl", tasks=NYUD_2, kernels="cuda"), ValueError, ["'cuda'"]),
+        (dict(name="sca_mtl", tasks=NYUD_2, backbone="resnet50"), ValueError, ["resnet50"]),
+        (dict(name="sca_mtl", tasks=NYUD_2, pretrained="/no/such/weights.pth"), FileNotFoundError,
+         ["/no/such/weights.pth"]),
+    ],
+    ids=["model-name", "task-name", "task-channels", "one-task", "no-tasks", "backend", "backbone", "weights"],
+)
+def test_build_model_rejects(kwargs, error, words):
+    with pytest.raises(error) as info:
+        build_model(**kwargs)
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [((2, 3, 64, 80), ["32", "(2, 3, 64, 80)"]), ((2, 3, 48, 96), ["(2, 3, 48, 96)"]),
+     ((3, 64, 96), ["(3, 64, 96)"]), ((2, 1, 64, 96), ["(2, 1, 64, 96)"])],
+    ids=["width-80", "height-48", "rank-3", "one-channel"],
+)
+def test_forward_rejects_bad_images(model, shape, words):
+    with pytest.raises(ValueError) as info:
+        model(torch.randn(shape))
+    assert "image" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
