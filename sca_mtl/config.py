@@ -1,0 +1,155 @@
+"""Run configuration: YAML files under sca_mtl/configs/ merged onto DEFAULTS, then `key.sub=value` overrides.
+
+Every key a config or an override names must exist in DEFAULTS (a typo is an error, not a silently ignored
+setting), except under the free-form mappings `tasks`, `loss_weights` and `model.options`, whose keys are checked
+by the task table and the model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+DEFAULTS: dict = {
+    "model": {
+        "name": "sca_mtl",
+        "backbone": "hrnet_w18_small_v2",
+        "pretrained": None,  # local timm checkpoint path, or true for timm's download
+        "options": {},  # the model's own keyword arguments (e.g. qk_convs: 1)
+    },
+    "tasks": {},  # task name -> output channels
+    "loss_weights": {},  # task name -> weight; a missing task takes the task table's default
+    "data": {
+        "dataset": "nyud",  # nyud | pascal_context (a synthetic set is written in the NYUD layout)
+        "root": None,
+        "train_split": "train",
+        "val_split": "val",
+        "size": [480, 640],  # (H, W) the images are resized to; multiples of 32
+        "num_workers": 2,
+    },
+    "optim": {
+        "lr": 1.0e-4,  # Adam
+        "weight_decay": 1.0e-4,
+        "epochs": 100,
+        "poly_power": 0.9,  # lr_e = lr * (1 - e / epochs) ** power, stepped per epoch as the released code does
+    },
+    "train": {
+        "batch_size": 8,
+        "amp": None,  # bf16 | fp16 | null
+        "kernels": "auto",  # torch | triton | auto (triton on CUDA, torch otherwise)
+        "seed": 0,
+        "max_steps": None,  # stop after this many optimiser steps (the schedule still assumes `epochs`)
+        "log_every": 10,  # steps between metrics.jsonl records
+        "eval_last_epochs": 10,  # evaluate after each of the last N epochs (the released code: 10)
+    },
+    "eval": {
+        "batch_size": 8,
+        "single_task_results": None,  # JSON {task: headline metric} of single-task models, for Δm
+        "num_images": 4,  # rows of the prediction picture
+    },
+}
+
+FREE_FORM = {("tasks",), ("loss_weights",), ("model", "options")}
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says which and why."""
+
+
+def config_path(name_or_path: str) -> Path:
+    """A config file: a path, or the name of one under sca_mtl/configs/ (with or without .yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = CONFIG_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    if named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config not found: {name_or_path} (neither a file nor one of: {known})")
+
+
+def _unknown(path: tuple, known: Iterable[str]) -> ConfigError:
+    return ConfigError(f"unknown config key {'.'.join(path)!r}; known keys here: {', '.join(known)}")
+
+
+def _merge(base: dict, update: object, where: tuple) -> None:
+    """Update `base` (the mapping at `where`) key by key; a free-form mapping is replaced as a whole."""
+    if not isinstance(update, dict):
+        raise ConfigError(f"{'.'.join(where) or 'config'} must be a mapping, got {update!r}")
+    for key, value in update.items():
+        path = (*where, key)
+        if key not in base:
+            raise _unknown(path, base)
+        if path in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{'.'.join(path)} must be a mapping, got {value!r}")
+            base[key] = dict(value)
+        elif isinstance(base[key], dict):
+            _merge(base[key], value, path)
+        else:
+            base[key] = _coerce(path, base[key], value)
+
+
+def _coerce(path: tuple, default: object, value: object) -> object:
+    """`value` with the type of the default it replaces (an int where a float is expected is fine; YAML reads
+    1e-4 without a dot as a string, which becomes a float here)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif type(value) is type(default):
+        return value
+    raise ConfigError(f"{'.'.join(path)} must be of type {type(default).__name__}, got {value!r}")
+
+
+def _set(config: dict, keys: tuple, value: object) -> None:
+    """config[k1][k2]... = value for an override; inside a free-form mapping, a new key is allowed."""
+    node, where = config, ()
+    for key in keys[:-1]:
+        if where in FREE_FORM:
+            raise ConfigError(f"{'.'.join(keys)}: {'.'.join(where)} holds plain values, not mappings")
+        if key not in node:
+            raise _unknown((*where, key), node)
+        node, where = node[key], (*where, key)
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(keys)}: {'.'.join(where)} is a value, not a mapping")
+    last = keys[-1]
+    if where in FREE_FORM:
+        node[last] = value
+    else:
+        _merge(node, {last: value}, where)
+
+
+def parse_override(text: str) -> tuple:
+    """`a.b=value` -> (("a", "b"), value parsed as YAML: 1e-4 is a float, null is None, [1, 2] a list)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override must look like key.sub=value, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+    return tuple(key.split(".")), parsed
+
+
+def load_config(name_or_path: str | None = None, overrides: Iterable[str] = ()) -> dict:
+    """DEFAULTS, updated by the config file (if any), then by each `key.sub=value` override in order."""
+    config = copy.deepcopy(DEFAULTS)
+    if name_or_path is not None:
+        path = config_path(name_or_path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        _merge(config, loaded, ())
+    for text in overrides:
+        _set(config, *parse_override(text))
+    return config

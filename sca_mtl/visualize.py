@@ -1,0 +1,106 @@
+"""Pictures a person would rather look at than read: predictions next to ground truth, and training curves.
+
+Colours: semantic classes from a fixed palette, depth with a perceptual colormap on the ground truth's range (the
+same range for the prediction, so that errors show), normals as RGB = (n + 1) / 2, ignored pixels black.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .tasks import TASKS  # noqa: E402
+
+IGNORE = 255
+DEPTH_COLORMAP = "magma_r"  # near = bright
+CLASS_COLORMAPS = ("tab20", "tab20b", "tab20c")  # 60 distinct colours
+
+
+def class_palette(num_classes: int) -> np.ndarray:
+    """(num_classes, 3) uint8 colours, the same for a class in every picture."""
+    colours = np.concatenate([plt.get_cmap(name).colors for name in CLASS_COLORMAPS])
+    return (np.resize(colours, (num_classes, 3)) * 255).astype(np.uint8)
+
+
+def colorize(task: str, values: np.ndarray, *, num_classes: int = 0, value_range=None) -> np.ndarray:
+    """(H, W, 3) uint8 picture of one task's map: labels (H, W) for segmentation, (H, W) depth in metres, (H, W, 3)
+    normals, (H, W) probabilities for binary tasks. Ignored pixels (255) are black."""
+    kind = TASKS[task].kind
+    if kind == "segmentation":
+        valid = values != IGNORE
+        out = class_palette(max(num_classes, int(values[valid].max(initial=0)) + 1))[np.where(valid, values, 0)]
+    elif kind == "depth":
+        valid = (values != IGNORE) & (values > 0)
+        low, high = value_range or (values[valid].min(initial=0.0), values[valid].max(initial=1.0))
+        scaled = np.clip((values - low) / max(high - low, 1e-6), 0, 1)
+        out = (plt.get_cmap(DEPTH_COLORMAP)(scaled)[..., :3] * 255).astype(np.uint8)
+    elif kind == "normals":
+        valid = np.all(values != IGNORE, axis=-1) & (np.abs(values).sum(axis=-1) > 0)
+        out = (np.clip((values + 1) / 2, 0, 1) * 255).astype(np.uint8)
+    else:
+        valid = values != IGNORE
+        out = np.repeat((np.clip(values, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    return np.where(valid[..., None], out, 0).astype(np.uint8)
+
+
+def save_prediction_grid(
+    images: Sequence[np.ndarray],
+    targets: Sequence[Mapping[str, np.ndarray]],
+    predictions: Sequence[Mapping[str, np.ndarray]],
+    tasks: Mapping[str, int],
+    path: str | Path,
+) -> None:
+    """One row per image: the image, then ground truth and prediction for every task."""
+    columns = 1 + 2 * len(tasks)
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.2 * columns, 1.8 * len(images)), squeeze=False)
+    for row, (image, target, prediction) in enumerate(zip(images, targets, predictions)):
+        panels = [("image", image)]
+        for task, channels in tasks.items():
+            value_range = None
+            if TASKS[task].kind == "depth":
+                valid = (target[task] != IGNORE) & (target[task] > 0)
+                value_range = (target[task][valid].min(initial=0.0), target[task][valid].max(initial=1.0))
+            for name, values in (("truth", target[task]), ("prediction", prediction[task])):
+                panels.append((f"{task} {name}", colorize(task, values, num_classes=channels, value_range=value_range)))
+        for ax, (title, picture) in zip(axes[row], panels):
+            ax.imshow(picture)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
+    """Losses against steps (from the `train` records of metrics.jsonl) and every task's metrics against steps (from
+    the `eval` records), one panel each."""
+    train = [r for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") == "eval"]
+    metric_names = sorted({(task, name) for r in evals for task, values in r["metrics"].items() for name in values})
+    panels = 1 + len(metric_names)
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
+    flat = axes.ravel()
+    loss_keys = sorted({key for r in train for key in r["losses"]})
+    for key in loss_keys:
+        flat[0].plot([r["step"] for r in train], [r["losses"][key] for r in train], label=key)
+    flat[0].set(title="training losses", xlabel="step", yscale="log")
+    if loss_keys:
+        flat[0].legend(fontsize=7)
+    for ax, (task, name) in zip(flat[1:], metric_names):
+        points = [(r["step"], r["metrics"][task][name]) for r in evals if name in r["metrics"].get(task, {})]
+        ax.plot(*zip(*points), marker="o")
+        ax.set(title=f"{task} {name}", xlabel="step")
+    for ax in flat[panels:]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
