@@ -16,7 +16,7 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(PY) -m ruff check kernels sca_mtl tests bench profiling
+	$(PY) -m ruff check .
 
 test: lint
 	$(PY) -m pytest

@@ -140,16 +140,30 @@ def parse_override(text: str) -> tuple:
     return tuple(key.split(".")), parsed
 
 
+def from_mapping(mapping: dict) -> dict:
+    """DEFAULTS updated by `mapping` (a loaded YAML file, or the config stored in a checkpoint), checked."""
+    config = copy.deepcopy(DEFAULTS)
+    _merge(config, mapping, ())
+    return config
+
+
+def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
+    """A copy of `config` with each `key.sub=value` override applied in order."""
+    config = copy.deepcopy(config)
+    for text in overrides:
+        _set(config, *parse_override(text))
+    return config
+
+
 def load_config(name_or_path: str | None = None, overrides: Iterable[str] = ()) -> dict:
     """DEFAULTS, updated by the config file (if any), then by each `key.sub=value` override in order."""
-    config = copy.deepcopy(DEFAULTS)
+    loaded = {}
     if name_or_path is not None:
         path = config_path(name_or_path)
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({error})") from None
-        _merge(config, loaded, ())
-    for text in overrides:
-        _set(config, *parse_override(text))
-    return config
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping, got {type(loaded).__name__}")
+    return apply_overrides(from_mapping(loaded), overrides)

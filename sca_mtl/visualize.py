@@ -28,9 +28,12 @@ def class_palette(num_classes: int) -> np.ndarray:
     return (np.resize(colours, (num_classes, 3)) * 255).astype(np.uint8)
 
 
-def colorize(task: str, values: np.ndarray, *, num_classes: int = 0, value_range=None) -> np.ndarray:
+def colorize(
+    task: str, values: np.ndarray, *, num_classes: int = 0, value_range=None, prediction: bool = False
+) -> np.ndarray:
     """(H, W, 3) uint8 picture of one task's map: labels (H, W) for segmentation, (H, W) depth in metres, (H, W, 3)
-    normals, (H, W) probabilities for binary tasks. Ignored pixels (255) are black."""
+    normals, (H, W) probabilities for binary tasks. Ignored pixels (255) of a target are black; a prediction has
+    none."""
     kind = TASKS[task].kind
     if kind == "segmentation":
         valid = values != IGNORE
@@ -46,6 +49,8 @@ def colorize(task: str, values: np.ndarray, *, num_classes: int = 0, value_range
     else:
         valid = values != IGNORE
         out = np.repeat((np.clip(values, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    if prediction:
+        return out.astype(np.uint8)
     return np.where(valid[..., None], out, 0).astype(np.uint8)
 
 
@@ -67,7 +72,9 @@ def save_prediction_grid(
                 valid = (target[task] != IGNORE) & (target[task] > 0)
                 value_range = (target[task][valid].min(initial=0.0), target[task][valid].max(initial=1.0))
             for name, values in (("truth", target[task]), ("prediction", prediction[task])):
-                panels.append((f"{task} {name}", colorize(task, values, num_classes=channels, value_range=value_range)))
+                picture = colorize(task, values, num_classes=channels, value_range=value_range,
+                                   prediction=name == "prediction")
+                panels.append((f"{task} {name}", picture))
         for ax, (title, picture) in zip(axes[row], panels):
             ax.imshow(picture)
             ax.set_axis_off()
@@ -79,8 +86,9 @@ def save_prediction_grid(
 
 
 def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
-    """Losses against steps (from the `train` records of metrics.jsonl) and every task's metrics against steps (from
-    the `eval` records), one panel each."""
+    """The total and the per-task final-output losses against steps (from the `train` records of metrics.jsonl; the
+    deep-supervision terms, named "deep_supervision/...", are left out), and every task's metrics against steps
+    (from the `eval` records), one panel each."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     metric_names = sorted({(task, name) for r in evals for task, values in r["metrics"].items() for name in values})
@@ -89,7 +97,7 @@ def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
     rows = -(-panels // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
     flat = axes.ravel()
-    loss_keys = sorted({key for r in train for key in r["losses"]})
+    loss_keys = sorted({key for r in train for key in r["losses"] if "/" not in key})
     for key in loss_keys:
         flat[0].plot([r["step"] for r in train], [r["losses"][key] for r in train], label=key)
     flat[0].set(title="training losses", xlabel="step", yscale="log")

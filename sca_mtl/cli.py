@@ -1,0 +1,120 @@
+"""The `sca-mtl` command line: train, eval, make-synthetic, demo.
+
+Expected failures (a missing path, a corrupt file, an unknown task or config key) end with one line on stderr
+and exit status 2; set SCA_MTL_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError, config_path, load_config
+
+DEBUG_ENV = "SCA_MTL_DEBUG"
+EXIT_USAGE = 2
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
+        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 240x320, got {text!r}")
+    return int(height), int(width)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sca-mtl", description=__doc__.splitlines()[0],
+                                     epilog=f"Set {DEBUG_ENV}=1 for tracebacks instead of one-line errors.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (DDP under torchrun)")
+    train.add_argument("--config", required=True, help="a config name under sca_mtl/configs/ or a YAML path")
+    train.add_argument("--out", help="run folder (default: runs/<config name>)")
+    train.add_argument("--data-root", help="dataset folder (data.root)")
+    train.add_argument("--resume", action="store_true", help="continue exactly from <out>/last.pt")
+    train.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (train.amp)")
+    train.add_argument("--kernels", choices=["torch", "triton", "auto"], help="op backend (train.kernels)")
+    train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (train.max_steps)")
+    train.add_argument("--seed", type=int, help="train.seed")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=2e-4")
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint on its config's val split")
+    evaluate.add_argument("--checkpoint", required=True, help="a last.pt or best.pt")
+    evaluate.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    evaluate.add_argument("--data-root", help="dataset folder (data.root), if not the training one")
+    evaluate.add_argument("--single-task", help="JSON {task: headline metric} of single-task models, for Δm")
+    evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+    synthetic = commands.add_parser("make-synthetic", help="write synthetic indoor scenes in the NYUD_MT layout")
+    synthetic.add_argument("--out", required=True, help="output folder")
+    synthetic.add_argument("--n", type=int, required=True, help="number of images")
+    synthetic.add_argument("--size", type=_size, default=(240, 320), help="HxW (default 240x320)")
+    synthetic.add_argument("--seed", type=int, default=0)
+
+    demo = commands.add_parser("demo", help="synthetic scenes -> train SCA-MTL -> evaluate, on any machine")
+    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .engine import runs
+
+    flags = {"data.root": args.data_root, "train.amp": args.amp, "train.kernels": args.kernels,
+             "train.max_steps": args.max_steps, "train.seed": args.seed}
+    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(args.overrides)
+    config = load_config(args.config, overrides)
+    out = args.out or Path("runs") / config_path(args.config).stem
+    runs.train(config, out, resume=args.resume, progress=not args.no_progress)
+    print(f"run folder: {out}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .engine import runs
+
+    overrides = ([f"data.root={args.data_root}"] if args.data_root else []) + list(args.overrides)
+    out = args.out or Path(args.checkpoint).parent / "eval"
+    _, table = runs.evaluate_checkpoint(args.checkpoint, out, overrides=overrides, single_task_path=args.single_task)
+    print(table)
+    print(f"results in {out}")
+
+
+def _make_synthetic(args: argparse.Namespace) -> None:
+    from .data.synthetic import write_synthetic_nyud
+
+    root = write_synthetic_nyud(args.out, args.n, size=args.size, seed=args.seed)
+    print(f"wrote {args.n} synthetic scenes to {root}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .engine import runs
+
+    print(runs.demo(args.out))
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line. An error raised in a DataLoader worker arrives with the worker's traceback
+    in its message; its last line is the original error."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+COMMANDS = {"train": _train, "eval": _eval, "make-synthetic": _make_synthetic, "demo": _demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ConfigError, ValueError, OSError, NotImplementedError) as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"sca-mtl {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

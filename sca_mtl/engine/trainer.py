@@ -1,0 +1,279 @@
+"""Training SCA-MTL (or any model of the zoo) as the released code does: Adam, a poly learning rate stepped per
+epoch, the MTI-Net deep-supervision loss, evaluation in the last epochs; with progress, metrics.jsonl, atomic
+checkpoints, exact resume, mixed precision and DDP.
+
+Exact resume: a checkpoint holds the model, optimiser, scheduler, grad scaler, every process's random state, the
+epoch and the position inside it. Batches are fixed by (seed, epoch, position) (engine/loaders.py), so a run
+stopped after n steps and resumed produces bitwise the parameters of the run that never stopped (on the CPU and on
+deterministic GPU kernels).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..data import build_dataset
+from ..losses import TOTAL, MultiTaskLoss, loss_terms
+from ..metrics import delta_m, headline_metrics, load_single_task_results
+from ..models import build_model
+from ..tasks import check_tasks
+from ..visualize import save_training_curves
+from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from .distributed import Context, all_reduce_mean
+from .evaluate import evaluate
+from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
+from .precision import amp_dtype, autocast
+from .trivial import fit_trivial_predictor
+
+METRICS_LOG = "metrics.jsonl"
+LAST, BEST = "last.pt", "best.pt"
+CURVES = "training_curves.png"
+
+
+def resolve_kernels(name: str, device: torch.device) -> str:
+    """`auto` means the Triton kernels on a GPU and the PyTorch references elsewhere."""
+    if name == "auto":
+        return "triton" if device.type == "cuda" else "torch"
+    return name
+
+
+def semseg_classes(tasks: dict) -> int | None:
+    return tasks.get("semseg")
+
+
+def build_datasets(config: dict, *, train: bool) -> tuple:
+    """(train split, val split) readers; the train split gets the training augmentation when `train`."""
+    data, tasks = config["data"], check_tasks(config["tasks"])
+    if data["root"] is None:
+        raise ValueError("data.root is not set: give --data-root DIR or data.root=DIR")
+    common = dict(tasks=list(tasks), size=data["size"], num_classes=semseg_classes(tasks))
+    return (
+        build_dataset(data["dataset"], data["root"], data["train_split"], train=train, **common),
+        build_dataset(data["dataset"], data["root"], data["val_split"], train=False, **common),
+    )
+
+
+def build_configured_model(config: dict, device: torch.device) -> torch.nn.Module:
+    model = config["model"]
+    return build_model(
+        model["name"],
+        check_tasks(config["tasks"]),
+        backbone=model["backbone"],
+        pretrained=model["pretrained"],
+        kernels=resolve_kernels(config["train"]["kernels"], device),
+        **model["options"],
+    ).to(device)
+
+
+class Trainer:
+    """Owns one training run in `out_dir`. `fit()` trains to the configured end and returns the last metrics."""
+
+    def __init__(self, config: dict, out_dir: str | Path, context: Context, *, progress: bool = True):
+        self.config, self.context, self.progress = config, context, progress
+        self.out_dir = Path(out_dir)
+        train, optim = config["train"], config["optim"]
+        self.tasks = check_tasks(config["tasks"])
+        self.amp = amp_dtype(train["amp"])
+        self.seed = train["seed"]
+
+        train_split, self.val_set = build_datasets(config, train=True)
+        self.train_set = SeededAugmentation(train_split, self.seed)
+        self.steps_per_epoch = steps_per_epoch(len(self.train_set), train["batch_size"], context)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"the training split has {len(self.train_set)} images: fewer than one batch of "
+                f"{train['batch_size']} per process ({context.world_size} processes)"
+            )
+
+        torch.manual_seed(self.seed)  # the same initial weights on every process
+        self.model = build_configured_model(config, context.device)
+        self.network = (
+            DistributedDataParallel(self.model, device_ids=[context.device.index] if context.device.index is not None
+                                    else None)
+            if context.distributed
+            else self.model
+        )
+        torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
+        self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+        epochs, power = optim["epochs"], optim["poly_power"]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: (1 - e / epochs) ** power)
+        self.scaler = torch.amp.GradScaler(context.device.type, enabled=self.amp == torch.float16)
+
+        self.step = self.epoch = self.step_in_epoch = 0
+        self.best_delta_m = -math.inf
+        self.last_metrics: dict = {}
+        self._baseline: dict | None = None
+        self._interval = {"sum": None, "steps": 0, "images": 0, "start": time.perf_counter()}
+        if context.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self, rng_states: list) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_states,
+            "step": self.step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "best_delta_m": self.best_delta_m,
+            "config": self.config,
+        }
+
+    def save(self, name: str) -> None:
+        """Every process contributes its random state; the main process writes atomically."""
+        states = [None] * self.context.world_size
+        if self.context.distributed:
+            dist.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if self.context.is_main:
+            atomic_save(self.state_dict(states), self.out_dir / name)
+
+    def resume(self, path: str | Path) -> None:
+        checkpoint = load_checkpoint(path)
+        if len(checkpoint["rng"]) != self.context.world_size:
+            raise ValueError(
+                f"{path} was written by {len(checkpoint['rng'])} processes; resume it with as many, "
+                f"not {self.context.world_size}"
+            )
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng"][self.context.rank])
+        self.step, self.epoch, self.step_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["step_in_epoch"]
+        self.best_delta_m = checkpoint["best_delta_m"]
+
+    # ----------------------------------------------------------------------------------------------- the loop
+    def fit(self) -> dict:
+        epochs, max_steps = self.config["optim"]["epochs"], self.config["train"]["max_steps"]
+        total = epochs * self.steps_per_epoch if max_steps is None else min(max_steps, epochs * self.steps_per_epoch)
+        bar = tqdm(total=total, initial=min(self.step, total), unit="step", disable=not (self.progress and
+                                                                                           self.context.is_main))
+        evaluated_at = None
+        while self.epoch < epochs and not self._reached(max_steps):
+            batches = train_loader(
+                self.train_set,
+                self.config["train"]["batch_size"],
+                self.epoch,
+                self.step_in_epoch,
+                self.context,
+                self.config["data"]["num_workers"],
+            )
+            for batch in batches:
+                self._train_step(batch, bar)
+                if self._reached(max_steps):
+                    break
+            if self.step_in_epoch == self.steps_per_epoch:
+                self.scheduler.step()
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                if self.epoch > epochs - self.config["train"]["eval_last_epochs"]:
+                    self._evaluate()
+                    evaluated_at = self.step
+                self.save(LAST)
+        bar.close()
+        if evaluated_at != self.step:  # a run stopped by max_steps gets its numbers too
+            self._evaluate()
+        self.save(LAST)
+        if self.context.is_main:
+            save_training_curves(self._records(), self.out_dir / CURVES)
+        return self.last_metrics
+
+    def _reached(self, max_steps: int | None) -> bool:
+        return max_steps is not None and self.step >= max_steps
+
+    def _train_step(self, batch: dict, bar: tqdm) -> None:
+        images, targets = to_device(batch, self.context.device)
+        with autocast(self.context.device, self.amp):
+            outputs = self.network(images)
+            losses = self.criterion(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses[TOTAL]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        self.step_in_epoch += 1
+        bar.update(1)
+
+        terms = {TOTAL: losses[TOTAL], **loss_terms(losses)}
+        values = torch.stack([value.detach().float() for value in terms.values()])
+        interval = self._interval
+        interval["sum"] = values if interval["sum"] is None else interval["sum"] + values
+        interval["steps"] += 1
+        interval["images"] += images.shape[0]
+        if self.step % self.config["train"]["log_every"] == 0:
+            self._log_interval(list(terms), bar)
+
+    def _log_interval(self, names: list, bar: tqdm) -> None:
+        interval = self._interval
+        means = all_reduce_mean(interval["sum"] / interval["steps"], self.context).tolist()  # one sync per interval
+        elapsed = time.perf_counter() - interval["start"]
+        images_per_s = interval["images"] * self.context.world_size / elapsed
+        losses = dict(zip(names, means))
+        self._write({
+            "kind": "train",
+            "step": self.step,
+            "epoch": self.epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "losses": losses,
+            "images_per_s": images_per_s,
+        })
+        bar.set_postfix(loss=f"{losses[TOTAL]:.3f}", img_s=f"{images_per_s:.1f}")
+        self._interval = {"sum": None, "steps": 0, "images": 0, "start": time.perf_counter()}
+
+    # ----------------------------------------------------------------------------------------------- evaluation
+    def baseline(self) -> tuple[str, dict]:
+        """The metrics Δm compares against: the single-task results file when configured, otherwise the trivial
+        predictor (training-set majority class / mean depth / mean normal) evaluated on the val split."""
+        path = self.config["eval"]["single_task_results"]
+        if path is not None:
+            return "single_task", load_single_task_results(path)
+        if self._baseline is None:
+            train_split, _ = build_datasets(self.config, train=False)
+            batch_size = self.config["eval"]["batch_size"]
+            workers = self.config["data"]["num_workers"]
+            trivial = fit_trivial_predictor(eval_loader(train_split, batch_size, self.context, workers), self.tasks,
+                                            self.context)
+            self._baseline = evaluate(trivial, eval_loader(self.val_set, batch_size, self.context, workers),
+                                      self.tasks, self.context, None)
+        return "trivial", headline_metrics(self._baseline)
+
+    def _evaluate(self) -> None:
+        batches = eval_loader(self.val_set, self.config["eval"]["batch_size"], self.context,
+                              self.config["data"]["num_workers"])
+        self.last_metrics = evaluate(self.model, batches, self.tasks, self.context, self.amp)
+        baseline_name, baseline = self.baseline()
+        score = delta_m(headline_metrics(self.last_metrics), baseline)
+        self._write({
+            "kind": "eval",
+            "step": self.step,
+            "epoch": self.epoch,
+            "metrics": self.last_metrics,
+            "delta_m": score,
+            "delta_m_baseline": baseline_name,
+        })
+        if score > self.best_delta_m:
+            self.best_delta_m = score
+            self.save(BEST)
+
+    # ----------------------------------------------------------------------------------------------- metrics.jsonl
+    def _write(self, record: dict) -> None:
+        if self.context.is_main:
+            with open(self.out_dir / METRICS_LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _records(self) -> list:
+        path = self.out_dir / METRICS_LOG
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

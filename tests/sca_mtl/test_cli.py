@@ -1,0 +1,72 @@
+"""The sca-mtl command line end to end on a tiny synthetic set, and its one-line errors."""
+
+import json
+
+import pytest
+
+from sca_mtl.cli import main
+
+
+def test_make_synthetic_train_eval(tmp_path, tiny_overrides, capsys):
+    data = tmp_path / "data"
+    assert main(["make-synthetic", "--out", str(data), "--n", "8", "--size", "48x64", "--seed", "5"]) == 0
+    assert len((data / "gt_sets" / "train.txt").read_text().split()) + len(
+        (data / "gt_sets" / "val.txt").read_text().split()) == 8
+
+    run = tmp_path / "run"
+    overrides = [o for o in tiny_overrides if not o.startswith("data.root=")]
+    assert main(["train", "--config", "synthetic_sca_mtl", "--out", str(run), "--data-root", str(data),
+                 "--max-steps", "2", "--kernels", "torch", "--seed", "1", "--no-progress", *overrides]) == 0
+    assert {p.name for p in run.iterdir()} >= {"metrics.jsonl", "last.pt", "best.pt", "training_curves.png"}
+
+    assert main(["eval", "--checkpoint", str(run / "last.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "| semseg | **mIoU** |" in printed and "Δm against the trivial predictor" in printed
+    results = json.loads((run / "eval" / "metrics.json").read_text())
+    assert results["step"] == 2 and set(results["metrics"]) == {"semseg", "depth", "normals"}
+    assert set(results["trivial_predictor"]) == set(results["metrics"])
+    assert (run / "eval" / "predictions.png").stat().st_size > 0 and (run / "eval" / "metrics.md").exists()
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+def test_unknown_config_key(capsys):
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "train.batchsize=2"])
+    assert "train.batchsize" in err
+
+
+def test_unknown_task(capsys, tiny_root):
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(tiny_root),
+                                   "tasks.albedo=3"])
+    assert "albedo" in err
+
+
+def test_missing_data_root(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(missing)])
+    assert str(missing) in err
+
+
+def test_missing_checkpoint(capsys, tmp_path):
+    err = _one_line_error(capsys, ["eval", "--checkpoint", str(tmp_path / "last.pt")])
+    assert "last.pt" in err
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_corrupt_image_names_the_file(capsys, tmp_path, tiny_root, tiny_overrides, workers):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    victims = sorted((data / "images").iterdir())
+    for victim in victims:
+        victim.write_bytes(b"not a jpeg")
+    overrides = [o for o in tiny_overrides if not o.startswith(("data.root=", "data.num_workers="))]
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(data), "--out",
+                                   str(tmp_path / "run"), "--no-progress", f"data.num_workers={workers}", *overrides])
+    assert str(data / "images") in err
