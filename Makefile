@@ -22,8 +22,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	@echo "make demo: not available yet: it needs the synthetic dataset and the train/eval CLI (issue 3)." >&2
-	@exit 1
+	$(VENV)/bin/sca-mtl demo --out runs/demo
 
 bench: $(STAMP)
 	@echo "make bench: not available yet: it needs the Triton kernels and their benchmarks (issues 4-7)." >&2

@@ -20,6 +20,7 @@ DEFAULTS: dict = {
         "name": "sca_mtl",
         "backbone": "hrnet_w18_small_v2",
         "pretrained": None,  # local timm checkpoint path, or true for timm's download
+        "backbone_bn_momentum": 0.01,  # the released code's; short runs (the demo) evaluate better with 0.1
         "options": {},  # the model's own keyword arguments (e.g. qk_convs: 1)
     },
     "tasks": {},  # task name -> output channels
@@ -30,6 +31,7 @@ DEFAULTS: dict = {
         "train_split": "train",
         "val_split": "val",
         "size": [480, 640],  # (H, W) the images are resized to; multiples of 32
+        "augmentation": "flip_scale_rotate",  # the released code's; or "flip" (data/transforms.py)
         "num_workers": 2,
     },
     "optim": {

@@ -36,15 +36,16 @@ def build_dataset(
     train: bool,
     size: Size,
     num_classes: int | None = None,
+    augmentation: str = "flip_scale_rotate",
 ) -> NYUD | PASCALContext:
     """A dataset reader with the training (`train=True`) or validation pipeline, ending at `size` (H, W).
 
     num_classes: semseg classes; None means the dataset's own (40 for NYUD, 21 for PASCAL-Context, which accepts
-    no other value).
+    no other value). augmentation: of the training pipeline (`transforms.train_transform`).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    transform = train_transform(name, size) if train else val_transform(size)
+    transform = train_transform(name, size, augmentation=augmentation) if train else val_transform(size)
     if name == "nyud":
         classes = NYUD_CLASSES if num_classes is None else num_classes
         return NYUD(root, split, tasks, transform=transform, num_classes=classes)

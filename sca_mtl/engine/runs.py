@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from .loaders import eval_loader
 from .precision import amp_dtype
 from .report import METRICS_TABLE, PREDICTIONS, metrics_table, write_predictions, write_report
 from .trainer import CURVES, LAST, METRICS_LOG, Trainer, build_configured_model, build_datasets
-from .trivial import fit_trivial_predictor
+from .trivial import trivial_metrics
 
 DEMO_CONFIG = "synthetic_sca_mtl"
 DEMO_IMAGES, DEMO_IMAGE_SIZE = 160, (240, 320)
@@ -25,6 +26,10 @@ DEMO_IMAGES, DEMO_IMAGE_SIZE = 160, (240, 320)
 
 def train(config: dict, out_dir: str | Path, *, resume: bool = False, progress: bool = True):
     """Train per `config` into `out_dir` (resuming from its last.pt when asked); returns the trained model."""
+    if not resume and (Path(out_dir) / LAST).exists():
+        raise ValueError(
+            f"{out_dir} already holds a run ({LAST}): --resume continues it, another --out starts a new one"
+        )
     context = distributed.setup()
     try:
         trainer = Trainer(config, out_dir, context, progress=progress)
@@ -56,8 +61,7 @@ def evaluate_checkpoint(
         batch_size, workers = config["eval"]["batch_size"], config["data"]["num_workers"]
         amp = amp_dtype(config["train"]["amp"])
         metrics = evaluate(model, eval_loader(val_set, batch_size, context, workers), tasks, context, amp)
-        trivial_model = fit_trivial_predictor(eval_loader(train_split, batch_size, context, workers), tasks, context)
-        trivial = evaluate(trivial_model, eval_loader(val_set, batch_size, context, workers), tasks, context, None)
+        trivial = trivial_metrics(train_split, val_set, tasks, context, batch_size, workers)
         single_task = load_single_task_results(single_task_path) if single_task_path else None
         table = metrics_table(metrics, trivial, single_task)
         results = {"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "metrics": metrics,
@@ -81,6 +85,7 @@ def demo(out_dir: str | Path, *, progress: bool = True) -> str:
         write_synthetic_nyud(data_root, DEMO_IMAGES, size=DEMO_IMAGE_SIZE, seed=0, progress=progress)
     config = load_config(DEMO_CONFIG, [f"data.root={data_root}", f"tasks.semseg={len(CLASSES)}"])
     train_dir = out_dir / "train"
+    shutil.rmtree(train_dir, ignore_errors=True)  # the demo's own folder: every demo trains afresh
     train(config, train_dir, progress=progress)
     _, table = evaluate_checkpoint(train_dir / LAST, out_dir / "eval")
     return (

@@ -31,7 +31,7 @@ from .distributed import Context, all_reduce_mean
 from .evaluate import evaluate
 from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
 from .precision import amp_dtype, autocast
-from .trivial import fit_trivial_predictor
+from .trivial import trivial_metrics
 
 METRICS_LOG = "metrics.jsonl"
 LAST, BEST = "last.pt", "best.pt"
@@ -45,18 +45,15 @@ def resolve_kernels(name: str, device: torch.device) -> str:
     return name
 
 
-def semseg_classes(tasks: dict) -> int | None:
-    return tasks.get("semseg")
-
-
 def build_datasets(config: dict, *, train: bool) -> tuple:
     """(train split, val split) readers; the train split gets the training augmentation when `train`."""
     data, tasks = config["data"], check_tasks(config["tasks"])
     if data["root"] is None:
         raise ValueError("data.root is not set: give --data-root DIR or data.root=DIR")
-    common = dict(tasks=list(tasks), size=data["size"], num_classes=semseg_classes(tasks))
+    common = dict(tasks=list(tasks), size=data["size"], num_classes=tasks.get("semseg"))
     return (
-        build_dataset(data["dataset"], data["root"], data["train_split"], train=train, **common),
+        build_dataset(data["dataset"], data["root"], data["train_split"], train=train,
+                      augmentation=data["augmentation"], **common),
         build_dataset(data["dataset"], data["root"], data["val_split"], train=False, **common),
     )
 
@@ -68,6 +65,7 @@ def build_configured_model(config: dict, device: torch.device) -> torch.nn.Modul
         check_tasks(config["tasks"]),
         backbone=model["backbone"],
         pretrained=model["pretrained"],
+        backbone_bn_momentum=model["backbone_bn_momentum"],
         kernels=resolve_kernels(config["train"]["kernels"], device),
         **model["options"],
     ).to(device)
@@ -95,12 +93,10 @@ class Trainer:
 
         torch.manual_seed(self.seed)  # the same initial weights on every process
         self.model = build_configured_model(config, context.device)
-        self.network = (
-            DistributedDataParallel(self.model, device_ids=[context.device.index] if context.device.index is not None
-                                    else None)
-            if context.distributed
-            else self.model
-        )
+        self.network = self.model
+        if context.distributed:
+            device_ids = [context.device.index] if context.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=device_ids)
         torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
         self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
@@ -160,8 +156,8 @@ class Trainer:
     def fit(self) -> dict:
         epochs, max_steps = self.config["optim"]["epochs"], self.config["train"]["max_steps"]
         total = epochs * self.steps_per_epoch if max_steps is None else min(max_steps, epochs * self.steps_per_epoch)
-        bar = tqdm(total=total, initial=min(self.step, total), unit="step", disable=not (self.progress and
-                                                                                           self.context.is_main))
+        show = self.progress and self.context.is_main
+        bar = tqdm(total=total, initial=min(self.step, total), unit="step", disable=not show)
         evaluated_at = None
         while self.epoch < epochs and not self._reached(max_steps):
             batches = train_loader(
@@ -242,12 +238,8 @@ class Trainer:
             return "single_task", load_single_task_results(path)
         if self._baseline is None:
             train_split, _ = build_datasets(self.config, train=False)
-            batch_size = self.config["eval"]["batch_size"]
-            workers = self.config["data"]["num_workers"]
-            trivial = fit_trivial_predictor(eval_loader(train_split, batch_size, self.context, workers), self.tasks,
-                                            self.context)
-            self._baseline = evaluate(trivial, eval_loader(self.val_set, batch_size, self.context, workers),
-                                      self.tasks, self.context, None)
+            self._baseline = trivial_metrics(train_split, self.val_set, self.tasks, self.context,
+                                             self.config["eval"]["batch_size"], self.config["data"]["num_workers"])
         return "trivial", headline_metrics(self._baseline)
 
     def _evaluate(self) -> None:

@@ -13,7 +13,8 @@ from torch import nn
 
 from ..tasks import IGNORE_LABEL, TASKS
 from .distributed import Context
-from .loaders import to_device
+from .evaluate import evaluate
+from .loaders import eval_loader, to_device
 
 MAJORITY_LOGIT = 1.0  # any positive logit on the majority class (and 0 elsewhere) makes argmax pick it
 
@@ -67,3 +68,11 @@ def fit_trivial_predictor(batches: Iterable[dict], tasks: Mapping[str, int], con
         else:
             constants[task] = (sums[task] / counts[task].clamp(min=1)).float()
     return TrivialPredictor(constants)
+
+
+def trivial_metrics(
+    train_split, val_split, tasks: Mapping[str, int], context: Context, batch_size: int, num_workers: int
+) -> dict[str, dict[str, float]]:
+    """The trivial predictor fitted on `train_split` (un-augmented) and evaluated on `val_split`."""
+    trivial = fit_trivial_predictor(eval_loader(train_split, batch_size, context, num_workers), tasks, context)
+    return evaluate(trivial, eval_loader(val_split, batch_size, context, num_workers), tasks, context, None)

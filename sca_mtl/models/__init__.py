@@ -9,7 +9,7 @@ from torch import nn
 from kernels.dispatch import resolve_backend
 
 from ..tasks import check_tasks
-from .backbone import build_backbone
+from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
 from .sca_mtl import SCAMTL
 
 MODELS = {"sca_mtl": SCAMTL}
@@ -24,11 +24,13 @@ def build_model(
     backbone: str = "hrnet_w18_small_v2",
     pretrained: None | bool | str = None,
     kernels: str | None = None,
+    backbone_bn_momentum: float = BACKBONE_BN_MOMENTUM,
     **options,
 ) -> nn.Module:
     """Build model `name` for `tasks` ({task name: output channels}, e.g. {"semseg": 40, "depth": 1}).
 
     backbone: a timm HRNet name; pretrained: None, a local checkpoint path, or True (timm download);
+    backbone_bn_momentum: of the backbone's BatchNorms (0.01 in the released code);
     kernels: "torch" or "triton" for every op-calling layer, None for the process default (`kernels.get_backend()`);
     options: the model's own keyword arguments (e.g. `qk_convs=1` for the paper's query/key projections).
     """
@@ -36,4 +38,5 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     tasks = check_tasks(tasks)
     backend = resolve_backend(kernels)
-    return MODELS[name](tasks, build_backbone(backbone, pretrained), backend=backend, **options)
+    backbone_module = build_backbone(backbone, pretrained, bn_momentum=backbone_bn_momentum)
+    return MODELS[name](tasks, backbone_module, backend=backend, **options)

@@ -12,12 +12,15 @@ BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
 FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
 
 
-def build_backbone(name: str = "hrnet_w18_small_v2", pretrained: None | bool | str = None) -> nn.Module:
+def build_backbone(
+    name: str = "hrnet_w18_small_v2", pretrained: None | bool | str = None, *, bn_momentum: float = BACKBONE_BN_MOMENTUM
+) -> nn.Module:
     """timm HRNet with `features_only=True, feature_location=""`: forward(image) -> [F1, F2, F3, F4] at strides
     4..32 (18/36/72/144 channels for hrnet_w18_small_v2); `backbone.feature_info.channels()` lists the widths.
 
     pretrained: None/False for random weights, a local checkpoint path (timm's format; classifier keys are dropped),
-    or True for timm's own download (needs network access).
+    or True for timm's own download (needs network access). bn_momentum: of every BatchNorm (the released code's
+    0.01 averages over about 100 steps: short runs evaluate better with more).
     """
     if not name.startswith("hrnet"):
         raise ValueError(f"backbone must be a timm HRNet (e.g. 'hrnet_w18_small_v2'), got {name!r}")
@@ -31,7 +34,7 @@ def build_backbone(name: str = "hrnet_w18_small_v2", pretrained: None | bool | s
     backbone = timm.create_model(name, **kwargs)
     for module in backbone.modules():
         if isinstance(module, nn.BatchNorm2d):
-            module.momentum = BACKBONE_BN_MOMENTUM
+            module.momentum = bn_momentum
         elif isinstance(module, nn.Upsample):
             module.mode, module.align_corners = FUSE_UPSAMPLING, False
     return backbone

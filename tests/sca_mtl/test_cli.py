@@ -70,3 +70,10 @@ def test_corrupt_image_names_the_file(capsys, tmp_path, tiny_root, tiny_override
     err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(data), "--out",
                                    str(tmp_path / "run"), "--no-progress", f"data.num_workers={workers}", *overrides])
     assert str(data / "images") in err
+
+
+def test_train_refuses_to_overwrite_a_run(capsys, tmp_path, tiny_root):
+    (tmp_path / "last.pt").write_bytes(b"a previous run")
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(tiny_root), "--out",
+                                   str(tmp_path)])
+    assert "--resume" in err and (tmp_path / "last.pt").read_bytes() == b"a previous run"
