@@ -86,29 +86,25 @@ def save_prediction_grid(
 
 
 def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
-    """The total and the per-task final-output losses against steps (from the `train` records of metrics.jsonl; the
-    deep-supervision terms, named "deep_supervision/...", are left out), and every task's metrics against steps
-    (from the `eval` records), one panel each."""
+    """Two kinds of panels: the total and the per-task final-output losses against steps (from the `train` records
+    of metrics.jsonl; the deep-supervision terms, "deep_supervision/...", are left out), and each task's headline
+    metric (the one Δm uses) against steps (from the `eval` records)."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
-    metric_names = sorted({(task, name) for r in evals for task, values in r["metrics"].items() for name in values})
-    panels = 1 + len(metric_names)
-    columns = min(panels, 4)
-    rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
-    flat = axes.ravel()
-    loss_keys = sorted({key for r in train for key in r["losses"] if "/" not in key})
-    for key in loss_keys:
-        flat[0].plot([r["step"] for r in train], [r["losses"][key] for r in train], label=key)
-    flat[0].set(title="training losses", xlabel="step", yscale="log")
-    if loss_keys:
-        flat[0].legend(fontsize=7)
-    for ax, (task, name) in zip(flat[1:], metric_names):
-        points = [(r["step"], r["metrics"][task][name]) for r in evals if name in r["metrics"].get(task, {})]
+    tasks = sorted({task for r in evals for task in r["metrics"]})
+    fig, axes = plt.subplots(1, 1 + len(tasks), figsize=(3.6 * (1 + len(tasks)), 3.0), squeeze=False)
+    losses, metric_axes = axes[0, 0], axes[0, 1:]
+    for key in sorted({key for r in train for key in r["losses"] if "/" not in key}):
+        losses.plot([r["step"] for r in train], [r["losses"][key] for r in train], label=key)
+    losses.set(title="training losses", xlabel="step", yscale="log")
+    if train:
+        losses.legend(fontsize=7)
+    for ax, task in zip(metric_axes, tasks):
+        metric = TASKS[task].metric
+        points = [(r["step"], r["metrics"][task][metric]) for r in evals if task in r["metrics"]]
         ax.plot(*zip(*points), marker="o")
-        ax.set(title=f"{task} {name}", xlabel="step")
-    for ax in flat[panels:]:
-        ax.set_axis_off()
+        better = "higher" if TASKS[task].higher_is_better else "lower"
+        ax.set(title=f"{task} {metric} (val, {better} is better)", xlabel="step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

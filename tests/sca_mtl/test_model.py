@@ -166,3 +166,11 @@ def test_forward_rejects_bad_images(model, shape, words):
     assert "image" in str(info.value)
     for word in words:
         assert word in str(info.value)
+
+
+def test_backbone_batchnorm_momentum():
+    released = build_model("sca_mtl", NYUD_2, kernels="torch")
+    short_run = build_model("sca_mtl", NYUD_2, kernels="torch", backbone_bn_momentum=0.1)
+    for model, momentum in ((released, 0.01), (short_run, 0.1)):
+        norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert norms and all(m.momentum == momentum for m in norms)

@@ -326,3 +326,13 @@ def test_default_rng_differs_between_workers_and_follows_the_torch_seed():
     first = checksums()
     assert checksums() == first
     assert first[0] != first[1]  # items 0 and 1 come from different workers, which must not share a stream
+
+
+def test_flip_only_augmentation_has_no_zoom():
+    from sca_mtl.data.transforms import RandomHorizontalFlip, ScaleNRotate, train_transform
+
+    full = [type(t) for t in train_transform("nyud", (32, 32)).transforms]
+    flip = [type(t) for t in train_transform("nyud", (32, 32), augmentation="flip").transforms]
+    assert ScaleNRotate in full and ScaleNRotate not in flip and RandomHorizontalFlip in flip
+    with pytest.raises(ValueError, match="augmentation"):
+        train_transform("nyud", (32, 32), augmentation="mixup")
