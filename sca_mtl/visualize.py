@@ -88,7 +88,8 @@ def save_prediction_grid(
 def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
     """Two kinds of panels: the total and the per-task final-output losses against steps (from the `train` records
     of metrics.jsonl; the deep-supervision terms, "deep_supervision/...", are left out), and each task's headline
-    metric (the one Δm uses) against steps (from the `eval` records)."""
+    metric (the one Δm uses) against steps (from the `eval` records), with the baseline Δm compares against (the
+    records' "baseline": single-task or trivial predictor) as a dashed line."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     tasks = sorted({task for r in evals for task in r["metrics"]})
@@ -102,7 +103,11 @@ def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
     for ax, task in zip(metric_axes, tasks):
         metric = TASKS[task].metric
         points = [(r["step"], r["metrics"][task][metric]) for r in evals if task in r["metrics"]]
-        ax.plot(*zip(*points), marker="o")
+        ax.plot(*zip(*points), marker="o", label="model")
+        baseline = evals[-1].get("baseline", {}).get(task)
+        if baseline is not None:
+            ax.axhline(baseline, linestyle="--", color="gray", label=evals[-1]["delta_m_baseline"].replace("_", " "))
+            ax.legend(fontsize=7)
         better = "higher" if TASKS[task].higher_is_better else "lower"
         ax.set(title=f"{task} {metric} (val, {better} is better)", xlabel="step")
     fig.tight_layout()

@@ -255,6 +255,7 @@ class Trainer:
             "metrics": self.last_metrics,
             "delta_m": score,
             "delta_m_baseline": baseline_name,
+            "baseline": baseline,
         })
         if score > self.best_delta_m:
             self.best_delta_m = score
