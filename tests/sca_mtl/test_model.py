@@ -174,3 +174,9 @@ def test_backbone_batchnorm_momentum():
     for model, momentum in ((released, 0.01), (short_run, 0.1)):
         norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         assert norms and all(m.momentum == momentum for m in norms)
+
+
+def test_empty_batch_gives_empty_outputs(model):
+    with torch.no_grad():
+        out = model.eval()(torch.randn(0, 3, 64, 96))
+    assert {task: tuple(out[task].shape) for task in NYUD_3} == {t: (0, c, 64, 96) for t, c in NYUD_3.items()}
