@@ -14,10 +14,9 @@ import contextlib
 import importlib
 import importlib.util
 import os
-import warnings
 from collections.abc import Callable, Iterator
 
-import torch
+from ._interpret import use_interpreter_without_cuda
 
 BACKENDS = ("torch", "triton")
 ENV_VAR = "SCA_MTL_KERNELS"
@@ -82,9 +81,6 @@ def has_triton_kernel(op: str) -> bool:
     return importlib.util.find_spec(f"kernels.{OP_MODULES[op]}") is not None
 
 
-_interpreter_warned = False
-
-
 def _import_triton_module(op: str, module: str):
     if not has_triton_kernel(op):
         raise NotImplementedError(
@@ -93,15 +89,5 @@ def _import_triton_module(op: str, module: str):
         )
     if importlib.util.find_spec("triton") is None:
         raise ImportError(f"the triton backend of kernels.{op} needs the `triton` package: pip install triton")
-    if not torch.cuda.is_available():
-        # Must happen before the first @triton.jit runs: the decorator reads it.
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-        global _interpreter_warned
-        if not _interpreter_warned:
-            _interpreter_warned = True
-            warnings.warn(
-                "kernels: no CUDA device, the triton backend runs through Triton's interpreter: "
-                "for checking the math, not for speed",
-                stacklevel=3,
-            )
+    use_interpreter_without_cuda()
     return importlib.import_module(f"kernels.{module}")

@@ -7,6 +7,16 @@ import torch
 # (atol, rtol) when both sides are computed in float64: only summation order differs.
 FLOAT64_TOL = dict(atol=1e-10, rtol=1e-8)
 
+# A Triton kernel run in `dtype` against the reference in float64 on the same (rounded) inputs. Set from the
+# precision of the path, not from results: float32 inputs multiply on TF32 tensor cores on a GPU (10-bit mantissa,
+# ~5e-4 per product); float16 rounds outputs to 2^-11; bfloat16 to 2^-8 (and operands to 8 bits). atol is relative
+# to the largest |expected| of the tensor, so one table serves outputs and gradients of any magnitude.
+KERNEL_TOL = {
+    torch.float32: dict(atol=1e-3, rtol=1e-3, rel_rmse=1e-3),
+    torch.float16: dict(atol=5e-3, rtol=5e-3, rel_rmse=2e-3),
+    torch.bfloat16: dict(atol=2e-2, rtol=2e-2, rel_rmse=1e-2),
+}
+
 
 def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float) -> None:
     """torch.testing.assert_close (NaN fails) with the max abs error and the relative RMSE in the message."""
@@ -28,3 +38,15 @@ def grads(*tensors: torch.Tensor):
         out.append(torch.zeros_like(t) if t.grad is None else t.grad.clone())
         t.grad = None
     return out
+
+
+def assert_kernel_close(name: str, actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
+    """`actual` (a kernel's result in `dtype`) against `expected` (the float64 reference), with KERNEL_TOL[dtype]:
+    elementwise |a - e| <= atol * max|e| + rtol * |e|, and the relative RMSE below its bound. NaN fails."""
+    tol = KERNEL_TOL[dtype]
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    scale = e.abs().max().clamp_min(1e-30) if e.numel() else torch.tensor(1.0, dtype=torch.float64)
+    assert_close(name, a / scale, e / scale, atol=tol["atol"], rtol=tol["rtol"])
+    if e.numel():
+        rel_rmse = ((a - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt().clamp_min(1e-30)).item()
+        assert rel_rmse <= tol["rel_rmse"], f"{name}: relative RMSE {rel_rmse:.3e} > {tol['rel_rmse']:.0e}"

@@ -1,0 +1,33 @@
+"""Launcher helpers shared by the Triton ops: dtypes, the device's size, and the int32 index limit."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+INT32_MAX = 2**31 - 1
+# What the launchers assume where there is no GPU to ask (the interpreter; ahead-of-time compile checks): an H100.
+DEFAULT_SM_COUNT = 132
+
+
+@functools.cache
+def sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of `device` (grids are sized to fill them)."""
+    if device.type != "cuda":
+        return DEFAULT_SM_COUNT
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def check_kernel_dtype(name: str, tensor: torch.Tensor) -> None:
+    """The Triton kernels take float32, float16 and bfloat16 (the references also take float64)."""
+    if tensor.dtype not in KERNEL_DTYPES:
+        names = ", ".join(str(d) for d in KERNEL_DTYPES)
+        raise TypeError(f"{name} must be one of {names} for the triton backend, got {tensor.dtype}")
+
+
+def needs_int64(*tensors: torch.Tensor) -> bool:
+    """Whether an offset into one of these tensors can exceed int32: kernels then do their index math in int64."""
+    return any(t.numel() > INT32_MAX for t in tensors)
