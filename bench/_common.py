@@ -23,6 +23,7 @@ import torch
 RESULTS_DIR = Path(__file__).parent / "results"
 QUANTILES = [0.5, 0.2, 0.8]
 MODES = ("fwd", "bwd", "fwdbwd")
+WARMUP_CALLS = 3
 
 # Datasheet limits (KERNELS.md section 0): HBM bytes/s and dense tensor-core FLOP/s; and the copy bandwidth measured
 # on these machines (bytes read plus written).
@@ -114,6 +115,8 @@ def measure(
         "fwdbwd": (lambda: forward().backward(upstream), leaves),
     }
     for mode, (fn, grads) in modes.items():
+        for _ in range(WARMUP_CALLS):  # torch.compile compiles (and autotunes) on the first calls: keep them out
+            fn()
         row = {"op": case.op, "case": case.name, "provider": provider, "mode": mode,
                "dtype": str(case.dtype).replace("torch.", ""), **case.params, **timing(fn, grads)}
         seconds = row["ms"] * 1e-3
