@@ -30,7 +30,8 @@ from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .distributed import Context, all_reduce_mean
 from .evaluate import evaluate
 from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
-from .precision import amp_dtype, autocast
+from .precision import amp_dtype
+from .step import TrainingStep
 from .trivial import trivial_metrics
 
 METRICS_LOG = "metrics.jsonl"
@@ -102,7 +103,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
         epochs, power = optim["epochs"], optim["poly_power"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: (1 - e / epochs) ** power)
-        self.scaler = torch.amp.GradScaler(context.device.type, enabled=self.amp == torch.float16)
+        self.train_step = TrainingStep(self.network, self.criterion, self.optimizer, self.amp, context.device)
 
         self.step = self.epoch = self.step_in_epoch = 0
         self.best_delta_m = -math.inf
@@ -118,7 +119,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.train_step.scaler.state_dict(),
             "rng": rng_states,
             "step": self.step,
             "epoch": self.epoch,
@@ -147,7 +148,7 @@ class Trainer:
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.train_step.scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"][self.context.rank])
         self.step, self.epoch, self.step_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["step_in_epoch"]
         self.best_delta_m = checkpoint["best_delta_m"]
@@ -192,13 +193,7 @@ class Trainer:
 
     def _train_step(self, batch: dict, bar: tqdm) -> None:
         images, targets = to_device(batch, self.context.device)
-        with autocast(self.context.device, self.amp):
-            outputs = self.network(images)
-            losses = self.criterion(outputs, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses[TOTAL]).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        losses = self.train_step(images, targets)
         self.step += 1
         self.step_in_epoch += 1
         bar.update(1)

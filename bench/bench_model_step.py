@@ -1,0 +1,198 @@
+"""One SCA-MTL training step, four ways, side by side in one run.
+
+The step: NYUD-v2 with 3 tasks (semseg 40, depth, normals) at 480 x 640, batch 8, bf16 autocast, forward, the
+MTI-Net deep-supervision loss, backward, Adam. Providers:
+    eager            build_model(kernels="torch")            the PyTorch references
+    compile          torch.compile of that model
+    triton           build_model(kernels="triton")           the Triton kernels, forward and backward
+    compile+triton   torch.compile of the Triton model (the ops are opaque custom ops to the compiler)
+Reported per provider: ms/step (median and p20/p80 of the steps, each timed with CUDA events after warm-up),
+images/s, peak memory of a step, and the GPU time of a step split by kernel family (torch.profiler over a few
+steps; kernels are classified by name, so the PyTorch references' share hides in "GEMM" and "elementwise").
+
+    python bench/bench_model_step.py [--providers eager,triton] [--steps 20] [--batch 8] [--size 480 640]
+    python bench/bench_model_step.py --dry-run      # CPU, tiny shapes: checks the script, times nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import cuda_or_exit, device_slug, metadata, print_table, save  # noqa: E402
+from sca_mtl.engine.step import TrainingStep, random_batch  # noqa: E402
+from sca_mtl.losses import MultiTaskLoss  # noqa: E402
+from sca_mtl.models import build_model  # noqa: E402
+
+TASKS = {"semseg": 40, "depth": 1, "normals": 3}
+PROVIDERS = {"eager": ("torch", False), "compile": ("torch", True), "triton": ("triton", False),
+             "compile+triton": ("triton", True)}
+PROFILED_STEPS = 3
+# Kernel-name patterns, first match wins.
+FAMILIES = [
+    ("linear attention (ours)", r"linear_cross_attention"),
+    ("window attention (ours)", r"window_attention"),
+    ("concat conv (ours)", r"concat_conv"),
+    ("convolution (cuDNN)", r"conv|cudnn|fprop|dgrad|wgrad|implicit"),
+    ("GEMM", r"gemm|xmma|cutlass|_mm_|bmm|matmul"),
+    ("normalisation", r"batch_norm|layer_norm|bn_|welford|norm"),
+    ("optimiser", r"adam|multi_tensor|foreach"),
+    ("elementwise / reduce / copy", r"elementwise|reduce|copy|cat|triton_|upsample|softmax|index|fill"),
+]
+
+
+def family(kernel_name: str) -> str:
+    name = kernel_name.lower()
+    return next((label for label, pattern in FAMILIES if re.search(pattern, name)), "other")
+
+
+def build_step(provider: str, device: torch.device, amp: torch.dtype | None, lr: float = 1e-4):
+    backend, compiled = PROVIDERS[provider]
+    torch.manual_seed(0)
+    model = build_model("sca_mtl", TASKS, kernels=backend).to(device).train()
+    network = torch.compile(model) if compiled else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    return TrainingStep(network, MultiTaskLoss(TASKS), optimizer, amp, device)
+
+
+def time_steps(step: TrainingStep, images, targets, warmup: int, steps: int) -> list[float]:
+    for _ in range(warmup):  # compilation and autotuning happen here
+        step(images, targets)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(steps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step(images, targets)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def family_split(step: TrainingStep, images, targets) -> dict:
+    """GPU ms per step by kernel family."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(PROFILED_STEPS):
+            step(images, targets)
+        torch.cuda.synchronize()
+    split: dict[str, float] = {}
+    for event in prof.key_averages():
+        us = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0)
+        if us > 0:
+            label = family(event.key)
+            split[label] = split.get(label, 0.0) + us / 1e3 / PROFILED_STEPS
+    return dict(sorted(split.items(), key=lambda kv: -kv[1]))
+
+
+def peak_memory(step: TrainingStep, images, targets) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    step(images, targets)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def run(args) -> list[dict]:
+    device = torch.device("cuda")
+    amp = torch.bfloat16 if args.amp == "bf16" else None
+    images, targets = random_batch(TASKS, args.batch, tuple(args.size), device, torch.Generator().manual_seed(0))
+    rows = []
+    for provider in args.providers:
+        step = build_step(provider, device, amp)
+        times = time_steps(step, images, targets, args.warmup, args.steps)
+        median = statistics.median(times)
+        quantiles = statistics.quantiles(times, n=10)
+        row = {"op": "training_step", "case": f"sca_mtl_nyud3_{args.size[0]}x{args.size[1]}_b{args.batch}",
+               "provider": provider, "mode": "step", "dtype": args.amp or "fp32", "ms": median,
+               "ms_p20": quantiles[1], "ms_p80": quantiles[7], "images_per_s": args.batch / median * 1e3,
+               "peak_memory_bytes": peak_memory(step, images, targets),
+               "family_ms": family_split(step, images, targets)}
+        rows.append(row)
+        print(f"{provider}: {median:.1f} ms/step, {row['images_per_s']:.1f} img/s, "
+              f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB, {row['family_ms']}", flush=True)
+        del step
+        torch.cuda.empty_cache()
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Stacked bars: GPU ms per step by kernel family, one bar per provider, the measured ms/step marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(f for r in rows for f in r["family_ms"]))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, row in enumerate(rows):
+        left = 0.0
+        for j, name in enumerate(families):
+            width = row["family_ms"].get(name, 0.0)
+            ax.barh(i, width, left=left, color=plt.get_cmap("tab10")(j % 10), label=name if i == 0 else None)
+            left += width
+        ax.plot([row["ms"]], [i], "k|", markersize=18)
+    ax.set_yticks(range(len(rows)), [r["provider"] for r in rows])
+    ax.set(xlabel="ms per training step (bars: GPU time by kernel family; |: measured step)",
+           title=f"SCA-MTL training step, {rows[0]['case']}, {rows[0]['dtype']}")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def dry_run(providers: list[str]) -> None:
+    """On the CPU, tiny shapes: build every requested provider (no torch.compile) and run one step."""
+    device = torch.device("cpu")
+    images, targets = random_batch(TASKS, 2, (64, 64), device, torch.Generator().manual_seed(0))
+    for provider in providers:
+        if PROVIDERS[provider][1]:
+            continue
+        losses = build_step(provider, device, None)(images, targets)
+        assert torch.isfinite(losses["total"]), provider
+        print(f"dry run {provider}: one step, loss {losses['total'].item():.3f}")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--providers", default=",".join(PROVIDERS), type=lambda s: s.split(","))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, nargs=2, default=[480, 640])
+    parser.add_argument("--amp", choices=["bf16", "none"], default="bf16")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.providers if p not in PROVIDERS]
+    if unknown:
+        parser.error(f"unknown providers {unknown}; known: {', '.join(PROVIDERS)}")
+    args.amp = None if args.amp == "none" else args.amp
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    if args.dry_run:
+        dry_run(args.providers)
+        return
+    cuda_or_exit(__file__)
+    started = time.time()
+    rows = run(args)
+    path = save(rows)
+    plot(rows, path.with_name(f"{device_slug()}_training_step.png"))
+    print_table(rows)
+    print(f"{metadata()['device']}: results appended to {path} ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
