@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile, schedule
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,11 +48,13 @@ def main(argv=None) -> None:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with profile(activities=activities, schedule=schedule(wait=0, warmup=args.warmup, active=args.steps),
-                 record_shapes=True) as prof:
-        for _ in range(args.warmup + args.steps):
+    for _ in range(args.warmup):  # compilation, autotuning and allocator warm-up stay out of the profile
+        step(images, targets)
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(args.steps):
             step(images, targets)
-            prof.step()
+        if cuda:
+            torch.cuda.synchronize()
     trace = out / f"trace_{args.kernels}{'_compiled' if args.compile else ''}.json"
     prof.export_chrome_trace(str(trace))
     sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
