@@ -1,6 +1,7 @@
 """The benchmark and profiling scripts run (on the CPU: the dry run of the training-step benchmark, and a profile of
 a tiny training step), so that what only a GPU machine times does not first break there."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,23 @@ def test_profile_step_on_the_cpu(tmp_path):
                "--amp", "none", "--warmup", "1", "--steps", "1", "--out", str(tmp_path))
     assert "Self CPU" in out and (tmp_path / "trace_torch.json").stat().st_size > 0
     assert (tmp_path / "top_kernels.txt").exists()
+
+
+def _row(provider, ms, **extra):
+    return {"device": "NVIDIA H100 80GB HBM3", "torch": "2.11", "triton": "3.6", "commit": "abc1234",
+            "date": "2026-11-21T10:00:00+00:00", "op": "linear_cross_attention", "case": "self_19200x36",
+            "dtype": "bfloat16", "mode": "fwdbwd", "provider": provider, "ms": ms, "ms_p20": ms, "ms_p80": ms,
+            "peak_memory_bytes": 2**30, **extra}
+
+
+def test_results_report(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    assert report.section() == report.NO_RESULTS
+    rows = [_row("torch", 0.9), _row("torch_compile", 0.45),
+            _row("triton", 0.3, gb_per_s=2400.0, bandwidth_share=0.716)]
+    (tmp_path / "nvidia-h100.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    expected = "| self_19200x36 | bfloat16 | fwdbwd | 0.900 | 0.450 | 0.300 | 3.00x | 1.50x | 2400 GB/s (72% of HBM)"
+    assert expected in report.section()
