@@ -11,6 +11,8 @@ implementation (what model layers keep). Both backends share these signatures ex
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Sequence
 
 import torch
@@ -73,3 +75,18 @@ def concat_conv1x1(
     return get_op("concat_conv1x1")(
         inputs, weight, bias, residual=residual, activation=activation, out_size=out_size
     )
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule sets the package attribute of the same name to it, and the Triton op module of
+    window_attention is kernels/window_attention.py: without this guard, importing it would replace the public
+    function `kernels.window_attention` by that module. (Import a Triton op module with importlib.import_module, or
+    take its function from `get_op(name, "triton")`.)"""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and callable(getattr(self, name, None)):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -127,3 +127,15 @@ def test_a_layer_keeps_the_backend_it_was_built_with():
     kernels.set_backend("triton")  # would raise NotImplementedError (or run the kernel) if the layer looked again
     out = layer(torch.randn(2, 4, 3, 5), torch.randn(2, 4, 2, 2))
     assert layer.backend == "torch" and out.shape == (2, 4, 3, 5)
+
+
+def test_importing_a_triton_module_keeps_the_public_op():
+    """kernels/window_attention.py shares its name with the public function: the import must not replace it."""
+    import importlib
+
+    public = {op: getattr(kernels, op) for op in OPS}
+    for op in OPS:
+        if dispatch.has_triton_kernel(op):
+            importlib.import_module(f"kernels.{dispatch.OP_MODULES[op]}")
+    assert {op: getattr(kernels, op) for op in OPS} == public
+    assert all(fn.__module__ == "kernels" for fn in public.values())
