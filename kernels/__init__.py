@@ -17,7 +17,10 @@ from collections.abc import Sequence
 
 import torch
 
+from ._interpret import enable_interpreter_without_cuda
 from .dispatch import BACKENDS, get_backend, get_op, resolve_backend, set_backend, use_backend
+
+enable_interpreter_without_cuda()  # before anything imports triton (see _interpret.py); nothing above does
 
 __all__ = [
     "BACKENDS",

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import kernels  # noqa: F401  (before any test module imports timm, which imports triton: see kernels/_interpret.py)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
