@@ -1,0 +1,1036 @@
+"""Triton `kernels.concat_conv1x1`: bilinear upsampling + concatenation + 1x1 convolution + bias, residual and ReLU,
+forward and backward, without materialising the upsampled maps or the concatenation.
+
+Semantics (kernels/reference/concat_conv.py): with up_i the bilinear resize (align_corners=False, source coordinate
+clamped at 0, as F.interpolate) of input i to the output size H x W and W_i the weight columns of segment i,
+
+    out = act(Z),   Z = sum_i W_i . up_i(x_i) + bias + residual,   act in {identity, relu}.
+
+Two rewritings, exact in real arithmetic (only the rounding order differs from the reference), make it cheap:
+1. Resolution groups. Bilinear resizing acts on every channel alike and is linear, so it commutes with the channel
+   mix: W_g . up_g(X_g) = up_g(W_g . X_g). The segments are grouped by resolution (h_g, w_g); every low-resolution
+   group is multiplied at its own resolution into an fp32 map Y_g = W_g X_g (B, M, h_g, w_g), and the
+   full-resolution GEMM adds up_g(Y_g) in its epilogue, gathering the four taps of each output pixel from Y_g (small,
+   L2-resident). SCA-MTL's aggregation (216 + 288 + 288 + 288 channels at 1, 1/4, 1/16 and 1/64 of the 120 x 160
+   pixels) then costs 103 GFLOP instead of the 358 of the materialised 1080 -> 1080 convolution, and no upsampled
+   channel is ever formed.
+2. Repeated inputs, backward only. The same tensor object x in segments a and b has d x = W_a^T D + W_b^T D =
+   (W_a + W_b)^T D: the backward works on unique inputs (rows r = (unique input, channel)) with merged columns
+   W_u[:, r] = sum over the segments of W[:, column] (summed in fp32, rounded once), and d W_a = d W_b is computed
+   once (the same D X^T). The Function receives each unique tensor once, so autograd sees one gradient per tensor.
+   (The aggregation has F1 three times and F2 twice.) The forward keeps one row block per segment and re-reads a
+   repeated input from L2, so that its products are the reference's: merged columns rounded to bf16 would move Z by
+   one bf16 step of the weights and flip the ReLU mask of values that close to 0.
+
+VJP, with dY the upstream gradient and U_g the (P x P_g) bilinear interpolation matrix of group g:
+
+    dZ = dY * (out > 0)   (relu; dZ = dY otherwise),    d residual = dZ,    d bias = sum over b and pixels of dZ,
+    D_g = U_g^T dZ  (B, M, h_g, w_g);  D_g = dZ for the full-resolution group,
+    d x_u = W_u[:, rows of u]^T D_g  (at the input's own resolution),
+    d W[:, column of a segment of u] = sum_b D_g X_u^T.
+
+The adjoint D_g = U_g^T dZ is a deterministic gather, separable as U = U_y (x) U_x. A program owns a block of
+source columns (and of output channels) and streams the output rows once, top to bottom: T_y = dZ[:, y, window] U_x
+is a small banded matrix product on tensor cores (the band built in registers from the forward's tap formula), and
+T_y goes with weights (1 - a_y, a_y) to source rows lo(y) and lo(y) + 1; two register accumulators suffice because
+lo(y) grows by at most one per output row when upsampling, and a source row is written once the rows that read it
+are done. No atomic scatter anywhere, and dZ is read once per group (plus the overlap of neighbouring windows). d W
+and d bias are reduced over pixels through fp32 per-split partials (SPLIT, M, R + 16) written by every program and
+summed in a fixed order by a second kernel: two runs are bitwise identical.
+
+Kernels (1-D grids, output-channel tiles fastest, so that the programs sharing an input tile run back to back and
+re-read it from L2; the weight is a few MB at most and stays in L2):
+- _concat_conv1x1_merge_kernel: the weight's columns in row order (forward), or summed over repeats (backward).
+- _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's
+  rows through an int64 table (per row: element offset from one base pointer, batch, y and x strides), so a K block
+  may straddle segments of any channel count (only the group's last block is masked) and any number of segments
+  runs through one compiled kernel. Low-resolution launches store fp32 Y_g; the full-resolution launch adds the bias,
+  up_g(Y_g) of every group and the residual, applies the ReLU and stores the output.
+- _concat_conv1x1_bwd_dz_kernel: dZ = dY * (out > 0) (or a strided copy of dY into the layout the GEMMs read).
+- _concat_conv1x1_bwd_up_kernel: D_g = U_g^T dZ for one low-resolution group.
+- _concat_conv1x1_bwd_dx_kernel: d x rows = W_u^T D_g, each row stored into its own input's gradient.
+- _concat_conv1x1_bwd_dw_kernel: fp32 partials of d W (and of d bias) per pixel split.
+- _concat_conv1x1_bwd_reduce_kernel: fixed-order sum of the partials into d W (every segment's columns) and d bias.
+
+Why a row table and not a fixed maximum of pointer arguments: the op takes any number of segments (13 in the model);
+a table of element offsets relative to one base pointer (all inputs share one dtype and device) keeps one compiled
+kernel per dtype and layout, lets K blocks straddle ragged segments (36-channel segments cost no padding) and runs
+unchanged in the interpreter. A group's offsets are stored in units of 16 elements when all its rows allow it, and
+multiplied back in the kernel, so that the compiler (which specialises the unit argument when it is 16) knows the
+rows are aligned and vectorises; every group's rows, and so its weight columns, start at a multiple of 16. The price
+is one small int64 host-to-device copy per pass (the offsets depend on the inputs' addresses).
+
+Bytes and FLOPs (B batch, M output channels, P = H W output pixels; group g: C_g segment channels, C'_g unique
+channels, P_g pixels; e bytes per element; R rows; S pixel splits):
+    forward   reads the unique inputs e B sum C'_g P_g and the weight, writes out e B M P (reads the residual,
+              e B M P); writes Y_g, 4 B M P_g, and gathers it back from L2; 2 B M sum_g C_g P_g FLOPs.
+              (Materialised: 2 B M Cin P FLOPs, and e B Cin P bytes of concatenation written and read.)
+    backward  dZ: reads out and dY, writes dZ (3 e B M P; relu only); adjoint: reads dZ once per low-resolution group,
+              writes D_g (4 B M P_g); d x: reads Z_g, writes e B C'_g P_g; d W: reads Z_g and the inputs, writes and
+              reads the partials (8 S M R); 4 B M sum_g C'_g P_g FLOPs, plus the adjoint's banded products
+              (2 B M P x 64 x 16 / (s_g x columns per program), about 2 B M P x 32 per group, s_g its width factor).
+
+Precision of every product (fp32 accumulation everywhere; outputs rounded once to their dtype):
+    full resolution, W . X, W_u^T dZ and dZ X^T: operands in the input dtype (bf16/fp16 tensor cores); fp32 inputs on
+    TF32 tensor cores when torch.backends.cudnn.allow_tf32 (the reference is a cuDNN convolution), IEEE fp32
+    otherwise. Low resolution: W . X as above into fp32 Y_g; the products with the fp32 D_g have fp32 operands (TF32
+    for fp16/bf16 inputs: a 10-bit mantissa, like fp16, with the fp32 range). The adjoint's banded product takes dZ
+    as it is and the band in the same dtype (bilinear weights of power-of-two factors are exact in bf16). The
+    bilinear taps, Y_g, D_g and the partials are fp32; merged columns are summed in fp32 and rounded once.
+
+Anchors: the multi-pointer split-K of Inductor's mm_plus_mm template and the pointer table of Triton's grouped GEMM
+tutorial (here a table per K row instead of per GEMM); Liger's and fla's fp32 (programs, C) partial buffers for
+parameter gradients; KERNELS.md C.3 (NCHW-native GEMM per image, M-fastest rasterisation, fused bilinear loads).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from ._aot import AotConfig
+from ._autocast import autocast_aware
+from ._checks import check_concat_conv1x1
+from ._interpret import use_interpreter_without_cuda
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+
+use_interpreter_without_cuda()
+
+# GEMM tiles: output channels (d x: input rows) x pixels x K for the forward and d x; output channels x input rows
+# x pixels (the reduced dimension) for d W. Chosen so that no configuration spills registers even where the compiler
+# cannot prove 16-byte alignment and every load is scalar (a 15 x 20 map; the ahead-of-time compile): 128 rows on
+# tensor cores, 64 for IEEE fp32, whose FMA products hold both operands in registers.
+GEMM_TILES = {"tf32": dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), "ieee": dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)}
+GEMM_WARPS = 8
+GEMM_STAGES = 3
+MAX_SPLITS = 32
+PROGRAMS_PER_SM = 2  # d W: aim for this many programs per SM when choosing the number of pixel splits
+# Adjoint of the upsampling: channels x source columns per program, output columns per banded product (a program's
+# window of output columns fits in one product unless the width factor exceeds about UP_SPAN / 2).
+UP_BLOCK_C = 64
+UP_BLOCK_J = 16
+UP_SPAN = 64
+UP_SPAN_MARGIN = 12  # output columns the window may add: floor/ceil, a safety column each side, alignment to 8
+UP_ALIGN = 8  # window starts are aligned down to this many columns so that row loads can be vectorised
+UP_WARPS = 8
+UP_STAGES = 3
+# Elementwise kernels (dZ, merge, reduce).
+EW_BLOCK = 1024
+EW_WARPS = 4
+SMALL_BLOCK_M = 32
+SMALL_BLOCK_N = 64
+# Row offsets are stored in units of ALIGN_ELEMENTS when every row of a group allows it, and every group's rows
+# (= merged-weight columns) start at a multiple of it (see the docstring).
+ALIGN_ELEMENTS = 16
+TABLE_FIELDS = 4  # per virtual row: offset, batch stride, y stride, x stride
+# Triton's interpreter multiplies bf16 dot operands as raw bits: there (only) they are widened to fp32 first, which
+# is exact (a bf16 x bf16 product is exact in fp32, as on tensor cores).
+_INTERPRETED: tl.constexpr = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Device helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _source_index(dst, scale, size_src):
+    """Bilinear taps of output index `dst` (align_corners=False), as F.interpolate: src = max((dst + 0.5) scale - 0.5,
+    0), lo = floor(src), hi = min(lo + 1, size_src - 1), weights (1 - lam, lam) with lam = src - lo."""
+    src = tl.maximum((tl.cast(dst, tl.float32) + 0.5) * scale - 0.5, 0.0)
+    lo = tl.minimum(src.to(tl.int32), size_src - 1)  # src >= 0: truncation is floor
+    hi = tl.minimum(lo + 1, size_src - 1)
+    lam = src - lo.to(tl.float32)
+    return lo, hi, lam
+
+
+@triton.jit
+def _dot(a, b, acc, DOT_PRECISION: tl.constexpr):
+    """acc + a @ b with fp32 accumulation (see _INTERPRETED)."""
+    if _INTERPRETED and a.dtype == tl.bfloat16:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def _row_bases(rows_ptr, rows_stride, row_unit, offs_r, mask_r, pid_b):
+    """int64 element offsets of rows `offs_r` of image pid_b: (offset + pid_b * batch stride) * unit."""
+    offset = tl.load(rows_ptr + offs_r, mask=mask_r, other=0)
+    stride_b = tl.load(rows_ptr + rows_stride + offs_r, mask=mask_r, other=0)
+    return (offset + pid_b.to(tl.int64) * stride_b) * row_unit
+
+
+@triton.jit
+def _load_rows(
+    x_ptr, rows_ptr, rows_stride, row_unit,  # base pointer and (TABLE_FIELDS, rows_stride) int64 row table
+    offs_r, mask_r, pid_b,  # virtual rows (absolute indices into the table) and image
+    offs_p, py, px, mask_p,  # pixels (flat, and as y, x) of the tile
+    PIXEL_CONTIG: tl.constexpr,  # every row has x stride 1 and y stride = width: flat pixel offsets
+):
+    """The (rows, pixels) tile of the virtual concatenation at the rows' own resolution, zero outside."""
+    base = _row_bases(rows_ptr, rows_stride, row_unit, offs_r, mask_r, pid_b)
+    if PIXEL_CONTIG:
+        offs = base[:, None] + offs_p[None, :]
+    else:
+        stride_y = tl.load(rows_ptr + 2 * rows_stride + offs_r, mask=mask_r, other=0)
+        stride_x = tl.load(rows_ptr + 3 * rows_stride + offs_r, mask=mask_r, other=0)
+        offs = base[:, None] + stride_y[:, None] * py[None, :] + stride_x[:, None] * px[None, :]
+    return tl.load(x_ptr + offs, mask=mask_r[:, None] & mask_p[None, :], other=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _concat_conv1x1_merge_kernel(
+    w_ptr, stride_wm, stride_wk,  # weight (M, Cin), any strides
+    cols_ptr, max_repeats,  # int64 (max_repeats, R): the weight columns summed into row r, -1 where none
+    out_ptr,  # (M, R), contiguous, in the weight dtype: the weight in row order (merged over repeats)
+    M, R,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    offs_m = (pid % num_m) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_r = (pid // num_m) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < M
+    mask_r = offs_r < R
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for rep in range(max_repeats):  # fixed order: the occurrences in input order
+        cols = tl.load(cols_ptr + rep * R + offs_r, mask=mask_r, other=-1)
+        ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm + cols[None, :] * stride_wk
+        acc += tl.load(ptrs, mask=mask_m[:, None] & (cols >= 0)[None, :], other=0.0).to(tl.float32)
+    out = out_ptr + offs_m[:, None].to(tl.int64) * R + offs_r[None, :]
+    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_r[None, :])
+
+
+@triton.jit
+def _concat_conv1x1_fwd_kernel(
+    # virtual input rows of this launch (one resolution): base pointer, int64 table (TABLE_FIELDS, rows_stride),
+    # its unit, and the launch's rows [row0, row0 + num_rows)
+    x_ptr, rows_ptr, rows_stride, row_unit, row0, num_rows,
+    # the weight in row order (M, R): column row0 + k multiplies row row0 + k
+    w_ptr, stride_wm, stride_wk,
+    # epilogue (full-resolution launch): bias (M,), residual (B, M, H, W) any strides, fp32 buffer of the
+    # low-resolution products Y_g and its int64 table (3, num_up): offset of (B, M, h_g, w_g), h_g, w_g
+    bias_ptr, stride_bias,
+    res_ptr, stride_rb, stride_rm, stride_ry, stride_rx,
+    up_ptr, ups_ptr, num_up,
+    # output (B, M, height * width), pixels contiguous: the op's output, or Y_g (fp32) in a low-resolution launch
+    out_ptr, stride_ob, stride_om,
+    # sizes: output channels, batch, this launch's pixel grid
+    M, batch, height, width, hw,
+    # runtime epilogue switches (0/1)
+    has_bias, has_residual, relu,
+    PIXEL_CONTIG: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(hw, BLOCK_N)
+    pid_m = pid % num_m  # output-channel tiles fastest: the tiles sharing an input tile run back to back
+    pid_n = (pid // num_m) % num_n
+    pid_b = pid // (num_m * num_n)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_p = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < M
+    mask_p = offs_p < hw
+    py = offs_p // width
+    px = offs_p % width
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    w_ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm
+    for k0 in range(0, num_rows, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        mask_k = offs_k < num_rows
+        x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_k, mask_k, pid_b,
+                       offs_p, py, px, mask_p, PIXEL_CONTIG)
+        w = tl.load(w_ptrs + (row0 + offs_k)[None, :] * stride_wk, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        acc = _dot(w, x, acc, DOT_PRECISION)
+
+    if has_bias:
+        acc += tl.load(bias_ptr + offs_m * stride_bias, mask=mask_m, other=0.0).to(tl.float32)[:, None]
+    mask = mask_m[:, None] & mask_p[None, :]
+    planes = (pid_b * M + offs_m).to(tl.int64)  # (b, m) plane of the fp32 Y_g blocks (B M < 2^31: checked)
+    for g in range(num_up):
+        up_offset = tl.load(ups_ptr + g)
+        up_h = tl.load(ups_ptr + num_up + g).to(tl.int32)
+        up_w = tl.load(ups_ptr + 2 * num_up + g).to(tl.int32)
+        y0, y1, ly = _source_index(py, up_h / height, up_h)
+        x0, x1, lx = _source_index(px, up_w / width, up_w)
+        plane = up_ptr + (up_offset + planes * (up_h * up_w))[:, None]
+        v00 = tl.load(plane + (y0 * up_w + x0)[None, :], mask=mask, other=0.0)
+        v01 = tl.load(plane + (y0 * up_w + x1)[None, :], mask=mask, other=0.0)
+        v10 = tl.load(plane + (y1 * up_w + x0)[None, :], mask=mask, other=0.0)
+        v11 = tl.load(plane + (y1 * up_w + x1)[None, :], mask=mask, other=0.0)
+        top = (1.0 - lx)[None, :] * v00 + lx[None, :] * v01
+        bottom = (1.0 - lx)[None, :] * v10 + lx[None, :] * v11
+        acc += (1.0 - ly)[None, :] * top + ly[None, :] * bottom
+    if has_residual:
+        res_rows = pid_b.to(tl.int64) * stride_rb + offs_m.to(tl.int64) * stride_rm
+        res_cols = py.to(tl.int64) * stride_ry + px.to(tl.int64) * stride_rx
+        acc += tl.load(res_ptr + res_rows[:, None] + res_cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    if relu:
+        acc = tl.where(acc < 0.0, 0.0, acc)  # NaN stays NaN, as in torch.relu
+    out_rows = pid_b.to(tl.int64) * stride_ob + offs_m.to(tl.int64) * stride_om
+    tl.store(out_ptr + out_rows[:, None] + offs_p[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _concat_conv1x1_bwd_dz_kernel(
+    dy_ptr, stride_gb, stride_gm, stride_gy, stride_gx,  # upstream gradient (B, M, H, W), any strides
+    out_ptr,  # forward output (B, M, H * W), contiguous (read only when relu)
+    dz_ptr,  # dZ (B, M, H * W), contiguous
+    M, width, hw,
+    relu,  # 0: strided copy of dY; 1: dY where out > 0, else 0
+    BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0)  # b * M + m
+    offs_p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs_p < hw
+    b = row // M
+    m = row % M
+    dy_offs = (b.to(tl.int64) * stride_gb + m.to(tl.int64) * stride_gm
+               + (offs_p // width).to(tl.int64) * stride_gy + (offs_p % width).to(tl.int64) * stride_gx)
+    dz = tl.load(dy_ptr + dy_offs, mask=mask, other=0.0)
+    flat = row.to(tl.int64) * hw + offs_p
+    if relu:
+        out = tl.load(out_ptr + flat, mask=mask, other=0.0)
+        dz = tl.where(out > 0, dz, 0.0)
+    tl.store(dz_ptr + flat, dz.to(dz_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _concat_conv1x1_bwd_up_kernel(
+    z_ptr, stride_zb, stride_zm,  # dZ (B, M, H * W), pixels contiguous
+    d_ptr, stride_db, stride_dm,  # D_g = U_g^T dZ (B, M, h * w), fp32
+    M, height, width, h, w,  # output channels; output and source resolution
+    cols_per_program,  # source columns a program completes (their output-column window fits in about SPAN)
+    DOT_PRECISION: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_J: tl.constexpr, SPAN: tl.constexpr, ALIGN: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_jt = tl.cdiv(w, cols_per_program)
+    num_c = tl.cdiv(M, BLOCK_C)
+    pid_jt = pid % num_jt  # column blocks fastest: they read the same output rows, back to back (L2)
+    pid_c = (pid // num_jt) % num_c
+    pid_b = pid // (num_jt * num_c)
+    j0 = pid_jt * cols_per_program
+    offs_j = j0 + tl.arange(0, BLOCK_J)
+    mask_j = (offs_j < j0 + cols_per_program) & (offs_j < w)
+    offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_c = offs_c < M
+    mask_d = mask_c[:, None] & mask_j[None, :]
+    scale_y = h / height
+    scale_x = w / width
+    # Output columns that can read source columns [j0, j0 + cols): src in [j0 - 1, j0 + cols), widened by one on
+    # each side so that rounding never drops one (every candidate's weight is computed exactly) and aligned down so
+    # that the row loads can be vectorised. Columns of the window that read no column of this block get band 0.
+    x_lo = tl.maximum(((j0 - 0.5) / scale_x - 0.5).to(tl.int32) - 1, 0) // ALIGN * ALIGN
+    x_hi = tl.minimum(((j0 + cols_per_program + 0.5) / scale_x - 0.5).to(tl.int32) + 2, width)
+    z_rows = z_ptr + (pid_b.to(tl.int64) * stride_zb + offs_c.to(tl.int64) * stride_zm)[:, None]
+    d_rows = d_ptr + (pid_b.to(tl.int64) * stride_db + offs_c.to(tl.int64) * stride_dm)[:, None] + offs_j[None, :]
+
+    for xc in range(x_lo, x_hi, SPAN):  # one chunk unless the factor exceeds about SPAN / 2
+        offs_x = xc + tl.arange(0, SPAN)
+        mask_z = mask_c[:, None] & (offs_x < width)[None, :]
+        lo, hi, lam = _source_index(offs_x, scale_x, w)
+        band = (tl.where(lo[:, None] == offs_j[None, :], (1.0 - lam)[:, None], 0.0)
+                + tl.where(hi[:, None] == offs_j[None, :], lam[:, None], 0.0))
+        first = xc == x_lo
+        # Stream the output rows once: row y adds (1 - a) T_y to source row lo(y) and a T_y to hi(y), with
+        # T_y = dZ[:, y, window] U_x. lo(y) grows by at most one per row (upsampling), so two accumulators suffice:
+        # source row `row` (acc) and the next one; `row` is stored when the rows reading it are done.
+        acc = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
+        acc_next = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
+        row = 0
+        for y in range(0, height):
+            z = tl.load(z_rows + (y * width + offs_x)[None, :], mask=mask_z, other=0.0)
+            t = _dot(z, band.to(z.dtype), tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32), DOT_PRECISION)
+            lo_y, hi_y, lam_y = _source_index(y, scale_y, h)
+            if lo_y != row:
+                out = d_rows + row * w
+                tl.store(out, acc + tl.where(first, 0.0, tl.load(out, mask=mask_d, other=0.0)), mask=mask_d)
+                acc = acc_next
+                acc_next = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
+                row = lo_y
+            same = hi_y == lo_y  # the last source row takes both taps
+            acc += tl.where(same, 1.0, 1.0 - lam_y) * t
+            acc_next += tl.where(same, 0.0, lam_y) * t
+        out = d_rows + row * w  # row = h - 1: the last output row reads the last source row
+        tl.store(out, acc + tl.where(first, 0.0, tl.load(out, mask=mask_d, other=0.0)), mask=mask_d)
+
+
+@triton.jit
+def _concat_conv1x1_bwd_dx_kernel(
+    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ (input dtype) or the fp32 adjoint
+    w_ptr, stride_wm, stride_wk,  # the weight merged over repeated inputs, in row order (M, R)
+    # gradient rows: base pointer, int64 table (2, rows_stride) of offset and batch stride, its unit, the rows
+    dx_ptr, dxrows_ptr, rows_stride, row_unit, row0, num_rows,
+    M, batch, hw,
+    DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(num_rows, BLOCK_M)
+    num_n = tl.cdiv(hw, BLOCK_N)
+    pid_m = pid % num_m
+    pid_n = (pid // num_m) % num_n
+    pid_b = pid // (num_m * num_n)
+    offs_r = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # rows of this launch
+    offs_p = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_r = offs_r < num_rows
+    mask_p = offs_p < hw
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    w_ptrs = w_ptr + (row0 + offs_r)[:, None].to(tl.int64) * stride_wk
+    z_ptrs = z_ptr + pid_b.to(tl.int64) * stride_zb + offs_p[None, :]
+    for k0 in range(0, M, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        mask_k = offs_k < M
+        wt = tl.load(w_ptrs + offs_k[None, :].to(tl.int64) * stride_wm, mask=mask_r[:, None] & mask_k[None, :],
+                     other=0.0)
+        z = tl.load(z_ptrs + offs_k[:, None].to(tl.int64) * stride_zm, mask=mask_k[:, None] & mask_p[None, :],
+                    other=0.0)
+        acc = _dot(wt.to(z.dtype), z, acc, DOT_PRECISION)
+
+    base = _row_bases(dxrows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b)
+    tl.store(dx_ptr + base[:, None] + offs_p[None, :], acc.to(dx_ptr.dtype.element_ty),
+             mask=mask_r[:, None] & mask_p[None, :])
+
+
+@triton.jit
+def _concat_conv1x1_bwd_dw_kernel(
+    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ (input dtype) or the fp32 adjoint
+    x_ptr, rows_ptr, rows_stride, row_unit, row0, num_rows,  # the group's unique-input rows (as in the forward)
+    part_ptr, stride_ps, stride_pm, bias_col,  # fp32 partials (SPLIT, M, R + 16); column bias_col (R) = d bias
+    M, batch, width, hw, blocks_per_split,  # pixel blocks (an image's BLOCK_K pixels) per split
+    has_dbias,  # this launch also writes the d bias partials (the row sums of Z)
+    PIXEL_CONTIG: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.maximum(tl.cdiv(num_rows, BLOCK_N), 1)
+    pid_m = pid % num_m
+    pid_n = (pid // num_m) % num_n
+    pid_s = pid // (num_m * num_n)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_r = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < M
+    mask_r = offs_r < num_rows
+    blocks_per_image = tl.cdiv(hw, BLOCK_K)
+    t_start = pid_s * blocks_per_split
+    t_end = tl.minimum(t_start + blocks_per_split, batch * blocks_per_image)
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    bias_acc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    z_rows = z_ptr + offs_m[:, None].to(tl.int64) * stride_zm
+    for t in range(t_start, t_end):  # fixed order within the split
+        pid_b = t // blocks_per_image
+        offs_p = (t % blocks_per_image) * BLOCK_K + tl.arange(0, BLOCK_K)
+        mask_p = offs_p < hw
+        z = tl.load(z_rows + pid_b.to(tl.int64) * stride_zb + offs_p[None, :], mask=mask_m[:, None] & mask_p[None, :],
+                    other=0.0)
+        x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b,
+                       offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
+        acc = _dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
+        bias_acc += tl.sum(z.to(tl.float32), axis=1)
+
+    part_rows = part_ptr + pid_s.to(tl.int64) * stride_ps + offs_m.to(tl.int64) * stride_pm
+    tl.store(part_rows[:, None] + (row0 + offs_r)[None, :], acc, mask=mask_m[:, None] & mask_r[None, :])
+    if has_dbias:
+        if pid_n == 0:  # one row tile writes the row sums
+            tl.store(part_rows + bias_col, bias_acc, mask=mask_m)
+
+
+@triton.jit
+def _concat_conv1x1_bwd_reduce_kernel(
+    part_ptr, splits, stride_ps, stride_pm,  # fp32 partials (splits, M, R + 16)
+    map_ptr,  # int64 (N,): the partials column of output column n
+    out_ptr, stride_om, stride_on,  # d W (M, N) or d bias (M, 1), in the parameter's dtype
+    M, N,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    offs_m = (pid % num_m) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = (pid // num_m) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+    cols = tl.load(map_ptr + offs_n, mask=offs_n < N, other=0)
+    ptrs = part_ptr + offs_m[:, None].to(tl.int64) * stride_pm + cols[None, :]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for _ in range(splits):  # fixed order: bitwise reproducible
+        acc += tl.load(ptrs, mask=mask, other=0.0)
+        ptrs += stride_ps
+    out = out_ptr + offs_m[:, None].to(tl.int64) * stride_om + offs_n[None, :].to(tl.int64) * stride_on
+    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Planning: resolution groups, virtual rows, tables
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The tensors of one resolution, as virtual rows [row0, row0 + num_rows)."""
+
+    height: int
+    width: int
+    members: tuple  # indices into the layout's tensors
+    row0: int  # a multiple of ALIGN_ELEMENTS
+    num_rows: int
+    full: bool  # at the output resolution (no upsampling)
+    up_offset: int  # low-resolution groups: element offset of its (B, M, h, w) block in the fp32 Y / D buffer
+    pixel_contig: bool  # every tensor of the group has x stride 1 and y stride = width
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Virtual rows of a list of tensors grouped by resolution (the full-resolution group first, then by first
+    appearance), every group starting at a multiple of ALIGN_ELEMENTS (the rows in between are never read)."""
+
+    groups: tuple
+    first_rows: tuple  # tensor -> its first virtual row
+    rows: int  # R, padded to a multiple of ALIGN_ELEMENTS
+    up_elements: int  # size of the fp32 buffer of the low-resolution groups' (B, M, h, w) blocks
+
+    @property
+    def low_groups(self) -> list:
+        return [g for g in self.groups if not g.full]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Shapes only, no tensors. The forward multiplies every segment by its own weight columns (as the reference: a
+    repeated input is read once per segment, from L2); the backward works on the unique inputs, whose d x is the
+    product with their merged columns and whose d W is computed once for all their segments (see the docstring)."""
+
+    occurrence: tuple  # segment -> unique input
+    segment_channels: tuple
+    segments: _Layout  # forward rows
+    uniques: _Layout  # backward rows
+    batch: int
+    out_channels: int
+    out_size: tuple
+
+    def rowless(self) -> _Group:
+        """A full-resolution group without rows: the forward epilogue and d bias when no input is at full size."""
+        return _Group(*self.out_size, (), 0, 0, True, 0, True)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return triton.cdiv(n, multiple) * multiple
+
+
+def _pixel_contig(x: torch.Tensor) -> bool:
+    h, w = x.shape[2:]
+    return (w <= 1 or x.stride(3) == 1) and (h <= 1 or x.stride(2) == w)
+
+
+def _layout(tensors: Sequence[torch.Tensor], out_size: tuple, out_channels: int) -> _Layout:
+    resolutions = list(dict.fromkeys([out_size] + [tuple(x.shape[2:]) for x in tensors]))
+    batch = tensors[0].shape[0]
+    groups, first_rows, row, up_elements = [], [0] * len(tensors), 0, 0
+    for hw in resolutions:
+        members = tuple(i for i, x in enumerate(tensors) if tuple(x.shape[2:]) == hw and x.shape[1])
+        if not members:  # tensors without channels contribute nothing
+            continue
+        row0 = row = _round_up(row, ALIGN_ELEMENTS)
+        for i in members:
+            first_rows[i] = row
+            row += tensors[i].shape[1]
+        full = hw == out_size
+        groups.append(_Group(
+            height=hw[0], width=hw[1], members=members, row0=row0, num_rows=row - row0, full=full,
+            up_offset=0 if full else up_elements, pixel_contig=all(_pixel_contig(tensors[i]) for i in members),
+        ))
+        if not full:
+            up_elements += batch * out_channels * hw[0] * hw[1]
+    return _Layout(tuple(groups), tuple(first_rows), _round_up(row, ALIGN_ELEMENTS), up_elements)
+
+
+def _make_plan(inputs: Sequence[torch.Tensor], out_channels: int, out_size: tuple) -> tuple:
+    """(plan, unique input tensors): a tensor object repeated in `inputs` is one unique input."""
+    uniques, occurrence = [], []
+    for x in inputs:
+        index = next((i for i, u in enumerate(uniques) if u is x), None)
+        if index is None:
+            index = len(uniques)
+            uniques.append(x)
+        occurrence.append(index)
+    plan = _Plan(
+        occurrence=tuple(occurrence), segment_channels=tuple(x.shape[1] for x in inputs),
+        segments=_layout(inputs, out_size, out_channels), uniques=_layout(uniques, out_size, out_channels),
+        batch=inputs[0].shape[0], out_channels=out_channels, out_size=out_size,
+    )
+    return plan, uniques
+
+
+def _row_unit(tensors: Sequence[torch.Tensor], members: tuple) -> int:
+    """ALIGN_ELEMENTS if every row offset of the group relative to its base tensor (16-byte aligned itself) is a
+    multiple of it, else 1 (see the docstring)."""
+    base = tensors[members[0]]
+    size = base.element_size()
+    aligned = base.data_ptr() % (ALIGN_ELEMENTS * size) == 0 and all(
+        (tensors[i].data_ptr() - base.data_ptr()) % (ALIGN_ELEMENTS * size) == 0
+        and tensors[i].stride(0) % ALIGN_ELEMENTS == 0 and tensors[i].stride(1) % ALIGN_ELEMENTS == 0
+        for i in members
+    )
+    return ALIGN_ELEMENTS if aligned else 1
+
+
+def _row_table(layout: _Layout, tensors: Sequence[torch.Tensor], fields: int) -> tuple:
+    """(flat (fields, R) int64 values, unit per group): per virtual row its element offset from its group's base
+    tensor and its batch stride (both in the group's unit), then (fields == TABLE_FIELDS) its y and x strides."""
+    table, units = [[0] * layout.rows for _ in range(fields)], []
+    for group in layout.groups:
+        unit = _row_unit(tensors, group.members)
+        units.append(unit)
+        base = tensors[group.members[0]]
+        for i in group.members:
+            x, row = tensors[i], layout.first_rows[i]
+            delta = (x.data_ptr() - base.data_ptr()) // x.element_size()
+            strides = (x.stride(0) // unit, x.stride(2), x.stride(3))[: fields - 1]
+            for c in range(x.shape[1]):
+                table[0][row + c] = (delta + c * x.stride(1)) // unit
+                for field, stride in enumerate(strides, start=1):
+                    table[field][row + c] = stride
+    return [v for column in table for v in column], units
+
+
+def _upload(parts: dict, device: torch.device) -> dict:
+    """Flat int64 tables in one host-to-device copy (pinned and asynchronous on CUDA), returned as views by name."""
+    table = torch.tensor([v for part in parts.values() for v in part], dtype=torch.int64)
+    if device.type == "cuda":
+        table = table.pin_memory().to(device, non_blocking=True)
+    views, start = {}, 0
+    for name, part in parts.items():
+        views[name] = table[start:start + len(part)]
+        start += len(part)
+    return views
+
+
+def _segment_columns(plan: _Plan) -> list:
+    """The first weight column of every segment."""
+    columns, column = [], 0
+    for channels in plan.segment_channels:
+        columns.append(column)
+        column += channels
+    return columns
+
+
+def _forward_tables(plan: _Plan, segments: Sequence[torch.Tensor], device: torch.device) -> dict:
+    """The weight column of every forward row (-1 in padding), the input rows (TABLE_FIELDS, R_segments), the
+    low-resolution groups (offset, height, width); and the rows' unit per group."""
+    layout = plan.segments
+    cols = [-1] * layout.rows
+    for i, column in enumerate(_segment_columns(plan)):
+        for c in range(plan.segment_channels[i]):
+            cols[layout.first_rows[i] + c] = column + c
+    rows, units = _row_table(layout, segments, TABLE_FIELDS)
+    low = layout.low_groups
+    ups = [g.up_offset for g in low] + [g.height for g in low] + [g.width for g in low]
+    return {"units": units, **_upload(dict(cols=cols, rows=rows, ups=ups), device)}
+
+
+def _backward_tables(plan: _Plan, uniques: Sequence[torch.Tensor], grads: Sequence[torch.Tensor] | None,
+                     device: torch.device) -> dict:
+    """The weight columns summed into every backward row (max_repeats, R_uniques; -1 where none), the backward row
+    of every weight column (then R: the d bias column of the partials), the input rows (TABLE_FIELDS, R_uniques)
+    and the gradient rows (2, R_uniques; offsets and batch strides); and the units per group."""
+    layout = plan.uniques
+    max_repeats = max(plan.occurrence.count(u) for u in range(len(uniques)))
+    cols = [[-1] * layout.rows for _ in range(max_repeats)]
+    column_map, seen = [], [0] * len(uniques)
+    for i, (u, column) in enumerate(zip(plan.occurrence, _segment_columns(plan))):
+        for c in range(plan.segment_channels[i]):
+            cols[seen[u]][layout.first_rows[u] + c] = column + c
+            column_map.append(layout.first_rows[u] + c)
+        seen[u] += 1
+    rows, units = _row_table(layout, uniques, TABLE_FIELDS)
+    dx_rows, dx_units = _row_table(layout, grads, 2) if grads is not None else ([], [])
+    parts = dict(cols=[v for repeat in cols for v in repeat], column_map=column_map + [layout.rows], rows=rows,
+                 dx_rows=dx_rows)
+    return {"max_repeats": max_repeats, "units": units, "dx_units": dx_units, **_upload(parts, device)}
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    """fp32 inputs multiply on TF32 tensor cores when cuDNN would (the reference is a cuDNN convolution); fp32 operands
+    formed from fp16/bf16 data (the fp32 D_g products) always do."""
+    if dtype == torch.float32 and not torch.backends.cudnn.allow_tf32:
+        return "ieee"
+    return "tf32"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Launchers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _check_triton_inputs(inputs, weight, bias, residual, out_size) -> None:
+    """What the kernels cannot take, after the shared validator: float64, empty maps to upsample from, pixel grids
+    or (batch, output channel) plane counts that overflow int32 (every other offset is computed in int64)."""
+    for i, x in enumerate(inputs):
+        check_kernel_dtype(f"inputs[{i}]", x)
+        if x.shape[0] and x.shape[1] and (x.shape[2] == 0 or x.shape[3] == 0):
+            raise ValueError(f"inputs[{i}] of shape {tuple(x.shape)} has an empty map: nothing to upsample from")
+        if x.shape[2] * x.shape[3] > INT32_MAX:
+            raise ValueError(f"inputs[{i}] of shape {tuple(x.shape)}: H_i * W_i must fit in int32")
+    check_kernel_dtype("weight", weight)
+    if bias is not None:
+        check_kernel_dtype("bias", bias)
+    if residual is not None:
+        check_kernel_dtype("residual", residual)
+    if out_size[0] * out_size[1] > INT32_MAX:
+        raise ValueError(f"out_size {out_size}: H * W must fit in int32")
+    if inputs[0].shape[0] * weight.shape[0] > INT32_MAX:
+        raise ValueError(f"batch {inputs[0].shape[0]} x Cout {weight.shape[0]} output planes must fit in int32")
+
+
+def _gather_columns(weight: torch.Tensor, cols: torch.Tensor, max_repeats: int, rows: int) -> torch.Tensor:
+    """(M, rows) in the weight's dtype: column r = the sum (fp32, rounded once) of the weight columns cols[:, r]."""
+    weight2d = weight.flatten(1)  # a view: the 1x1 dims of a 4-D weight have size 1
+    m = weight2d.shape[0]
+    out = torch.empty((m, rows), dtype=weight.dtype, device=weight.device)
+    if out.numel():
+        grid = (triton.cdiv(m, SMALL_BLOCK_M) * triton.cdiv(rows, SMALL_BLOCK_N),)
+        _concat_conv1x1_merge_kernel[grid](
+            weight2d, weight2d.stride(0), weight2d.stride(1), cols, max_repeats, out, m, rows,
+            BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
+        )
+    return out
+
+
+def concat_conv1x1_fwd(
+    plan: _Plan,
+    segments: Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    relu: bool,
+) -> torch.Tensor:
+    """out (B, M, H, W), contiguous: one launch per low-resolution group (Y_g, fp32), then the full-resolution launch
+    with the epilogue. Nothing launches for an empty output."""
+    device, dtype = weight.device, weight.dtype
+    m, batch, layout = plan.out_channels, plan.batch, plan.segments
+    height, width = plan.out_size
+    out = torch.empty((batch, m, height, width), dtype=dtype, device=device)
+    if out.numel() == 0:
+        return out
+    tables = _forward_tables(plan, segments, device)
+    w_rows = _gather_columns(weight, tables["cols"], 1, layout.rows)  # the weight in row order, groups aligned
+    up = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=device)
+    precision = _dot_precision(dtype)
+    tiles = GEMM_TILES[precision]
+
+    def launch(index, group, out_view, stride_ob, stride_om, epilogue: bool):
+        x_base, unit = (segments[group.members[0]], tables["units"][index]) if group.num_rows else (out, 1)
+        grid = (triton.cdiv(m, tiles["BLOCK_M"]) * triton.cdiv(group.pixels, tiles["BLOCK_N"]) * batch,)
+        _concat_conv1x1_fwd_kernel[grid](
+            x_base, tables["rows"], layout.rows, unit, group.row0, group.num_rows,
+            w_rows, w_rows.stride(0), w_rows.stride(1),
+            bias if bias is not None else out, bias.stride(0) if bias is not None else 0,
+            residual if residual is not None else out, *(residual.stride() if residual is not None else (0,) * 4),
+            up, tables["ups"], len(layout.low_groups) if epilogue else 0,
+            out_view, stride_ob, stride_om,
+            m, batch, group.height, group.width, group.pixels,
+            int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
+            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles,
+            num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+        )
+
+    for index, group in enumerate(layout.groups):  # Y_g = W_g X_g at each low resolution (fp32), before the epilogue
+        if not group.full:
+            y = up[group.up_offset:group.up_offset + batch * m * group.pixels]
+            launch(index, group, y, m * group.pixels, group.pixels, epilogue=False)
+    index, full = next(((i, g) for i, g in enumerate(layout.groups) if g.full), (None, plan.rowless()))
+    launch(index, full, out, out.stride(0), out.stride(1), epilogue=True)
+    return out
+
+
+def _grad_dz(grad_out: torch.Tensor, out: torch.Tensor | None, relu: bool) -> torch.Tensor:
+    """dZ (B, M, H, W) with pixels contiguous: dY through the ReLU mask (out > 0), or dY itself when it already has
+    that layout (else a strided Triton copy of it)."""
+    batch, m, height, width = grad_out.shape
+    if not relu and (width <= 1 or grad_out.stride(3) == 1) and (height <= 1 or grad_out.stride(2) == width):
+        return grad_out
+    dz = torch.empty((batch, m, height, width), dtype=grad_out.dtype, device=grad_out.device)
+    grid = (batch * m, triton.cdiv(height * width, EW_BLOCK))
+    _concat_conv1x1_bwd_dz_kernel[grid](
+        grad_out, *grad_out.stride(), out if relu else dz, dz, m, width, height * width, int(relu),
+        BLOCK=EW_BLOCK, num_warps=EW_WARPS,
+    )
+    return dz
+
+
+def _adjoint_columns(width: int, src_width: int) -> int:
+    """Source columns per program: about (scale + 1) * columns + margin output columns must fit in UP_SPAN."""
+    return max(1, min(UP_BLOCK_J, int((UP_SPAN - UP_SPAN_MARGIN) * src_width / width) - 1))
+
+
+def _adjoint(layout: _Layout, dz: torch.Tensor, precision: str) -> torch.Tensor:
+    """D_g = U_g^T dZ of every low-resolution group, in one fp32 buffer of (B, M, h_g, w_g) blocks."""
+    batch, m, height, width = dz.shape
+    d = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=dz.device)
+    for group in layout.low_groups:
+        cols = _adjoint_columns(width, group.width)
+        view = d[group.up_offset:group.up_offset + batch * m * group.pixels]
+        grid = (triton.cdiv(group.width, cols) * triton.cdiv(m, UP_BLOCK_C) * batch,)
+        _concat_conv1x1_bwd_up_kernel[grid](
+            dz, dz.stride(0), dz.stride(1), view, m * group.pixels, group.pixels,
+            m, height, width, group.height, group.width, cols,
+            DOT_PRECISION=precision, BLOCK_C=UP_BLOCK_C, BLOCK_J=UP_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN,
+            num_warps=UP_WARPS, num_stages=UP_STAGES,
+        )
+    return d
+
+
+def _group_z(plan: _Plan, group: _Group, dz: torch.Tensor, d: torch.Tensor | None) -> tuple:
+    """Z of a group (dZ, or its block of D) with its batch and channel strides."""
+    if group.full:
+        return dz, dz.stride(0), dz.stride(1)
+    view = d[group.up_offset:group.up_offset + plan.batch * plan.out_channels * group.pixels]
+    return view, plan.out_channels * group.pixels, group.pixels
+
+
+def _grad_inputs(plan, tables, grads, w_merged, dz, d, precision) -> None:
+    """d x of every unique input into `grads` = (its merged weight columns)^T Z_g: one launch per group."""
+    tiles = GEMM_TILES[precision]
+    for group, unit in zip(plan.uniques.groups, tables["dx_units"]):
+        z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
+        grid = (triton.cdiv(group.num_rows, tiles["BLOCK_M"]) * triton.cdiv(group.pixels, tiles["BLOCK_N"])
+                * plan.batch,)
+        _concat_conv1x1_bwd_dx_kernel[grid](
+            z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
+            grads[group.members[0]], tables["dx_rows"], plan.uniques.rows, unit, group.row0, group.num_rows,
+            plan.out_channels, plan.batch, group.pixels,
+            DOT_PRECISION=precision, **tiles, num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+        )
+
+
+def _dw_tiles(m: int, group: _Group, tiles: dict) -> int:
+    """Output-channel x row tiles of a d W launch (a rowless launch still has one column of tiles, for d bias)."""
+    return triton.cdiv(m, tiles["BLOCK_M"]) * max(triton.cdiv(group.num_rows, tiles["BLOCK_N"]), 1)
+
+
+def _splits(plan: _Plan, groups: Sequence[_Group], tiles: dict, device: torch.device) -> int:
+    """Pixel splits of the d W reduction: enough programs to fill the device, the same for every group."""
+    fewest = min(_dw_tiles(plan.out_channels, g, tiles) for g in groups)
+    blocks = max(plan.batch * triton.cdiv(g.pixels, tiles["BLOCK_K"]) for g in groups)
+    return max(1, min(triton.cdiv(PROGRAMS_PER_SM * sm_count(device), fewest), blocks, MAX_SPLITS))
+
+
+def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor, stride_om: int, stride_on: int,
+            n: int) -> None:
+    """out[m, n] = sum over splits (in order) of partials[:, m, column_map[n]], in out's dtype."""
+    splits, m = partials.shape[:2]
+    grid = (triton.cdiv(m, SMALL_BLOCK_M) * triton.cdiv(n, SMALL_BLOCK_N),)
+    _concat_conv1x1_bwd_reduce_kernel[grid](
+        partials, splits, partials.stride(0), partials.stride(1), column_map, out, stride_om, stride_on, m, n,
+        BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
+    )
+
+
+def _grad_params(plan, uniques, tables, weight, bias, dz, d, precision) -> tuple:
+    """d W (the weight's shape) and d bias through fp32 per-split partials (SPLIT, M, R + ALIGN_ELEMENTS; column R
+    holds d bias) and a fixed-order reduce; every segment of a unique input gets its row's d W."""
+    m, device, layout = plan.out_channels, dz.device, plan.uniques
+    tiles = GEMM_TILES[precision]
+    groups = layout.groups or (plan.rowless(),)  # without input channels a rowless launch still sums dZ for d bias
+    splits = _splits(plan, groups, tiles, device)
+    partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
+    for index, group in enumerate(groups):
+        z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
+        x_base, unit = (uniques[group.members[0]], tables["units"][index]) if group.num_rows else (dz, 1)
+        blocks = plan.batch * triton.cdiv(group.pixels, tiles["BLOCK_K"])
+        _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
+            z, stride_zb, stride_zm,
+            x_base, tables["rows"], layout.rows, unit, group.row0, group.num_rows,
+            partials, partials.stride(0), partials.stride(1), layout.rows,
+            m, plan.batch, group.width, group.pixels, triton.cdiv(blocks, splits),
+            int(index == 0 and bias is not None),
+            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles,
+            num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+        )
+    column_map = tables["column_map"]
+    grad_weight = torch.empty(weight.shape, dtype=weight.dtype, device=device)
+    grad2d = grad_weight.flatten(1)
+    if grad2d.numel():
+        _reduce(partials, column_map[:-1], grad2d, grad2d.stride(0), grad2d.stride(1), grad2d.shape[1])
+    grad_bias = None
+    if bias is not None:
+        grad_bias = torch.empty(bias.shape, dtype=bias.dtype, device=device)
+        _reduce(partials, column_map[-1:], grad_bias, grad_bias.stride(0), 0, 1)
+    return grad_weight, grad_bias
+
+
+def concat_conv1x1_bwd(
+    plan: _Plan,
+    uniques: Sequence[torch.Tensor],
+    grad_out: torch.Tensor,
+    out: torch.Tensor | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    relu: bool,
+    needs: tuple,
+) -> tuple:
+    """(d unique inputs (list), d weight, d bias, d residual), None where `needs` (per unique input, weight, bias,
+    residual) asks for no gradient."""
+    need_x, need_w, need_b, need_r = needs
+    if grad_out.numel() == 0:  # empty output: every gradient is zero, nothing launches
+        zeros = [torch.zeros_like(u) if need else None for u, need in zip(uniques, need_x)]
+        grad_b = torch.zeros_like(bias) if need_b else None
+        return zeros, torch.zeros_like(weight) if need_w else None, grad_b, grad_out if need_r else None
+    device = grad_out.device
+    dz = _grad_dz(grad_out, out, relu)
+    precision = _dot_precision(weight.dtype)
+    need_params = need_w or need_b
+    grads = [torch.empty(u.shape, dtype=u.dtype, device=device) for u in uniques] if any(need_x) else None
+    tables = _backward_tables(plan, uniques, grads, device)
+    d = None
+    if plan.uniques.low_groups and (grads is not None or need_params):
+        d = _adjoint(plan.uniques, dz, precision)
+    grads_x = [None] * len(uniques)
+    if grads is not None:
+        w_merged = _gather_columns(weight, tables["cols"], tables["max_repeats"], plan.uniques.rows)
+        _grad_inputs(plan, tables, grads, w_merged, dz, d, precision)
+        grads_x = [g if need else None for g, need in zip(grads, need_x)]
+    grad_w = grad_b = None
+    if need_params:
+        grad_w, grad_b = _grad_params(plan, uniques, tables, weight, bias, dz, d, precision)
+    return grads_x, grad_w if need_w else None, grad_b if need_b else None, dz if need_r else None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Autograd and the public op
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ConcatConv1x1Function(torch.autograd.Function):
+    """Forward and backward through the Triton kernels. It receives every unique input tensor once, and saves them,
+    the weight and, with ReLU, the output (its sign is the mask)."""
+
+    @staticmethod
+    def forward(ctx, plan, relu, weight, bias, residual, *uniques):
+        out = concat_conv1x1_fwd(plan, [uniques[u] for u in plan.occurrence], weight, bias, residual, relu)
+        ctx.plan, ctx.relu = plan, relu
+        ctx.save_for_backward(weight, bias, out if relu else None, *uniques)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, bias, out, *uniques = ctx.saved_tensors
+        needs = (ctx.needs_input_grad[5:], *ctx.needs_input_grad[2:5])
+        grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(ctx.plan, uniques, grad_out, out, weight, bias,
+                                                             ctx.relu, needs)
+        return None, None, grad_w, grad_b, grad_r, *grads_x
+
+
+@autocast_aware
+def concat_conv1x1(
+    inputs: Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    residual: torch.Tensor | None = None,
+    activation: str | None = None,
+    out_size: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """inputs: NCHW tensors (B, C_i, H_i, W_i), weight: (Cout, sum C_i[, 1, 1]) -> (B, Cout, H, W).
+
+    Semantics of kernels/reference/concat_conv.py. The backward treats a tensor object repeated in `inputs` as one
+    input (its d x comes from its merged weight columns); under autocast every occurrence is cast separately, so
+    repeats are only merged when the inputs already have the autocast dtype."""
+    out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)
+    _check_triton_inputs(inputs, weight, bias, residual, out_size)
+    plan, uniques = _make_plan(inputs, weight.shape[0], out_size)
+    return ConcatConv1x1Function.apply(plan, activation == "relu", weight, bias, residual, *uniques)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Ahead-of-time configurations
+# ---------------------------------------------------------------------------------------------------------------------
+
+_INT64_TABLES = ("rows_ptr", "dxrows_ptr", "ups_ptr", "cols_ptr", "map_ptr")
+_FP32_BUFFERS = ("up_ptr", "d_ptr", "part_ptr")
+_UNIT_STRIDES = ("stride_wk",)  # the row-order weight is contiguous: the JIT specialises this stride of 1 to 1
+
+
+def _aot_config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: int, tensor_cores: bool,
+                fp32_ptrs: tuple = (), label: str = "") -> AotConfig:
+    """A launch of `kernel` on `dtype` data: tables int64, fp32 buffers fp32, `fp32_ptrs` fp32 too (the fp32 Y_g
+    output, the fp32 D_g operand), every other pointer in `dtype`, integers i32, stride-1 arguments constant."""
+    element = TRITON_DTYPE_NAMES[dtype]
+    signature, values = {}, dict(constexprs)
+    for param in kernel.params:
+        name = param.name
+        if param.is_constexpr:
+            signature[name] = "constexpr"
+        elif name in _INT64_TABLES:
+            signature[name] = "*i64"
+        elif name in _FP32_BUFFERS or name in fp32_ptrs:
+            signature[name] = "*fp32"
+        elif name.endswith("_ptr"):
+            signature[name] = f"*{element}"
+        elif name in _UNIT_STRIDES:
+            signature[name], values[name] = "constexpr", 1
+        else:
+            signature[name] = "i32"
+    shown = ", ".join(f"{k}={v}" for k, v in constexprs.items() if k in ("PIXEL_CONTIG", "DOT_PRECISION"))
+    return AotConfig(
+        name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
+        signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
+    )
+
+
+def aot_configs() -> list[AotConfig]:
+    """Every configuration the launchers can pick: per dtype, the pixel layout (PIXEL_CONTIG), the dot precision
+    (fp32: TF32 or IEEE per torch.backends.cudnn.allow_tf32; TF32 for fp32 operands made from fp16/bf16 data) and
+    the operand types (Y_g / D_g fp32); block sizes are fixed constants."""
+    configs = []
+    small = dict(BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N)
+    for dtype in TRITON_DTYPE_NAMES:
+        precisions = ("tf32", "ieee") if dtype == torch.float32 else ("tf32",)
+        # fp32 operands beside the input dtype: the low-resolution products Y_g (forward output), D_g (backward)
+        fp32_sides = ((False, True) if dtype != torch.float32 else (False,))
+        configs.append(_aot_config(_concat_conv1x1_merge_kernel, dtype, small, EW_WARPS, 1, False))
+        configs.append(_aot_config(_concat_conv1x1_bwd_dz_kernel, dtype, dict(BLOCK=EW_BLOCK), EW_WARPS, 1, False))
+        configs.append(_aot_config(_concat_conv1x1_bwd_reduce_kernel, dtype, small, EW_WARPS, 1, False))
+        for precision in precisions:
+            mma = precision != "ieee"
+            gemm = GEMM_TILES[precision]
+            configs.append(_aot_config(
+                _concat_conv1x1_bwd_up_kernel, dtype,
+                dict(DOT_PRECISION=precision, BLOCK_C=UP_BLOCK_C, BLOCK_J=UP_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN),
+                UP_WARPS, UP_STAGES, mma,
+            ))
+            for fp32_side in fp32_sides:
+                label = ", fp32 Z" if fp32_side else ""
+                configs.append(_aot_config(
+                    _concat_conv1x1_bwd_dx_kernel, dtype, dict(DOT_PRECISION=precision, **gemm), GEMM_WARPS,
+                    GEMM_STAGES, mma, ("z_ptr",) if fp32_side else (), label,
+                ))
+                for contig in (True, False):
+                    flags = dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision)
+                    configs.append(_aot_config(
+                        _concat_conv1x1_fwd_kernel, dtype, dict(**flags, **gemm), GEMM_WARPS, GEMM_STAGES, mma,
+                        ("out_ptr",) if fp32_side else (), ", fp32 Y" if fp32_side else "",
+                    ))
+                    configs.append(_aot_config(
+                        _concat_conv1x1_bwd_dw_kernel, dtype, dict(**flags, **gemm), GEMM_WARPS, GEMM_STAGES, mma,
+                        ("z_ptr",) if fp32_side else (), label,
+                    ))
+    return configs
