@@ -1,0 +1,202 @@
+"""Benchmark of `kernels.linear_cross_attention` (KERNELS.md part A) at the model's shapes, batch 8.
+
+Providers side by side in one run:
+    torch          the reference (kernels/reference/linear_attention.py), eager
+    torch_compile  torch.compile of the reference
+    triton         the Triton op through autograd (kernels/linear_attention.py)
+    triton_graph   the Triton launchers alone, replayed from a CUDA graph (no Python launch overhead: the
+                   bandwidth the kernels reach, KERNELS.md's 60% goal)
+Modes: forward, backward (from a retained graph; for triton_graph the backward launcher alone) and
+forward+backward. Times are the median and p20/p80 of triton.testing.do_bench (L2 flushed) or
+do_bench_cudagraph. Throughput is against the minimal bytes, which count each input read once and each output
+written once (bf16 I/O: b = 2; fp32: b = 4; features and the fp32 state never leave the chip):
+    forward   b B (Lq (D + E) + Ls (D + E))       read q, k, v; write out
+    backward  b B (Lq (2D + E) + Ls (2D + 2E))    read q, dO, k, v; write dq, dk, dv
+FLOPs (the state products; D = E here): forward 2 B D E (Lq + Ls), backward 2 B D E (3 Lq + 2 Ls).
+
+    python bench/bench_linear_attention.py [--quick] [--dtypes bf16,fp32]
+    python bench/bench_linear_attention.py --dry-run     # CPU, tiny shapes, no timing: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import (  # noqa: E402
+    QUANTILES,
+    RESULTS_DIR,
+    Case,
+    cuda_or_exit,
+    device_limits,
+    device_slug,
+    measure,
+    peak_memory_bytes,
+    plot,
+    print_table,
+    save,
+)
+
+OP = "linear_cross_attention"
+BATCH = 8
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    width: int  # D = E (cross attention runs at the target's width)
+    lq: int
+    ls: int
+
+
+# NYUD-v2 at 480 x 640: CTAM self attention per scale, CSAM cross attention target <- coarser source.
+SHAPES = [
+    Shape("self-19200x36", 36, 19200, 19200),
+    Shape("self-4800x72", 72, 4800, 4800),
+    Shape("self-1200x144", 144, 1200, 1200),
+    Shape("self-300x288", 288, 300, 300),
+    Shape("cross-19200<-4800x36", 36, 19200, 4800),
+    Shape("cross-19200<-300x36", 36, 19200, 300),
+    Shape("cross-4800<-1200x72", 72, 4800, 1200),
+]
+QUICK_SHAPES = SHAPES[:2]
+DRY_RUN_SHAPES = [Shape("dry-self-40x8", 8, 40, 40), Shape("dry-cross-40<-17x20", 20, 40, 17)]
+
+
+def minimal_bytes(shape: Shape, batch: int, dtype: torch.dtype) -> dict:
+    b = torch.finfo(dtype).bits // 8
+    d = e = shape.width
+    fwd = b * batch * (shape.lq * (d + e) + shape.ls * (d + e))
+    bwd = b * batch * (shape.lq * (2 * d + e) + shape.ls * (2 * d + 2 * e))
+    return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}
+
+
+def flops(shape: Shape, batch: int) -> dict:
+    d = e = shape.width
+    fwd = 2 * batch * d * e * (shape.lq + shape.ls)
+    bwd = 2 * batch * d * e * (3 * shape.lq + 2 * shape.ls)
+    return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}
+
+
+def make_case(shape: Shape, batch: int, dtype: torch.dtype, device: torch.device):
+    """The Case and its leaves: q, k pre-activations and relu values v, as (B, C, L) maps (L contiguous)."""
+    torch.manual_seed(0)
+    q = torch.randn(batch, shape.width, shape.lq, device=device, dtype=dtype, requires_grad=True)
+    k = torch.randn(batch, shape.width, shape.ls, device=device, dtype=dtype, requires_grad=True)
+    v = torch.randn(batch, shape.width, shape.ls, device=device).relu().to(dtype).requires_grad_()
+    case = Case(op=OP, name=shape.name, dtype=dtype, bytes=minimal_bytes(shape, batch, dtype),
+                flops=flops(shape, batch),
+                params=dict(batch=batch, d=shape.width, e=shape.width, lq=shape.lq, ls=shape.ls))
+    return case, (q, k, v)
+
+
+def providers(compile_reference: bool) -> dict[str, Callable]:
+    """Provider name -> op(q, k, v) returning the output (differentiable)."""
+    from kernels.linear_attention import linear_cross_attention
+    from kernels.reference import linear_cross_attention_ref
+
+    ops = {"torch": linear_cross_attention_ref}
+    if compile_reference:
+        ops["torch_compile"] = torch.compile(linear_cross_attention_ref)
+    ops["triton"] = linear_cross_attention
+    return ops
+
+
+def graph_rows(case: Case, leaves) -> list[dict]:
+    """The Triton launchers alone, timed with do_bench_cudagraph: forward, backward and both."""
+    import triton.testing
+
+    from kernels.linear_attention import linear_cross_attention_bwd, linear_cross_attention_fwd
+
+    q, k, v = (t.detach() for t in leaves)
+    out, state, norm, mean = linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)
+    upstream = torch.randn_like(out)
+    modes = {
+        "fwd": lambda: linear_cross_attention_fwd(q, k, v, "softplus", 1e-12),
+        "bwd": lambda: linear_cross_attention_bwd(upstream, q, k, v, state, norm, mean, "softplus", 1e-12),
+        "fwdbwd": lambda: linear_cross_attention_bwd(upstream, q, k, v,
+                                                     *linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)[1:],
+                                                     "softplus", 1e-12),
+    }
+    limits = device_limits()
+    rows = []
+    for mode, fn in modes.items():
+        median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=QUANTILES)
+        row = {"op": case.op, "case": case.name, "provider": "triton_graph", "mode": mode,
+               "dtype": str(case.dtype).replace("torch.", ""), **case.params, "ms": median, "ms_p20": p20,
+               "ms_p80": p80, "bytes": case.bytes[mode], "gb_per_s": case.bytes[mode] / (median * 1e-3) / 1e9,
+               "flops": case.flops[mode], "tflop_per_s": case.flops[mode] / (median * 1e-3) / 1e12}
+        if limits:
+            row["bandwidth_share"] = row["gb_per_s"] * 1e9 / limits["bandwidth"]
+            row["measured_bandwidth_share"] = row["gb_per_s"] * 1e9 / limits["measured_bandwidth"]
+        if mode == "fwdbwd":
+            row["peak_memory_bytes"] = peak_memory_bytes(fn)
+        rows.append(row)
+    return rows
+
+
+def run(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[dict]:
+    ops = providers(compile_reference=True)
+    rows = []
+    for dtype in dtypes:
+        for shape in shapes:
+            case, leaves = make_case(shape, BATCH, dtype, torch.device("cuda"))
+            for name, op in ops.items():
+                rows += measure(case, name, lambda op=op, leaves=leaves: op(*leaves), leaves)
+            rows += graph_rows(case, leaves)
+            print(f"done: {shape.name} {dtype}", flush=True)
+    return rows
+
+
+def dry_run() -> list[dict]:
+    """Every provider except torch.compile on tiny CPU shapes (the Triton one through the interpreter): forward
+    and backward once, outputs and gradients finite. Returns one row per provider and shape."""
+    rows = []
+    for shape in DRY_RUN_SHAPES:
+        for dtype in DTYPES.values():
+            case, leaves = make_case(shape, batch=2, dtype=dtype, device=torch.device("cpu"))
+            for name, op in providers(compile_reference=False).items():
+                out = op(*leaves)
+                out.backward(torch.randn_like(out))
+                finite = torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in leaves)
+                if not finite:
+                    raise RuntimeError(f"{name} gave non-finite results on {shape.name} {dtype}")
+                for leaf in leaves:
+                    leaf.grad = None
+                rows.append({"case": case.name, "provider": name, "dtype": str(dtype), "bytes": case.bytes})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the two largest self-attention shapes only")
+    parser.add_argument("--dtypes", default="bf16,fp32", help="comma-separated subset of " + ",".join(DTYPES))
+    parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, no timing")
+    args = parser.parse_args()
+    if args.dry_run:
+        rows = dry_run()
+        print(f"dry run: {len(rows)} provider runs, all finite")
+        return
+    cuda_or_exit(__file__)
+    dtypes = [DTYPES[name] for name in args.dtypes.split(",")]
+    rows = run(QUICK_SHAPES if args.quick else SHAPES, dtypes)
+    path = save(rows)
+    plot(rows, RESULTS_DIR / f"{device_slug()}-{OP}.png", OP)
+    print_table(rows)
+    graphs = [r for r in rows if r["provider"] == "triton_graph" and "measured_bandwidth_share" in r]
+    for r in graphs:
+        print(f"triton_graph {r['case']} {r['dtype']} {r['mode']}: {r['gb_per_s']:.0f} GB/s, "
+              f"{100 * r['measured_bandwidth_share']:.0f}% of the measured copy bandwidth")
+    print(f"results appended to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,805 @@
+"""Triton backend of `kernels.linear_cross_attention`: softplus-feature linear cross attention, forward and backward.
+
+Math (one batch element; p_i = phi(q_i), f_a = phi(k_a), phi = softplus or identity, applied on load):
+
+    S = sum_a v_a f_a^T  (E x D),   z = sum_a f_a  (D),   mu = mean_a v_a  (E)
+    den_i = z . p_i,   m_i = max(den_i, eps),   out_i = S p_i / m_i
+
+eps is applied to the sum (not a mean), exactly as in the reference. The kernels keep the state *centred*,
+S_c = S - mu z^T = sum_a (v_a - mu) f_a^T, and compute out_i = S_c p_i / m_i + mu den_i / m_i. This is the same
+function, but the rounding of the tensor-core operands (bf16 or TF32) then scales with the spread of v, not its
+mean. The backward needs that: dq is a difference of two terms of order Ls * mean(v) whose result is of order
+sqrt(Ls) * std(v), so an uncentred bf16 state would lose up to sqrt(19200) ~ 140 times its precision there (relu
+values have mean ~ std). For the same reason the state pass also shifts the features by a per-split estimate of
+their mean (pre-activations near +30 give features 30 +- 1) and adds the shifts back exactly in fp32.
+
+VJP. With G_i the upstream gradient, g_i = G_i / m_i, u_i = S_c^T G_i and [den_i >= eps] the clamp's pass-through
+(torch's clamp_min passes the gradient where den >= eps):
+
+    b_i   = -(p_i . u_i) / m_i^2  if den_i >= eps  else  (mu . G_i) / m_i     (a scalar per target token)
+    dp_i  = u_i / m_i + b_i z                               -> dq_i = phi'(q_i) * dp_i
+    dS    = sum_i g_i p_i^T  (E x D),   dz_c = sum_i b_i p_i  (D)
+    df_a  = dS^T (v_a - mu) + dz_c                          -> dk_a = phi'(k_a) * df_a
+    dv_a  = dS f_a
+
+Derivation: out_i = w_i + mu den_i / m_i with w_i = S_c p_i / m_i. Then dp_i = S^T g_i + dden_i z with
+dden_i = -(g_i . out_i) [den_i >= eps]. Substituting S = S_c + mu z^T leaves S_c^T g_i + (mu . g_i + dden_i) z, and
+mu . g_i + dden_i = -(g_i . w_i) = -(p_i . u_i) / m_i^2 when den_i >= eps. Likewise df_a = dS^T v_a + dz with
+dz = sum_i dden_i p_i, and v_a is split as (v_a - mu) + mu. One product, u_i = S_c^T G_i, serves both b_i and dq_i.
+phi'(x) = sigmoid(x) is computed from the pre-activation, which the backward re-reads anyway, sharing exp(-|x|)
+with the softplus. It stays exact where 1 - exp(-phi) would round to 0.
+
+Passes (B batch, D = q/k channels, E = v channels, Lq targets, Ls sources, b bytes per element, NS splits; the
+channels are cut into 64-wide tiles, padded by masked loads, so that every tl.dot dimension is >= 16):
+- forward state (`_..._state_kernel`, grid (NS, E tiles x D tiles, B)): each program reduces its slice of the
+  source into fp32 partials: S (E x D), z and sum(v). NS is tied to the SM count, so that batch 8 fills the GPU.
+  Reads B Ls (D + E) b bytes (more from L2 when there are several channel tiles); 2 B E D Ls FLOPs.
+- reduce (`_..._reduce_kernel`, grid (channel tiles, B)): sums the partials over NS in a fixed order (bitwise
+  reproducible, no atomics) and centres them: S_c, z, mu in fp32. Reads B NS (E D + D + 2E) 4 bytes.
+- forward output (`_..._fwd_kernel`, grid (Lq tiles, E tiles, B)): den and S_c p in fp32, the divide, the store.
+  Reads B Lq D b bytes (once per E tile) and writes B Lq E b bytes; 2 B E D Lq FLOPs. The backward gets q, k, v
+  and the fp32 state (S_c, z, mu: B (E D + D + E) 4 bytes); nothing of size L is saved.
+- backward target pass, D, E <= 64 (`_..._bwd_target_fused_kernel`, grid (NS, B)): p, den, u, b and dq for each
+  target tile, plus the dS and dz_c partials of its split kept in registers. One read of q and dO, one write of dq:
+  B Lq (2D + E) b bytes; 4 B E D Lq FLOPs. Wider states (`_..._bwd_target_kernel`, grid (Lq tiles, B)) loop
+  over the channel tiles and store 1/m and b (B Lq 8 bytes); the state kernel then computes the dS, dz_c partials
+  in a second sweep over q and dO (another B Lq (D + E) b bytes).
+- reduce again (dS, dz_c), then the source pass (`_..._bwd_source_kernel`, grid (Ls tiles, D tiles + E tiles, B):
+  a program computes one channel tile of dk or of dv). Reads and writes B Ls (2D + 2E) b bytes; 4 B E D Ls FLOPs.
+Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per-token scalars and all partials
+are fp32 sums, and the state is never stored in half precision, so L = 19,200 cannot overflow float16.
+
+Precision of the products. bfloat16 inputs: operands rounded to bf16 (round to nearest even), fp32 accumulation.
+float32 and float16 inputs: TF32 (10-bit mantissa), with the operands rounded to nearest explicitly, because the
+tensor core would truncate the low 13 bits, a bias that adds up coherently over the source. float16 is never an
+operand type: the features of pre-activations below about -17 underflow it, and S overflows it.
+
+Anchors. flash-bidirectional-linear-attention: two kernels, one for the state and one for the output, and fp32 dS
+partials reduced by a fixed-order sum. EfficientViT's LiteMLA: the channel-first NCHW layout, read in place. Sana's
+Triton LiteMLA: feature maps fused into the loads. Beyond these anchors: Lq != Ls; a split of the source across
+programs, tied to the SM count (their grids have B x heads programs); an fp32 state; the centred state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from ._aot import AotConfig
+from ._autocast import autocast_aware
+from ._checks import check_linear_cross_attention
+from ._interpret import use_interpreter_without_cuda
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+
+use_interpreter_without_cuda()  # before the @triton.jit below: without CUDA the kernels run in the interpreter
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+
+# Feature maps (constexpr FEATURE).
+IDENTITY = tl.constexpr(0)
+SOFTPLUS = tl.constexpr(1)
+FEATURE_CODES = {"identity": IDENTITY.value, "softplus": SOFTPLUS.value}
+
+# Operand precision of the tensor-core products (constexpr MMA). The interpreter's tl.dot multiplies bf16 tensors
+# as their raw 16-bit patterns, and its fp32 -> bf16 cast truncates, so under the interpreter bf16 inputs get
+# bf16-rounded fp32 operands instead: the same products, exact in fp32, and the GPU's rounding.
+MMA_TF32 = tl.constexpr(0)
+MMA_BF16 = tl.constexpr(1)
+MMA_BF16_ROUNDED_FP32 = tl.constexpr(2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@triton.jit
+def _sum(x, axis: tl.constexpr):
+    """tl.sum, through the builtin tl.reduce with tl.sum's own combine function (which the interpreter runs as a
+    numpy sum). The kernels call only Triton builtins and this module's own helpers: torch._dynamo imports triton,
+    and when that happens before TRITON_INTERPRET is set, Triton's @jit library functions (tl.sum, tl.zeros,
+    tl.cdiv) cannot run under the interpreter."""
+    return tl.reduce(x, axis, tl.standard._sum_combine)
+
+
+@triton.jit
+def _features(x, FEATURE: tl.constexpr):
+    """(phi(x), phi'(x)) in fp32. Softplus in the stable form max(x, 0) + log1p(exp(-|x|)), where
+    log1p(e) = log(1 + e) - ((1 + e) - 1 - e) corrects the rounding of 1 + e (so softplus(-30) ~ 9.4e-14, not 0),
+    and its derivative sigmoid(x) from the same exp(-|x|). Unused results are removed by the compiler."""
+    if FEATURE == SOFTPLUS:
+        e = tl.exp(-tl.abs(x))
+        u = 1.0 + e
+        phi = tl.maximum(x, 0.0) + (tl.log(u) - ((u - 1.0) - e))
+        dphi = tl.where(x >= 0, 1.0, e) / u
+    else:
+        phi = x
+        dphi = tl.full(x.shape, 1.0, tl.float32)
+    return phi, dphi
+
+
+@triton.jit
+def _round_mantissa(x, DROPPED_BITS: tl.constexpr):
+    """fp32 rounded to nearest (ties to even) with its DROPPED_BITS low mantissa bits cleared, by integer arithmetic
+    on the bits: 13 gives TF32 (10 mantissa bits kept of 23), 16 gives bf16 (7 kept)."""
+    bits = x.to(tl.uint32, bitcast=True)
+    half_ulp = ((1 << (DROPPED_BITS - 1)) - 1) + ((bits >> DROPPED_BITS) & 1)
+    bits = ((bits + half_ulp) >> DROPPED_BITS) << DROPPED_BITS
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _mma(a, b, acc, MMA: tl.constexpr):
+    """acc + a @ b on the tensor cores for fp32 tiles a, b, with the operand precision MMA; fp32 accumulation."""
+    if MMA == MMA_BF16:
+        acc = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc)
+    elif MMA == MMA_BF16_ROUNDED_FP32:
+        acc = tl.dot(_round_mantissa(a, 16), _round_mantissa(b, 16), acc, input_precision="ieee")
+    else:  # explicit round to nearest: the tensor core would truncate (a bias that adds up over the source)
+        acc = tl.dot(_round_mantissa(a, 13), _round_mantissa(b, 13), acc, input_precision="tf32")
+    return acc
+
+
+@triton.jit
+def _to_output(x, ptr, MMA: tl.constexpr):
+    """x cast for a store through ptr, rounded to nearest even (the interpreter's own fp32 -> bf16 cast truncates)."""
+    if MMA == MMA_BF16_ROUNDED_FP32:
+        x = _round_mantissa(x, 16)
+    return x.to(ptr.dtype.element_ty)
+
+
+@triton.jit
+def _split_range(pid_s, num_splits, length, BLOCK: tl.constexpr):
+    """[start, end) of split pid_s when num_splits <= cdiv(length, BLOCK) splits share the blocks of BLOCK tokens
+    as evenly as possible (floor or ceil each, none empty)."""
+    num_blocks = _cdiv(length, BLOCK)
+    block_start = pid_s.to(tl.int64) * num_blocks // num_splits
+    block_end = (pid_s + 1).to(tl.int64) * num_blocks // num_splits
+    return block_start * BLOCK, tl.minimum(block_end * BLOCK, length)
+
+
+@triton.jit
+def _state_block(x_rows, f_rows, offs_l, stride_xl, stride_fl, mask_e, mask_d, L, FEATURE: tl.constexpr):
+    """One block of the state's operands in fp32: x (BLOCK_C, BLOCK_L) and phi(f) (BLOCK_C, BLOCK_L), zero outside."""
+    mask_l = offs_l < L
+    x = tl.load(x_rows + offs_l[None, :] * stride_xl, mask=mask_e[:, None] & mask_l[None, :], other=0.0)
+    mask_f = mask_d[:, None] & mask_l[None, :]
+    f = tl.load(f_rows + offs_l[None, :] * stride_fl, mask=mask_f, other=0.0)
+    phi, _ = _features(f.to(tl.float32), FEATURE)
+    return x.to(tl.float32), tl.where(mask_f, phi, 0.0)  # softplus(0) = log 2: padding must not count
+
+
+@triton.jit
+def _linear_cross_attention_state_kernel(
+    # x: (B, E, L), the E side of the state: v (forward) or the upstream gradient dO (backward)
+    x_ptr, stride_xb, stride_xe, stride_xl,
+    # f: (B, D, L), pre-activations of the D side: k (forward) or q (backward)
+    f_ptr, stride_fb, stride_fd, stride_fl,
+    # backward only, (B, L) fp32 contiguous: 1/m (scales x) and the bracket (weights the sum of features)
+    inv_m_ptr, bracket_ptr,
+    # partials per split, fp32 contiguous: mat (B, NS, E, D), fsum (B, NS, D); forward only: xsum, xshift (B, NS, E)
+    mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
+    E, D, L,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BACKWARD: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    # Forward: mat = sum (v - v^) phi(k)^T, fsum = sum phi(k), xsum = sum v, xshift = v^ (the mean of the split's
+    # first block). Backward: mat = sum (dO / m) phi(q)^T, fsum = sum bracket phi(q).
+    pid_s = tl.program_id(0)
+    pid_tile = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    num_splits = tl.num_programs(0)
+    d_tiles = _cdiv(D, BLOCK_C)
+    pid_e = pid_tile // d_tiles
+    pid_d = pid_tile % d_tiles
+    offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_d = pid_d * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_e = offs_e < E
+    mask_d = offs_d < D
+    x_rows = x_ptr + pid_b * stride_xb + offs_e[:, None] * stride_xe
+    f_rows = f_ptr + pid_b * stride_fb + offs_d[:, None] * stride_fd
+    l_start, l_end = _split_range(pid_s, num_splits, L, BLOCK_L)
+
+    if not BACKWARD:
+        # Shift both operands by the means of the split's first block: the MMA then rounds values of the size of
+        # the spread of v and phi(k), not of their means (features of pre-activations near +30 are 30 +- 1).
+        x, phi = _state_block(x_rows, f_rows, l_start + tl.arange(0, BLOCK_L), stride_xl, stride_fl,
+                              mask_e, mask_d, L, FEATURE)
+        first_count = tl.minimum(L - l_start, BLOCK_L).to(tl.float32)
+        x_shift = _sum(x, 1) / first_count
+        f_shift = _sum(phi, 1) / first_count
+        xsum = tl.full([BLOCK_C], 0.0, tl.float32)
+    acc = tl.full([BLOCK_C, BLOCK_C], 0.0, tl.float32)
+    fsum = tl.full([BLOCK_C], 0.0, tl.float32)
+    for l0 in tl.range(l_start, l_end, BLOCK_L):
+        offs_l = l0 + tl.arange(0, BLOCK_L)
+        x, phi = _state_block(x_rows, f_rows, offs_l, stride_xl, stride_fl, mask_e, mask_d, L, FEATURE)
+        if BACKWARD:
+            inv_m = tl.load(inv_m_ptr + pid_b * L + offs_l, mask=offs_l < L, other=0.0)
+            bracket = tl.load(bracket_ptr + pid_b * L + offs_l, mask=offs_l < L, other=0.0)
+            x = x * inv_m[None, :]
+            fsum += _sum(phi * bracket[None, :], 1)
+        else:
+            fsum += _sum(phi, 1)
+            xsum += _sum(x, 1)
+            inside = (offs_l < L)[None, :]
+            x = tl.where(inside, x - x_shift[:, None], 0.0)
+            phi = tl.where(inside, phi - f_shift[:, None], 0.0)
+        acc = _mma(x, tl.trans(phi), acc, MMA)
+
+    part = pid_b * num_splits + pid_s
+    if not BACKWARD:  # sum (v - v^) phi^T = acc + sum (v - v^) c^T, in fp32
+        acc += (xsum - (l_end - l_start).to(tl.float32) * x_shift)[:, None] * f_shift[None, :]
+        if pid_d == 0:  # the E vectors are the same in every D tile: the first one writes them
+            tl.store(xsum_part_ptr + part * E + offs_e, xsum, mask=mask_e)
+            tl.store(xshift_part_ptr + part * E + offs_e, x_shift, mask=mask_e)
+    tl.store(mat_part_ptr + (part * E + offs_e[:, None]) * D + offs_d[None, :], acc,
+             mask=mask_e[:, None] & mask_d[None, :])
+    if pid_e == 0:
+        tl.store(fsum_part_ptr + part * D + offs_d, fsum, mask=mask_d)
+
+
+@triton.jit
+def _linear_cross_attention_reduce_kernel(
+    # partials (B, NS, E, D), (B, NS, D) fp32 contiguous; CENTER (forward) also xsum, xshift (B, NS, E)
+    mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
+    # results (B, E, D), (B, D), (B, E) fp32 contiguous: S_c, z, mu (forward) or dS, dz_c (backward)
+    mat_ptr, fsum_ptr, xmean_ptr,
+    E, D, num_splits, inv_count,  # inv_count = 1 / Ls turns the sum of v into its mean
+    CENTER: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    # Every loop over the splits runs in a fixed order: the result is bitwise reproducible.
+    pid_tile = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    d_tiles = _cdiv(D, BLOCK_C)
+    pid_e = pid_tile // d_tiles
+    pid_d = pid_tile % d_tiles
+    offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_d = pid_d * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_e = offs_e < E
+    mask_d = offs_d < D
+    mask_ed = mask_e[:, None] & mask_d[None, :]
+    first_part = pid_b * num_splits
+
+    acc = tl.full([BLOCK_C, BLOCK_C], 0.0, tl.float32)
+    fsum = tl.full([BLOCK_C], 0.0, tl.float32)
+    # CENTER: split s stored P_s = sum over its tokens of (v - v^_s) phi^T, its v shift v^_s and z_s = its sum of
+    # phi; then S_c = sum_s [P_s + (v^_s - mu) z_s^T], with mu (from the sums of v) needed first.
+    if CENTER:
+        xsum = tl.full([BLOCK_C], 0.0, tl.float32)
+        for s in tl.range(0, num_splits):
+            xsum += tl.load(xsum_part_ptr + (first_part + s) * E + offs_e, mask=mask_e, other=0.0)
+        mean = xsum * inv_count
+    for s in tl.range(0, num_splits):
+        part = first_part + s
+        acc += tl.load(mat_part_ptr + (part * E + offs_e[:, None]) * D + offs_d[None, :], mask=mask_ed, other=0.0)
+        fsum_s = tl.load(fsum_part_ptr + part * D + offs_d, mask=mask_d, other=0.0)
+        fsum += fsum_s
+        if CENTER:
+            shift = tl.load(xshift_part_ptr + part * E + offs_e, mask=mask_e, other=0.0)
+            acc += (shift - mean)[:, None] * fsum_s[None, :]
+    if CENTER:
+        if pid_d == 0:
+            tl.store(xmean_ptr + pid_b * E + offs_e, mean, mask=mask_e)
+    tl.store(mat_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :], acc, mask=mask_ed)
+    if pid_e == 0:
+        tl.store(fsum_ptr + pid_b * D + offs_d, fsum, mask=mask_d)
+
+
+@triton.jit
+def _linear_cross_attention_fwd_kernel(
+    # q: (B, D, Lq) query pre-activations
+    q_ptr, stride_qb, stride_qd, stride_ql,
+    # the centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    state_ptr, norm_ptr, mean_ptr,
+    # out: (B, E, Lq)
+    out_ptr, stride_ob, stride_oe, stride_ol,
+    E, D, Lq, eps,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    pid_t = tl.program_id(0)
+    pid_e = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_t = offs_t < Lq
+    mask_e = offs_e < E
+    q_batch = q_ptr + pid_b * stride_qb
+
+    acc = tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32)  # S_c p
+    den = tl.full([BLOCK_T], 0.0, tl.float32)  # z . p
+    for d0 in tl.range(0, D, BLOCK_C):
+        offs_d = d0 + tl.arange(0, BLOCK_C)
+        mask_d = offs_d < D
+        q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql,
+                    mask=mask_d[:, None] & mask_t[None, :], other=0.0)
+        p, _ = _features(q.to(tl.float32), FEATURE)  # padded rows meet zero z and S_c: no mask needed
+        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        den += _sum(z[:, None] * p, 0)
+        s = tl.load(state_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :],
+                    mask=mask_e[:, None] & mask_d[None, :], other=0.0)
+        acc = _mma(s, p, acc, MMA)
+
+    m = tl.maximum(den, eps)
+    mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
+    out = acc / m[None, :] + mu[:, None] * (den / m)[None, :]
+    tl.store(out_ptr + pid_b * stride_ob + offs_e[:, None] * stride_oe + offs_t[None, :] * stride_ol,
+             _to_output(out, out_ptr, MMA), mask=mask_e[:, None] & mask_t[None, :])
+
+
+@triton.jit
+def _bracket(den, p_dot_u, mu_dot_do, eps):
+    """(1/m, b) per target token from den = z . p, p . u = dO . (S_c p) (u = S_c^T dO) and mu . dO (see the module
+    docstring)."""
+    inv_m = 1.0 / tl.maximum(den, eps)
+    bracket = tl.where(den >= eps, -p_dot_u * inv_m * inv_m, mu_dot_do * inv_m)
+    return inv_m, bracket
+
+
+@triton.jit
+def _linear_cross_attention_bwd_target_fused_kernel(
+    # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
+    q_ptr, stride_qb, stride_qd, stride_ql,
+    do_ptr, stride_gb, stride_ge, stride_gl,
+    # the forward's centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    state_ptr, norm_ptr, mean_ptr,
+    # dq: (B, D, Lq)
+    dq_ptr, stride_dqb, stride_dqd, stride_dql,
+    # partials per split of the target, fp32 contiguous: dS (B, NS, E, D), dz_c (B, NS, D)
+    mat_part_ptr, fsum_part_ptr,
+    E, D, Lq, eps,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    # D, E <= BLOCK_C: the whole state is one tile, loaded once; each program sweeps one split of the target and
+    # keeps its dS, dz_c partials in registers (one read of q and dO for dq and the state gradients).
+    pid_s = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_e = offs_c < E
+    mask_d = offs_c < D
+    mask_ed = mask_e[:, None] & mask_d[None, :]
+    state_t = tl.load(state_ptr + (pid_b * E + offs_c[None, :]) * D + offs_c[:, None],
+                      mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # S_c^T (D, E)
+    z = tl.load(norm_ptr + pid_b * D + offs_c, mask=mask_d, other=0.0)
+    mu = tl.load(mean_ptr + pid_b * E + offs_c, mask=mask_e, other=0.0)
+    q_rows = q_ptr + pid_b * stride_qb + offs_c[:, None] * stride_qd
+    do_rows = do_ptr + pid_b * stride_gb + offs_c[:, None] * stride_ge
+    dq_rows = dq_ptr + pid_b * stride_dqb + offs_c[:, None] * stride_dqd
+
+    ds_acc = tl.full([BLOCK_C, BLOCK_C], 0.0, tl.float32)
+    dz_acc = tl.full([BLOCK_C], 0.0, tl.float32)
+    t_start, t_end = _split_range(pid_s, tl.num_programs(0), Lq, BLOCK_T)
+    for t0 in tl.range(t_start, t_end, BLOCK_T):
+        offs_t = t0 + tl.arange(0, BLOCK_T)
+        mask_t = offs_t < Lq
+        mask_dt = mask_d[:, None] & mask_t[None, :]
+        do = tl.load(do_rows + offs_t[None, :] * stride_gl, mask=mask_e[:, None] & mask_t[None, :], other=0.0)
+        do = do.to(tl.float32)
+        u = _mma(state_t, do, tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32), MMA)  # S_c^T dO
+        q = tl.load(q_rows + offs_t[None, :] * stride_ql, mask=mask_dt, other=0.0)
+        p, dphi = _features(q.to(tl.float32), FEATURE)
+        inv_m, bracket = _bracket(_sum(z[:, None] * p, 0), _sum(p * u, 0),
+                                  _sum(mu[:, None] * do, 0), eps)
+        dq = dphi * (u * inv_m[None, :] + z[:, None] * bracket[None, :])
+        tl.store(dq_rows + offs_t[None, :] * stride_dql, _to_output(dq, dq_ptr, MMA), mask=mask_dt)
+        # padded tokens: dO = 0, so g = 0 and bracket = 0, and they add nothing
+        ds_acc = _mma(do * inv_m[None, :], tl.trans(p), ds_acc, MMA)
+        dz_acc += _sum(p * bracket[None, :], 1)
+
+    part = pid_b * tl.num_programs(0) + pid_s
+    tl.store(mat_part_ptr + (part * E + offs_c[:, None]) * D + offs_c[None, :], ds_acc, mask=mask_ed)
+    tl.store(fsum_part_ptr + part * D + offs_c, dz_acc, mask=mask_d)
+
+
+@triton.jit
+def _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t, E, D,
+                      MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr):
+    """u = S_c^T dO for one D tile (BLOCK_C, BLOCK_T), looping over the E tiles."""
+    u = tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32)
+    for e0 in tl.range(0, E, BLOCK_C):
+        offs_e = e0 + tl.arange(0, BLOCK_C)
+        mask_e = offs_e < E
+        do = tl.load(do_batch + offs_e[:, None] * stride_ge + offs_t[None, :] * stride_gl,
+                     mask=mask_e[:, None] & mask_t[None, :], other=0.0)
+        s_t = tl.load(state_ptr + (pid_b * E + offs_e[None, :]) * D + offs_d[:, None],
+                      mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # S_c^T tile (D, E)
+        u = _mma(s_t, do.to(tl.float32), u, MMA)
+    return u
+
+
+@triton.jit
+def _linear_cross_attention_bwd_target_kernel(
+    # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
+    q_ptr, stride_qb, stride_qd, stride_ql,
+    do_ptr, stride_gb, stride_ge, stride_gl,
+    # the forward's centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    state_ptr, norm_ptr, mean_ptr,
+    # dq: (B, D, Lq)
+    dq_ptr, stride_dqb, stride_dqd, stride_dql,
+    # per target token, fp32 (B, Lq) contiguous: 1/m and the bracket, for the state kernel's dS, dz_c sweep
+    inv_m_ptr, bracket_ptr,
+    E, D, Lq, eps,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    # A state wider than one tile, its tiles looped over: u = S_c^T dO is computed twice per D tile, once for the
+    # per-token sums (they need every D tile) and once for dq.
+    pid_t = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    mask_t = offs_t < Lq
+    q_batch = q_ptr + pid_b * stride_qb
+    do_batch = do_ptr + pid_b * stride_gb
+
+    mu_dot_do = tl.full([BLOCK_T], 0.0, tl.float32)
+    for e0 in tl.range(0, E, BLOCK_C):
+        offs_e = e0 + tl.arange(0, BLOCK_C)
+        mask_e = offs_e < E
+        do = tl.load(do_batch + offs_e[:, None] * stride_ge + offs_t[None, :] * stride_gl,
+                     mask=mask_e[:, None] & mask_t[None, :], other=0.0)
+        mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
+        mu_dot_do += _sum(mu[:, None] * do.to(tl.float32), 0)
+    den = tl.full([BLOCK_T], 0.0, tl.float32)
+    p_dot_u = tl.full([BLOCK_T], 0.0, tl.float32)
+    for d0 in tl.range(0, D, BLOCK_C):
+        offs_d = d0 + tl.arange(0, BLOCK_C)
+        mask_d = offs_d < D
+        q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql,
+                    mask=mask_d[:, None] & mask_t[None, :], other=0.0)
+        p, _ = _features(q.to(tl.float32), FEATURE)
+        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        den += _sum(z[:, None] * p, 0)
+        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t,
+                              E, D, MMA, BLOCK_C, BLOCK_T)
+        p_dot_u += _sum(p * u, 0)
+    inv_m, bracket = _bracket(den, p_dot_u, mu_dot_do, eps)
+    tl.store(inv_m_ptr + pid_b * Lq + offs_t, inv_m, mask=mask_t)
+    tl.store(bracket_ptr + pid_b * Lq + offs_t, bracket, mask=mask_t)
+
+    for d0 in tl.range(0, D, BLOCK_C):  # dq = phi'(q) (u / m + bracket z)
+        offs_d = d0 + tl.arange(0, BLOCK_C)
+        mask_d = offs_d < D
+        mask_dt = mask_d[:, None] & mask_t[None, :]
+        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t,
+                              E, D, MMA, BLOCK_C, BLOCK_T)
+        q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql, mask=mask_dt, other=0.0)
+        _, dphi = _features(q.to(tl.float32), FEATURE)
+        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        dq = dphi * (u * inv_m[None, :] + z[:, None] * bracket[None, :])
+        tl.store(dq_ptr + pid_b * stride_dqb + offs_d[:, None] * stride_dqd + offs_t[None, :] * stride_dql,
+                 _to_output(dq, dq_ptr, MMA), mask=mask_dt)
+
+
+@triton.jit
+def _linear_cross_attention_bwd_source_kernel(
+    # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
+    k_ptr, stride_kb, stride_kd, stride_kl,
+    v_ptr, stride_vb, stride_ve, stride_vl,
+    # reduced gradients, fp32 contiguous: dS (B, E, D), dz_c (B, D); the forward's mu (B, E)
+    dstate_ptr, dnorm_ptr, mean_ptr,
+    # dk: (B, D, Ls); dv: (B, E, Ls)
+    dk_ptr, stride_dkb, stride_dkd, stride_dkl,
+    dv_ptr, stride_dvb, stride_dve, stride_dvl,
+    E, D, Ls,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    # Programs 0 .. D tiles - 1 of axis 1 compute a D tile of dk, the others an E tile of dv.
+    pid_l = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    offs_l = pid_l * BLOCK_L + tl.arange(0, BLOCK_L)
+    mask_l = offs_l < Ls
+    arange_c = tl.arange(0, BLOCK_C)
+    k_batch = k_ptr + pid_b * stride_kb
+    d_tiles = _cdiv(D, BLOCK_C)
+
+    if pid_c < d_tiles:  # dk = phi'(k) (dS^T (v - mu) + dz_c)
+        offs_d = pid_c * BLOCK_C + arange_c
+        mask_d = offs_d < D
+        acc = tl.full([BLOCK_C, BLOCK_L], 0.0, tl.float32)
+        for e0 in tl.range(0, E, BLOCK_C):
+            offs_e = e0 + arange_c
+            mask_e = offs_e < E
+            v = tl.load(v_ptr + pid_b * stride_vb + offs_e[:, None] * stride_ve + offs_l[None, :] * stride_vl,
+                        mask=mask_e[:, None] & mask_l[None, :], other=0.0).to(tl.float32)
+            mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
+            ds_t = tl.load(dstate_ptr + (pid_b * E + offs_e[None, :]) * D + offs_d[:, None],
+                           mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # dS^T tile (D, E)
+            acc = _mma(ds_t, v - mu[:, None], acc, MMA)
+        mask_dl = mask_d[:, None] & mask_l[None, :]
+        k = tl.load(k_batch + offs_d[:, None] * stride_kd + offs_l[None, :] * stride_kl, mask=mask_dl, other=0.0)
+        _, dphi = _features(k.to(tl.float32), FEATURE)
+        dz = tl.load(dnorm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        dk = dphi * (acc + dz[:, None])
+        tl.store(dk_ptr + pid_b * stride_dkb + offs_d[:, None] * stride_dkd + offs_l[None, :] * stride_dkl,
+                 _to_output(dk, dk_ptr, MMA), mask=mask_dl)
+    else:  # dv = dS phi(k)
+        offs_e = (pid_c - d_tiles) * BLOCK_C + arange_c
+        mask_e = offs_e < E
+        acc = tl.full([BLOCK_C, BLOCK_L], 0.0, tl.float32)
+        for d0 in tl.range(0, D, BLOCK_C):
+            offs_d = d0 + arange_c
+            mask_d = offs_d < D
+            k = tl.load(k_batch + offs_d[:, None] * stride_kd + offs_l[None, :] * stride_kl,
+                        mask=mask_d[:, None] & mask_l[None, :], other=0.0)
+            f, _ = _features(k.to(tl.float32), FEATURE)  # padded rows meet zero dS columns
+            ds = tl.load(dstate_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :],
+                         mask=mask_e[:, None] & mask_d[None, :], other=0.0)
+            acc = _mma(ds, f, acc, MMA)
+        tl.store(dv_ptr + pid_b * stride_dvb + offs_e[:, None] * stride_dve + offs_l[None, :] * stride_dvl,
+                 _to_output(acc, dv_ptr, MMA), mask=mask_e[:, None] & mask_l[None, :])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Launchers
+# ---------------------------------------------------------------------------------------------------------------
+
+BLOCK_C = 64  # channels (D and E) per tile: states up to 64 x 64 are one tile, wider ones are looped over
+PROGRAMS_PER_SM = 2  # the source/target splits aim at this many programs per SM (batch 8 must fill 132 SMs)
+MAX_BLOCK = 64  # the largest block any kernel adds to an index before masking
+
+
+@dataclass(frozen=True)
+class KernelLaunch:
+    """Token block and launch options of one kernel. Fixed per kernel (no autotuning), and chosen so that every
+    dtype compiles for sm_90 without register spills even where the loads cannot be vectorised (lengths that are
+    not multiples of 16): tests/kernels/test_compile.py."""
+
+    block_tokens: int
+    num_warps: int
+    num_stages: int = 2
+
+
+STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
+REDUCE_LAUNCH = KernelLaunch(block_tokens=0, num_warps=8)  # no token axis
+FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
+TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
+TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8)
+SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
+
+
+def fuses_state(d: int, e: int) -> bool:
+    """Whether the whole state is one channel tile: the backward's target pass then reduces dS itself."""
+    return d <= BLOCK_C and e <= BLOCK_C
+
+
+def mma_mode(dtype: torch.dtype) -> int:
+    if dtype != torch.bfloat16:
+        return MMA_TF32.value
+    return MMA_BF16_ROUNDED_FP32.value if INTERPRETING else MMA_BF16.value
+
+
+def split(num_blocks: int, programs_per_split: int, device: torch.device) -> int:
+    """Into how many splits to share `num_blocks` blocks so that all splits together launch about PROGRAMS_PER_SM
+    programs per SM (at most one split per block)."""
+    wanted = triton.cdiv(PROGRAMS_PER_SM * sm_count(device), programs_per_split)
+    return max(1, min(wanted, num_blocks))
+
+
+def _check_walkable(name: str, t: torch.Tensor) -> None:
+    """The kernels offset the batch in int64 and within one (C, L) plane in int32."""
+    span = sum((size + MAX_BLOCK) * stride for size, stride in zip(t.shape[1:], t.stride()[1:]))
+    if span > INT32_MAX:
+        raise ValueError(
+            f"{name} of shape {tuple(t.shape)} and strides {t.stride()} spans {span} elements per batch entry: "
+            f"the triton backend indexes one (C, L) plane in int32 (at most {INT32_MAX})"
+        )
+
+
+def _check_device(name: str, t: torch.Tensor) -> None:
+    expected = "cpu" if INTERPRETING else "cuda"
+    if t.device.type != expected:
+        raise ValueError(
+            f"{name} must be on a {expected} device for the triton backend "
+            f"({'interpreter' if INTERPRETING else 'GPU kernels'}), got {t.device}"
+        )
+
+
+def _strides(t: torch.Tensor) -> tuple[int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def _has_no_work(b: int, d: int, e: int, lq: int, ls: int) -> bool:
+    """Some size is zero: then the output and every gradient are all zeros (or empty)."""
+    return 0 in (b, d, e, lq, ls)
+
+
+def _channel_tiles(e: int, d: int) -> int:
+    return triton.cdiv(e, BLOCK_C) * triton.cdiv(d, BLOCK_C)
+
+
+def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_count: float, center: bool) -> None:
+    b = results[0].shape[0]
+    _linear_cross_attention_reduce_kernel[(_channel_tiles(e, d), b)](
+        *parts, *results, e, d, num_splits, inv_count,
+        CENTER=center, BLOCK_C=BLOCK_C, num_warps=REDUCE_LAUNCH.num_warps, num_stages=REDUCE_LAUNCH.num_stages,
+    )
+
+
+def _state_partials(x: torch.Tensor, f: torch.Tensor, feature: int,
+                    inv_m: torch.Tensor | None = None, bracket: torch.Tensor | None = None) -> tuple:
+    """Partial sums over splits of the length axis (see the state kernel) and the number of splits."""
+    b, e, length = x.shape
+    d = f.shape[1]
+    channel_tiles = _channel_tiles(e, d)
+    num_splits = split(triton.cdiv(length, STATE_LAUNCH.block_tokens), channel_tiles * b, x.device)
+    backward = inv_m is not None
+    mat = torch.empty(b, num_splits, e, d, device=x.device, dtype=torch.float32)
+    fsum = torch.empty(b, num_splits, d, device=x.device, dtype=torch.float32)
+    xsum, xshift = (torch.empty(b, 0 if backward else num_splits, e, device=x.device, dtype=torch.float32)
+                    for _ in range(2))
+    _linear_cross_attention_state_kernel[(num_splits, channel_tiles, b)](
+        x, *_strides(x), f, *_strides(f),
+        inv_m if backward else fsum, bracket if backward else fsum,  # placeholders: read only when BACKWARD
+        mat, fsum, xsum, xshift, e, d, length,
+        FEATURE=feature, MMA=mma_mode(x.dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
+        BLOCK_L=STATE_LAUNCH.block_tokens, num_warps=STATE_LAUNCH.num_warps, num_stages=STATE_LAUNCH.num_stages,
+    )
+    return (mat, fsum, xsum, xshift), num_splits
+
+
+def linear_cross_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float):
+    """out (B, E, Lq) in q's dtype, and the fp32 state the backward needs: S_c (B, E, D), z (B, D), mu (B, E)."""
+    b, d, lq = q.shape
+    e, ls = v.shape[1], v.shape[2]
+    out = torch.empty(b, e, lq, device=q.device, dtype=q.dtype)
+    state = torch.zeros(b, e, d, device=q.device, dtype=torch.float32)
+    norm = torch.zeros(b, d, device=q.device, dtype=torch.float32)
+    mean = torch.zeros(b, e, device=q.device, dtype=torch.float32)
+    if _has_no_work(b, d, e, lq, ls):
+        return out.zero_(), state, norm, mean
+    feature = FEATURE_CODES[feature_map]
+    parts, num_splits = _state_partials(v, k, feature)
+    _reduce(parts, (state, norm, mean), e, d, num_splits, 1.0 / ls, True)
+    grid = (triton.cdiv(lq, FWD_LAUNCH.block_tokens), triton.cdiv(e, BLOCK_C), b)
+    _linear_cross_attention_fwd_kernel[grid](
+        q, *_strides(q), state, norm, mean, out, *_strides(out), e, d, lq, eps,
+        FEATURE=feature, MMA=mma_mode(q.dtype), BLOCK_C=BLOCK_C, BLOCK_T=FWD_LAUNCH.block_tokens,
+        num_warps=FWD_LAUNCH.num_warps, num_stages=FWD_LAUNCH.num_stages,
+    )
+    return out, state, norm, mean
+
+
+def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                               state: torch.Tensor, norm: torch.Tensor, mean: torch.Tensor,
+                               feature_map: str, eps: float):
+    """(dq, dk, dv) in the inputs' dtype from the upstream gradient (B, E, Lq) (any strides) and the forward's
+    fp32 state."""
+    b, d, lq = q.shape
+    e, ls = v.shape[1], v.shape[2]
+    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    dk = torch.empty_like(k, memory_format=torch.contiguous_format)
+    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+    if _has_no_work(b, d, e, lq, ls):
+        return dq.zero_(), dk.zero_(), dv.zero_()
+    _check_walkable("grad_out", grad_out)
+    feature = FEATURE_CODES[feature_map]
+    mma = mma_mode(q.dtype)
+    dstate = torch.empty(b, e, d, device=q.device, dtype=torch.float32)
+    dnorm = torch.empty(b, d, device=q.device, dtype=torch.float32)
+
+    common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
+    if fuses_state(d, e):
+        launch = TARGET_FUSED_LAUNCH
+        num_splits = split(triton.cdiv(lq, launch.block_tokens), b, q.device)
+        mat = torch.empty(b, num_splits, e, d, device=q.device, dtype=torch.float32)
+        fsum = torch.empty(b, num_splits, d, device=q.device, dtype=torch.float32)
+        _linear_cross_attention_bwd_target_fused_kernel[(num_splits, b)](
+            q, *_strides(q), grad_out, *_strides(grad_out), state, norm, mean, dq, *_strides(dq),
+            mat, fsum, e, d, lq, eps, **common,
+            BLOCK_T=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
+        )
+    else:
+        inv_m = torch.empty(b, lq, device=q.device, dtype=torch.float32)
+        bracket = torch.empty(b, lq, device=q.device, dtype=torch.float32)
+        launch = TARGET_LAUNCH
+        _linear_cross_attention_bwd_target_kernel[(triton.cdiv(lq, launch.block_tokens), b)](
+            q, *_strides(q), grad_out, *_strides(grad_out), state, norm, mean, dq, *_strides(dq),
+            inv_m, bracket, e, d, lq, eps, **common,
+            BLOCK_T=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
+        )
+        (mat, fsum, _, _), num_splits = _state_partials(grad_out, q, feature, inv_m, bracket)
+    # no centring in the backward: the slots for the E vectors are placeholders
+    _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False)
+
+    grid = (triton.cdiv(ls, SOURCE_LAUNCH.block_tokens), triton.cdiv(d, BLOCK_C) + triton.cdiv(e, BLOCK_C), b)
+    _linear_cross_attention_bwd_source_kernel[grid](
+        k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls,
+        **common, BLOCK_L=SOURCE_LAUNCH.block_tokens,
+        num_warps=SOURCE_LAUNCH.num_warps, num_stages=SOURCE_LAUNCH.num_stages,
+    )
+    return dq, dk, dv
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Autograd and the public op
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class LinearCrossAttentionFunction(torch.autograd.Function):
+    """Forward and backward both in Triton; saves q, k, v and the fp32 state (S_c, z, mu), nothing of size L."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, feature_map: str, eps: float):
+        out, state, norm, mean = linear_cross_attention_fwd(q, k, v, feature_map, eps)
+        ctx.save_for_backward(q, k, v, state, norm, mean)
+        ctx.feature_map, ctx.eps = feature_map, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, state, norm, mean = ctx.saved_tensors
+        dq, dk, dv = linear_cross_attention_bwd(grad_out, q, k, v, state, norm, mean, ctx.feature_map, ctx.eps)
+        return dq, dk, dv, None, None
+
+
+@autocast_aware
+def linear_cross_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, feature_map: str = "softplus", eps: float = 1e-12
+) -> torch.Tensor:
+    """q: (B, D, Lq) and k: (B, D, Ls) pre-activations, v: (B, E, Ls) values -> (B, E, Lq); any strides.
+
+    out[b, :, i] = sum_a (phi(q_i) . phi(k_a)) v_a / max(sum_a phi(q_i) . phi(k_a), eps), phi = softplus or identity.
+    """
+    check_linear_cross_attention(q, k, v, feature_map, eps)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_kernel_dtype(name, t)
+        _check_device(name, t)
+        _check_walkable(name, t)
+    return LinearCrossAttentionFunction.apply(q, k, v, feature_map, eps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ahead-of-time compile list
+# ---------------------------------------------------------------------------------------------------------------
+
+# Pointers to tensors of the input dtype; every other pointer is an fp32 buffer.
+_DATA_POINTERS = {"x_ptr", "f_ptr", "q_ptr", "k_ptr", "v_ptr", "do_ptr", "out_ptr", "dq_ptr", "dk_ptr", "dv_ptr"}
+_FLOAT_ARGS = {"eps", "inv_count"}
+
+
+def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: KernelLaunch,
+                tensor_cores: bool = True) -> AotConfig:
+    signature = {}
+    for arg in kernel.arg_names:
+        if arg in constexprs:
+            signature[arg] = "constexpr"
+        elif arg.endswith("_ptr"):
+            signature[arg] = f"*{dtype_name}" if arg in _DATA_POINTERS else "*fp32"
+        else:
+            signature[arg] = "fp32" if arg in _FLOAT_ARGS else "i32"
+    return AotConfig(name=name, kernel=kernel, signature=signature, constexprs=constexprs,
+                     num_warps=launch.num_warps, num_stages=launch.num_stages, tensor_cores=tensor_cores)
+
+
+def aot_configs() -> list[AotConfig]:
+    """Every configuration the launchers can pick: each kernel for each dtype and feature map (the tiles and
+    launch options are fixed per kernel), and the reduce with and without centring."""
+    configs = [_aot_config(f"reduce-center{int(center)}", _linear_cross_attention_reduce_kernel, "fp32",
+                           dict(CENTER=center, BLOCK_C=BLOCK_C), REDUCE_LAUNCH, tensor_cores=False)
+               for center in (True, False)]
+    for dtype, dtype_name in TRITON_DTYPE_NAMES.items():
+        mma = MMA_BF16.value if dtype == torch.bfloat16 else MMA_TF32.value
+        for feature_map, feature in FEATURE_CODES.items():
+            common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
+            label = f"{dtype_name}-{feature_map}"
+            for backward in (False, True):
+                configs.append(_aot_config(
+                    f"state-{'bwd' if backward else 'fwd'}-{label}", _linear_cross_attention_state_kernel, dtype_name,
+                    dict(common, BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), STATE_LAUNCH))
+            for name, kernel, launch, token_block in [
+                ("fwd", _linear_cross_attention_fwd_kernel, FWD_LAUNCH, "BLOCK_T"),
+                ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, TARGET_FUSED_LAUNCH, "BLOCK_T"),
+                ("bwd-target", _linear_cross_attention_bwd_target_kernel, TARGET_LAUNCH, "BLOCK_T"),
+                ("bwd-source", _linear_cross_attention_bwd_source_kernel, SOURCE_LAUNCH, "BLOCK_L"),
+            ]:
+                configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name,
+                                           dict(common, **{token_block: launch.block_tokens}), launch))
+    return configs
