@@ -21,6 +21,13 @@ def sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
+def fp32_matmul_precision() -> str:
+    """How float32 products run: "tf32" when PyTorch runs float32 matmuls on TF32 tensor cores
+    (torch.backends.cuda.matmul.allow_tf32, which torch.set_float32_matmul_precision("high") sets), else "ieee", so
+    that a float32 op computes what its matmul-based reference computes."""
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+
+
 def check_kernel_dtype(name: str, tensor: torch.Tensor) -> None:
     """The Triton kernels take float32, float16 and bfloat16 (the references also take float64)."""
     if tensor.dtype not in KERNEL_DTYPES:

@@ -17,7 +17,7 @@ Two rewritings, exact in real arithmetic (only the rounding order differs from t
 2. Repeated inputs, backward only. The same tensor object x in segments a and b has d x = W_a^T D + W_b^T D =
    (W_a + W_b)^T D: the backward works on unique inputs (rows r = (unique input, channel)) with merged columns
    W_u[:, r] = sum over the segments of W[:, column] (summed in fp32, rounded once), and d W_a = d W_b is computed
-   once (the same D X^T). The Function receives each unique tensor once, so autograd sees one gradient per tensor.
+   once (the same D X^T). The operator receives each unique tensor once, so autograd sees one gradient per tensor.
    (The aggregation has F1 three times and F2 twice.) The forward keeps one row block per segment and re-reads a
    repeated input from L2, so that its products are the reference's: merged columns rounded to bf16 would move Z by
    one bf16 step of the weights and flip the ReLU mask of values that close to 0.
@@ -98,6 +98,7 @@ from ._autocast import autocast_aware
 from ._checks import check_concat_conv1x1
 from ._interpret import use_interpreter_without_cuda
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+from ._library import custom_op
 
 use_interpreter_without_cuda()
 
@@ -562,8 +563,9 @@ def _layout(tensors: Sequence[torch.Tensor], out_size: tuple, out_channels: int)
     return _Layout(tuple(groups), tuple(first_rows), _round_up(row, ALIGN_ELEMENTS), up_elements)
 
 
-def _make_plan(inputs: Sequence[torch.Tensor], out_channels: int, out_size: tuple) -> tuple:
-    """(plan, unique input tensors): a tensor object repeated in `inputs` is one unique input."""
+def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
+    """(unique tensors, index of each input's unique tensor): a tensor object repeated in `inputs` is one unique
+    input."""
     uniques, occurrence = [], []
     for x in inputs:
         index = next((i for i, u in enumerate(uniques) if u is x), None)
@@ -571,12 +573,18 @@ def _make_plan(inputs: Sequence[torch.Tensor], out_channels: int, out_size: tupl
             index = len(uniques)
             uniques.append(x)
         occurrence.append(index)
-    plan = _Plan(
+    return uniques, occurrence
+
+
+def _make_plan(uniques: Sequence[torch.Tensor], occurrence: Sequence[int], out_channels: int,
+               out_size: Sequence[int]) -> _Plan:
+    inputs = [uniques[u] for u in occurrence]
+    out_size = tuple(out_size)
+    return _Plan(
         occurrence=tuple(occurrence), segment_channels=tuple(x.shape[1] for x in inputs),
         segments=_layout(inputs, out_size, out_channels), uniques=_layout(uniques, out_size, out_channels),
         batch=inputs[0].shape[0], out_channels=out_channels, out_size=out_size,
     )
-    return plan, uniques
 
 
 def _row_unit(tensors: Sequence[torch.Tensor], members: tuple) -> int:
@@ -891,9 +899,11 @@ def concat_conv1x1_bwd(
     residual) asks for no gradient."""
     need_x, need_w, need_b, need_r = needs
     if grad_out.numel() == 0:  # empty output: every gradient is zero, nothing launches
-        zeros = [torch.zeros_like(u) if need else None for u, need in zip(uniques, need_x)]
-        grad_b = torch.zeros_like(bias) if need_b else None
-        return zeros, torch.zeros_like(weight) if need_w else None, grad_b, grad_out if need_r else None
+        def zeros(t, need):
+            return torch.zeros_like(t, memory_format=torch.contiguous_format) if need else None
+
+        grads_x = [zeros(u, need) for u, need in zip(uniques, need_x)]
+        return grads_x, zeros(weight, need_w), zeros(bias, need_b), grad_out if need_r else None
     device = grad_out.device
     dz = _grad_dz(grad_out, out, relu)
     precision = _dot_precision(weight.dtype)
@@ -915,28 +925,64 @@ def concat_conv1x1_bwd(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Autograd and the public op
+# Custom operators (kernels/_library.py), their autograd, and the public op
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class ConcatConv1x1Function(torch.autograd.Function):
-    """Forward and backward through the Triton kernels. It receives every unique input tensor once, and saves them,
-    the weight and, with ReLU, the output (its sign is the mask)."""
+@custom_op("concat_conv1x1_fwd")
+def _forward_op(
+    uniques: list[torch.Tensor], occurrence: list[int], weight: torch.Tensor, bias: torch.Tensor | None,
+    residual: torch.Tensor | None, relu: bool, out_size: list[int],
+) -> torch.Tensor:
+    """The op on the unique inputs; segment i reads uniques[occurrence[i]]."""
+    plan = _make_plan(uniques, occurrence, weight.shape[0], out_size)
+    return concat_conv1x1_fwd(plan, [uniques[u] for u in occurrence], weight, bias, residual, relu)
 
-    @staticmethod
-    def forward(ctx, plan, relu, weight, bias, residual, *uniques):
-        out = concat_conv1x1_fwd(plan, [uniques[u] for u in plan.occurrence], weight, bias, residual, relu)
-        ctx.plan, ctx.relu = plan, relu
-        ctx.save_for_backward(weight, bias, out if relu else None, *uniques)
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        weight, bias, out, *uniques = ctx.saved_tensors
-        needs = (ctx.needs_input_grad[5:], *ctx.needs_input_grad[2:5])
-        grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(ctx.plan, uniques, grad_out, out, weight, bias,
-                                                             ctx.relu, needs)
-        return None, None, grad_w, grad_b, grad_r, *grads_x
+@_forward_op.register_fake
+def _(uniques, occurrence, weight, bias, residual, relu, out_size):
+    return weight.new_empty(uniques[0].shape[0], weight.shape[0], *out_size)
+
+
+@custom_op("concat_conv1x1_bwd")
+def _backward_op(
+    grad_out: torch.Tensor, uniques: list[torch.Tensor], occurrence: list[int], out: torch.Tensor | None,
+    weight: torch.Tensor, bias: torch.Tensor | None, relu: bool, needs: list[bool],
+) -> list[torch.Tensor]:
+    """The gradients that `needs` asks for (per unique input, then weight, bias, residual), in that order: an
+    operator cannot return None."""
+    plan = _make_plan(uniques, occurrence, weight.shape[0], grad_out.shape[2:])
+    grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(plan, uniques, grad_out, out, weight, bias, relu,
+                                                         (needs[:-3], *needs[-3:]))
+    if grad_r is grad_out:  # d residual = dY when there is no ReLU; an operator's outputs are new tensors
+        grad_r = grad_r.clone(memory_format=torch.contiguous_format)
+    return [g for g in (*grads_x, grad_w, grad_b, grad_r) if g is not None]
+
+
+@_backward_op.register_fake
+def _(grad_out, uniques, occurrence, out, weight, bias, relu, needs):
+    like = [*uniques, weight, bias, grad_out]
+    return [torch.empty_like(t, memory_format=torch.contiguous_format) for t, need in zip(like, needs) if need]
+
+
+def _setup_context(ctx, inputs, output):
+    """Saves every unique input once, the weight, the bias and, with ReLU, the output (its sign is the mask)."""
+    uniques, occurrence, weight, bias, residual, relu, out_size = inputs
+    ctx.save_for_backward(weight, bias, output if relu else None, *uniques)
+    ctx.occurrence, ctx.relu = occurrence, relu
+
+
+def _backward(ctx, grad_out):
+    weight, bias, out, *uniques = ctx.saved_tensors
+    need_x, _, need_w, need_b, need_r, _, _ = ctx.needs_input_grad
+    grads = iter(_backward_op(grad_out, uniques, ctx.occurrence, out, weight, bias, ctx.relu,
+                              [*need_x, need_w, need_b, need_r]))
+    grads_x = [next(grads) if need else None for need in need_x]
+    grad_w, grad_b, grad_r = (next(grads) if need else None for need in (need_w, need_b, need_r))
+    return grads_x, None, grad_w, grad_b, grad_r, None, None
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 @autocast_aware
@@ -956,8 +1002,8 @@ def concat_conv1x1(
     repeats are only merged when the inputs already have the autocast dtype."""
     out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)
     _check_triton_inputs(inputs, weight, bias, residual, out_size)
-    plan, uniques = _make_plan(inputs, weight.shape[0], out_size)
-    return ConcatConv1x1Function.apply(plan, activation == "relu", weight, bias, residual, *uniques)
+    uniques, occurrence = _unique_inputs(inputs)
+    return _forward_op(uniques, occurrence, weight, bias, residual, activation == "relu", list(out_size))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

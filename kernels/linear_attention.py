@@ -50,9 +50,11 @@ Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per
 are fp32 sums, and the state is never stored in half precision, so L = 19,200 cannot overflow float16.
 
 Precision of the products. bfloat16 inputs: operands rounded to bf16 (round to nearest even), fp32 accumulation.
-float32 and float16 inputs: TF32 (10-bit mantissa), with the operands rounded to nearest explicitly, because the
-tensor core would truncate the low 13 bits, a bias that adds up coherently over the source. float16 is never an
-operand type: the features of pre-activations below about -17 underflow it, and S overflows it.
+float16 inputs, and float32 inputs where PyTorch allows TF32 matmuls (torch.backends.cuda.matmul.allow_tf32): TF32
+(10-bit mantissa), with the operands rounded to nearest explicitly, because the tensor core would truncate the low
+13 bits, a bias that adds up coherently over the source. float16 is never an operand type: the features of
+pre-activations below about -17 underflow it, and S overflows it. float32 inputs otherwise (PyTorch's default):
+IEEE fp32 products on the FMA units, what the reference computes.
 
 Anchors. flash-bidirectional-linear-attention: two kernels, one for the state and one for the output, and fp32 dS
 partials reduced by a fixed-order sum. EfficientViT's LiteMLA: the channel-first NCHW layout, read in place. Sana's
@@ -73,7 +75,8 @@ from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_linear_cross_attention
 from ._interpret import use_interpreter_without_cuda
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, fp32_matmul_precision, sm_count
+from ._library import custom_op
 
 use_interpreter_without_cuda()  # before the @triton.jit below: without CUDA the kernels run in the interpreter
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
@@ -89,6 +92,7 @@ FEATURE_CODES = {"identity": IDENTITY.value, "softplus": SOFTPLUS.value}
 MMA_TF32 = tl.constexpr(0)
 MMA_BF16 = tl.constexpr(1)
 MMA_BF16_ROUNDED_FP32 = tl.constexpr(2)
+MMA_IEEE = tl.constexpr(3)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,6 +147,8 @@ def _mma(a, b, acc, MMA: tl.constexpr):
         acc = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc)
     elif MMA == MMA_BF16_ROUNDED_FP32:
         acc = tl.dot(_round_mantissa(a, 16), _round_mantissa(b, 16), acc, input_precision="ieee")
+    elif MMA == MMA_IEEE:
+        acc = tl.dot(a, b, acc, input_precision="ieee")
     else:  # explicit round to nearest: the tensor core would truncate (a bias that adds up over the source)
         acc = tl.dot(_round_mantissa(a, 13), _round_mantissa(b, 13), acc, input_precision="tf32")
     return acc
@@ -563,6 +569,11 @@ FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
 TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8)
 SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
+IEEE_SOURCE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)  # FMA products: fewer live registers
+
+
+def source_launch(mma: int) -> KernelLaunch:
+    return IEEE_SOURCE_LAUNCH if mma == MMA_IEEE.value else SOURCE_LAUNCH
 
 
 def fuses_state(d: int, e: int) -> bool:
@@ -571,9 +582,12 @@ def fuses_state(d: int, e: int) -> bool:
 
 
 def mma_mode(dtype: torch.dtype) -> int:
-    if dtype != torch.bfloat16:
-        return MMA_TF32.value
-    return MMA_BF16_ROUNDED_FP32.value if INTERPRETING else MMA_BF16.value
+    """The operand precision of the products for inputs of `dtype` (see the module docstring)."""
+    if dtype == torch.bfloat16:
+        return MMA_BF16_ROUNDED_FP32.value if INTERPRETING else MMA_BF16.value
+    if dtype == torch.float32 and fp32_matmul_precision() == "ieee":
+        return MMA_IEEE.value
+    return MMA_TF32.value
 
 
 def split(num_blocks: int, programs_per_split: int, device: torch.device) -> int:
@@ -709,35 +723,61 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     # no centring in the backward: the slots for the E vectors are placeholders
     _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False)
 
-    grid = (triton.cdiv(ls, SOURCE_LAUNCH.block_tokens), triton.cdiv(d, BLOCK_C) + triton.cdiv(e, BLOCK_C), b)
+    launch = source_launch(mma)
+    grid = (triton.cdiv(ls, launch.block_tokens), triton.cdiv(d, BLOCK_C) + triton.cdiv(e, BLOCK_C), b)
     _linear_cross_attention_bwd_source_kernel[grid](
         k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls,
-        **common, BLOCK_L=SOURCE_LAUNCH.block_tokens,
-        num_warps=SOURCE_LAUNCH.num_warps, num_stages=SOURCE_LAUNCH.num_stages,
+        **common, BLOCK_L=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
     )
     return dq, dk, dv
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Autograd and the public op
+# Custom operators (kernels/_library.py), their autograd, and the public op
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class LinearCrossAttentionFunction(torch.autograd.Function):
-    """Forward and backward both in Triton; saves q, k, v and the fp32 state (S_c, z, mu), nothing of size L."""
+@custom_op("linear_cross_attention_fwd")
+def _forward_op(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return linear_cross_attention_fwd(q, k, v, feature_map, eps)
 
-    @staticmethod
-    def forward(ctx, q, k, v, feature_map: str, eps: float):
-        out, state, norm, mean = linear_cross_attention_fwd(q, k, v, feature_map, eps)
-        ctx.save_for_backward(q, k, v, state, norm, mean)
-        ctx.feature_map, ctx.eps = feature_map, eps
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        q, k, v, state, norm, mean = ctx.saved_tensors
-        dq, dk, dv = linear_cross_attention_bwd(grad_out, q, k, v, state, norm, mean, ctx.feature_map, ctx.eps)
-        return dq, dk, dv, None, None
+@_forward_op.register_fake
+def _(q, k, v, feature_map, eps):
+    b, d, lq = q.shape
+    e = v.shape[1]
+    state = [q.new_empty(shape, dtype=torch.float32) for shape in ((b, e, d), (b, d), (b, e))]
+    return q.new_empty(b, e, lq), *state
+
+
+@custom_op("linear_cross_attention_bwd")
+def _backward_op(
+    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor,
+    norm: torch.Tensor, mean: torch.Tensor, feature_map: str, eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return linear_cross_attention_bwd(grad_out, q, k, v, state, norm, mean, feature_map, eps)
+
+
+@_backward_op.register_fake
+def _(grad_out, q, k, v, state, norm, mean, feature_map, eps):
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
+
+
+def _setup_context(ctx, inputs, output):
+    """Saves q, k, v and the fp32 state (S_c, z, mu), nothing of size L but the inputs."""
+    q, k, v, feature_map, eps = inputs
+    ctx.save_for_backward(q, k, v, *output[1:])
+    ctx.feature_map, ctx.eps = feature_map, eps
+
+
+def _backward(ctx, grad_out, *state_grads):  # the state outputs are internal: their gradients are unused
+    dq, dk, dv = _backward_op(grad_out, *ctx.saved_tensors, ctx.feature_map, ctx.eps)
+    return dq, dk, dv, None, None
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 @autocast_aware
@@ -753,7 +793,7 @@ def linear_cross_attention(
         check_kernel_dtype(name, t)
         _check_device(name, t)
         _check_walkable(name, t)
-    return LinearCrossAttentionFunction.apply(q, k, v, feature_map, eps)
+    return _forward_op(q, k, v, feature_map, eps)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -780,26 +820,30 @@ def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: Ke
 
 
 def aot_configs() -> list[AotConfig]:
-    """Every configuration the launchers can pick: each kernel for each dtype and feature map (the tiles and
-    launch options are fixed per kernel), and the reduce with and without centring."""
+    """Every configuration the launchers can pick: each kernel for each dtype, operand precision and feature map
+    (the tiles and launch options are fixed per kernel), and the reduce with and without centring."""
     configs = [_aot_config(f"reduce-center{int(center)}", _linear_cross_attention_reduce_kernel, "fp32",
                            dict(CENTER=center, BLOCK_C=BLOCK_C), REDUCE_LAUNCH, tensor_cores=False)
                for center in (True, False)]
-    for dtype, dtype_name in TRITON_DTYPE_NAMES.items():
-        mma = MMA_BF16.value if dtype == torch.bfloat16 else MMA_TF32.value
+    # (dtype, operand precision): bf16 on bf16 tensor cores; fp16 on TF32 ones; fp32 on TF32 ones or IEEE on FMAs
+    modes = [(torch.bfloat16, MMA_BF16), (torch.float16, MMA_TF32), (torch.float32, MMA_TF32),
+             (torch.float32, MMA_IEEE)]
+    for dtype, mma in modes:
+        dtype_name = TRITON_DTYPE_NAMES[dtype]
+        tensor_cores = mma.value != MMA_IEEE.value
         for feature_map, feature in FEATURE_CODES.items():
-            common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
-            label = f"{dtype_name}-{feature_map}"
+            common = dict(FEATURE=feature, MMA=mma.value, BLOCK_C=BLOCK_C)
+            label = f"{dtype_name}{'' if tensor_cores else '-ieee'}-{feature_map}"
             for backward in (False, True):
                 configs.append(_aot_config(
                     f"state-{'bwd' if backward else 'fwd'}-{label}", _linear_cross_attention_state_kernel, dtype_name,
-                    dict(common, BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), STATE_LAUNCH))
+                    dict(common, BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), STATE_LAUNCH, tensor_cores))
             for name, kernel, launch, token_block in [
                 ("fwd", _linear_cross_attention_fwd_kernel, FWD_LAUNCH, "BLOCK_T"),
                 ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, TARGET_FUSED_LAUNCH, "BLOCK_T"),
                 ("bwd-target", _linear_cross_attention_bwd_target_kernel, TARGET_LAUNCH, "BLOCK_T"),
-                ("bwd-source", _linear_cross_attention_bwd_source_kernel, SOURCE_LAUNCH, "BLOCK_L"),
+                ("bwd-source", _linear_cross_attention_bwd_source_kernel, source_launch(mma.value), "BLOCK_L"),
             ]:
                 configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name,
-                                           dict(common, **{token_block: launch.block_tokens}), launch))
+                                           dict(common, **{token_block: launch.block_tokens}), launch, tensor_cores))
     return configs

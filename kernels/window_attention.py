@@ -92,6 +92,7 @@ from ._aot import AotConfig  # noqa: E402
 from ._autocast import autocast_aware  # noqa: E402
 from ._checks import check_window_attention  # noqa: E402
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count  # noqa: E402
+from ._library import custom_op  # noqa: E402
 from .reference.window_attention import SHIFT_MASK_VALUE  # noqa: E402
 
 SLOT_W = 8  # a window's tokens sit in an 8 x 8 grid of slots (slot n = 8 * row + column): windows up to 8 x 8
@@ -105,7 +106,9 @@ BWD_MAX_BLOCK_D = 16
 NUM_WARPS = 8  # two warpgroups share each 64 x 64 tile: half the registers per thread of four warps
 PROGRAMS_PER_SM = 2  # persistent programs (all heads together) per SM: 1-2 fit at 8 warps and 150-255 registers
 NUM_STAGES = 1
-DOT_PRECISION = "tf32"  # fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products)
+# fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products), whatever torch's allow_tf32 says: IEEE fp32
+# products run on the FMA units, and their 64 x 64 operand tiles spill registers in both passes.
+DOT_PRECISION = "tf32"
 
 LOG2E = math.log2(math.e)
 
@@ -531,7 +534,9 @@ def window_attention_bwd(
     tokens = window_size * window_size
     grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
     if qkv.numel() == 0:
-        return grad_qkv, torch.zeros_like(rel_bias), (None if qkv_pad is None else torch.zeros_like(qkv_pad))
+        zeros = [None if t is None else torch.zeros_like(t, memory_format=torch.contiguous_format)
+                 for t in (rel_bias, qkv_pad)]
+        return grad_qkv, *zeros
     programs, block_d = _launch_shape(qkv, num_heads, window_size, BWD_MAX_BLOCK_D)
     grad_bias_part = torch.empty(programs, num_heads, tokens, tokens, device=qkv.device, dtype=torch.float32)
     grad_pad_part = torch.empty(programs, three_c, device=qkv.device, dtype=torch.float32)
@@ -551,25 +556,53 @@ def window_attention_bwd(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Autograd and the public op
+# Custom operators (kernels/_library.py), their autograd, and the public op
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class WindowAttentionFunction(torch.autograd.Function):
-    """Forward and backward through the Triton kernels; saves qkv, rel_bias and qkv_pad only (P is recomputed)."""
+@custom_op("window_attention_fwd")
+def _forward_op(
+    qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
+    shift_size: int, scale: float | None,
+) -> torch.Tensor:
+    return window_attention_fwd(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
 
-    @staticmethod
-    def forward(ctx, qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
-        out = window_attention_fwd(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
-        ctx.save_for_backward(qkv, rel_bias, qkv_pad)
-        ctx.config = (num_heads, window_size, shift_size, scale)
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        qkv, rel_bias, qkv_pad = ctx.saved_tensors
-        grad_qkv, grad_bias, grad_pad = window_attention_bwd(grad_out, qkv, rel_bias, qkv_pad, *ctx.config)
-        return grad_qkv, grad_bias, grad_pad, None, None, None, None
+@_forward_op.register_fake
+def _(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
+    return qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3)
+
+
+@custom_op("window_attention_bwd")
+def _backward_op(
+    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int,
+    window_size: int, shift_size: int, scale: float | None,
+) -> list[torch.Tensor]:
+    """[d qkv, d rel_bias] and, with qkv_pad, d qkv_pad (an operator cannot return None)."""
+    grads = window_attention_bwd(grad_out, qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
+    return [g for g in grads if g is not None]
+
+
+@_backward_op.register_fake
+def _(grad_out, qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
+    return [torch.empty_like(t, memory_format=torch.contiguous_format) for t in (qkv, rel_bias, qkv_pad)
+            if t is not None]
+
+
+def _setup_context(ctx, inputs, output):
+    """Saves qkv, rel_bias and qkv_pad only: the backward recomputes P."""
+    qkv, rel_bias, qkv_pad, *config = inputs
+    ctx.save_for_backward(qkv, rel_bias, qkv_pad)
+    ctx.config = config
+
+
+def _backward(ctx, grad_out):
+    qkv, rel_bias, qkv_pad = ctx.saved_tensors
+    grad_qkv, grad_bias, *grad_pad = _backward_op(grad_out, qkv, rel_bias, qkv_pad, *ctx.config)
+    return grad_qkv, grad_bias, (grad_pad[0] if grad_pad else None), None, None, None, None
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 @autocast_aware
@@ -587,7 +620,7 @@ def window_attention(
     Semantics of kernels/reference/window_attention.py; windows up to 8 x 8."""
     check_window_attention(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
     _check_triton_inputs(qkv, window_size)
-    return WindowAttentionFunction.apply(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
+    return _forward_op(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

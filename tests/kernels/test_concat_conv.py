@@ -186,7 +186,8 @@ def test_plan_of_repeated_inputs():
     """Repeats of one tensor object are one unique input (equal values in another tensor are not); the forward keeps a
     row block per segment, the backward one per unique input; every resolution group starts on an aligned row."""
     a, b = torch.randn(1, 2, 4, 4), torch.randn(1, 3, 2, 2)
-    plan, uniques = triton_op._make_plan([a, b, a, b, a, a.clone()], 4, (4, 4))
+    uniques, occurrence = triton_op._unique_inputs([a, b, a, b, a, a.clone()])
+    plan = triton_op._make_plan(uniques, occurrence, 4, (4, 4))
     assert len(uniques) == 3 and uniques[0] is a and uniques[1] is b
     assert plan.occurrence == (0, 1, 0, 1, 0, 2)
     assert [g.num_rows for g in plan.segments.groups] == [2 * 4, 3 * 2]

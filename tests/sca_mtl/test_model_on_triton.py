@@ -1,0 +1,153 @@
+"""SCA-MTL end to end on the Triton kernels (through Triton's interpreter without a GPU).
+
+The same weights and input under `kernels="torch"` and `kernels="triton"` give the same outputs (all of them, deep
+supervision included) and the same gradient for every parameter, to fp32 rounding; and `sca-mtl train --kernels
+triton` trains a step on a tiny synthetic set. Both count the Triton launches, so that they fail if a layer ran
+the PyTorch reference instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import importlib
+import json
+import math
+
+import pytest
+import torch
+
+from sca_mtl.cli import main
+from sca_mtl.models import build_model
+
+TASKS = {"semseg": 40, "depth": 1, "normals": 3}
+# 32 x 64: the ATT maps are 8 x 16 (padded to 14 x 21 for window 7, shifted by 3), 4 x 8, 2 x 4 and 1 x 2 (smaller
+# than one window), CTAM's linear attentions attend within those, CSAM's across them, the aggregation upsamples x2..x8.
+IMAGE_SHAPE = (2, 3, 32, 64)
+# The interpreter runs a kernel's programs one after another: the launchers size their grids for 4 SMs, not 132.
+# The splits over the length axis and the fixed-order reduces still run (with fewer programs); the kernel tests
+# cover the 132-SM grids.
+INTERPRETER_SM_COUNT = 4
+LAUNCHERS = {
+    "linear_attention": ("linear_cross_attention_fwd", "linear_cross_attention_bwd"),
+    "window_attention": ("window_attention_fwd", "window_attention_bwd"),
+    "concat_conv": ("concat_conv1x1_fwd", "concat_conv1x1_bwd"),
+}
+# "To fp32 rounding" is measured against the model in float64 (PyTorch references): the Triton model's error must be
+# of the size of the float32 reference model's own error. Gradients that arise from cancellation (the key projections'
+# behind the linear attention, the biases of a BatchNorm whose per-channel shift a later train-mode BatchNorm removes,
+# exactly zero) carry a rounding error of the size of the terms that cancel, not of the result: a per-parameter
+# relative tolerance would be meaningless there, a comparison with float32's own error is not.
+# Two float32 computations with different summation orders land at errors of the same size (measured: at most 2x the
+# reference's on every output and gradient of this test); a wrong gradient would be orders of magnitude off.
+ERROR_FACTOR = 4
+# Compiled against eager, both in bf16: each differs from exact by independent roundings of 2^-8 relative (fused or
+# not) in ~100 layers in sequence, a random walk of about sqrt(100) * 2^-8 = 4e-2 relative RMSE.
+BF16_MODEL_RTOL = 5e-2
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts of every Triton launcher call, with the grids sized for INTERPRETER_SM_COUNT SMs."""
+    calls = collections.Counter()
+    for module_name, launchers in LAUNCHERS.items():
+        module = importlib.import_module(f"kernels.{module_name}")
+        monkeypatch.setattr(module, "sm_count", lambda device: INTERPRETER_SM_COUNT)
+        for name in launchers:
+            launcher = getattr(module, name)
+
+            def counted(*args, name=name, launcher=launcher, **kwargs):
+                calls[name] += 1
+                return launcher(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def all_outputs(outputs: dict) -> list[torch.Tensor]:
+    """The task outputs and every deep-supervision output, in a fixed order."""
+    tensors = [outputs[task] for task in TASKS]
+    for scale in outputs["deep_supervision"].values():
+        tensors += [scale[task] for task in TASKS]
+    return tensors
+
+
+def forward_backward(model, image: torch.Tensor) -> tuple[list, dict]:
+    """Outputs and parameter gradients for a random upstream gradient on every output (the same for any model)."""
+    outputs = all_outputs(model(image.to(next(model.parameters()).dtype)))
+    generator = torch.Generator().manual_seed(2)
+    loss = sum((y * torch.randn(y.shape, generator=generator, dtype=y.dtype)).sum() for y in outputs)
+    loss.backward()
+    return [y.detach() for y in outputs], {name: p.grad for name, p in model.named_parameters()}
+
+
+def max_error(got: torch.Tensor, exact: torch.Tensor) -> float:
+    return (got.double() - exact).abs().max().item()
+
+
+def test_triton_model_matches_torch_model(kernel_calls):
+    torch.manual_seed(0)
+    options = dict(att_drop_path=0.0)  # no stochastic depth: float64 draws other random numbers than float32
+    reference = build_model("sca_mtl", TASKS, kernels="torch", **options)
+    exact = copy.deepcopy(reference).double()
+    model = build_model("sca_mtl", TASKS, kernels="triton", **options)
+    model.load_state_dict(reference.state_dict())
+    image = torch.randn(IMAGE_SHAPE)
+
+    exact_outputs, exact_grads = forward_backward(exact, image)
+    reference_outputs, reference_grads = forward_backward(reference, image)
+    assert not kernel_calls
+    outputs, grads = forward_backward(model, image)
+
+    # every op call of the model ran its Triton kernels, forward and backward (CTAM 4 x 6, CSAM 3 x (3 + 2 + 1);
+    # ATT 4 x 2 and FPMA 3 window attentions; aggregation and classifier per task)
+    assert kernel_calls == {
+        "linear_cross_attention_fwd": 42, "linear_cross_attention_bwd": 42,
+        "window_attention_fwd": 11, "window_attention_bwd": 11,
+        "concat_conv1x1_fwd": 6, "concat_conv1x1_bwd": 6,
+    }
+    failures = []
+    pairs = [(f"output {i}", outputs[i], reference_outputs[i], exact_outputs[i]) for i in range(len(outputs))]
+    pairs += [(name, grads[name], reference_grads[name], exact_grads[name]) for name in exact_grads]
+    for name, got, fp32, exact in pairs:
+        assert got is not None and got.dtype == torch.float32, name
+        error, fp32_error = max_error(got, exact), max_error(fp32, exact)
+        # the floor: one float32 ulp of the largest exact entry (float32 can be exact where cancellation leaves 0)
+        floor = torch.finfo(torch.float32).eps * exact.abs().max().item()
+        if error > ERROR_FACTOR * max(fp32_error, floor):
+            failures.append(f"{name}: error {error:.3g} vs float64, float32 reference's {fp32_error:.3g}")
+    assert not failures, "\n".join(failures)
+
+
+def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls):
+    run = tmp_path / "run"
+    assert main(["train", "--config", "synthetic_sca_mtl", "--out", str(run), "--max-steps", "1",
+                 "--kernels", "triton", "--seed", "1", "--no-progress", *tiny_overrides]) == 0
+    assert kernel_calls["linear_cross_attention_bwd"] == 42 and kernel_calls["concat_conv1x1_bwd"] == 6
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1]
+    assert all(math.isfinite(value) for value in train[0]["losses"].values())
+    assert (run / "last.pt").exists()
+
+
+@pytest.mark.gpu
+def test_compiled_model_on_triton_under_bf16_autocast():
+    """torch.compile of the model on the Triton kernels (custom operators: opaque calls) under bf16 autocast gives
+    eager's outputs in evaluation mode (no stochastic depth, whose random draws differ under the compiler), and
+    trains: finite gradients for every parameter."""
+    torch.manual_seed(0)
+    model = build_model("sca_mtl", TASKS, kernels="triton").cuda()
+    image = torch.randn(2, 3, 128, 160, device="cuda")
+    compiled = torch.compile(model)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        model.eval()
+        with torch.no_grad():
+            expected, outputs = all_outputs(model(image)), all_outputs(compiled(image))
+        for got, want in zip(outputs, expected):
+            relative_rmse = ((got.float() - want.float()).square().mean().sqrt() / want.float().square().mean().sqrt())
+            assert relative_rmse.item() < BF16_MODEL_RTOL
+        model.train()
+        loss = sum(y.float().square().mean() for y in all_outputs(compiled(image)))
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
