@@ -101,12 +101,6 @@ def test_default_backend_is_taken_at_construction():
     assert {m.backend for m in model.modules() if hasattr(m, "backend")} == {"torch"}
 
 
-@pytest.mark.skipif(all(map(dispatch.has_triton_kernel, dispatch.OP_MODULES)), reason="every op has its kernel")
-def test_triton_model_names_the_missing_op():
-    with pytest.raises(NotImplementedError, match="triton backend of kernels\\.[a-z_0-9]+"):
-        build_model("sca_mtl", NYUD_2, kernels="triton")
-
-
 def test_pretrained_backbone_from_a_local_timm_checkpoint(tmp_path):
     """A timm classification checkpoint (with its classifier and incre/final layers) loads into the backbone."""
     import timm
