@@ -30,6 +30,21 @@ def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, *, ato
     )
 
 
+def record_calls(monkeypatch, module, names, calls: list | None = None) -> list:
+    """Wraps the functions `names` of `module` (looked up at call time by their callers) so that each call appends
+    its name to `calls` (a new list by default), which is returned."""
+    calls = [] if calls is None else calls
+    for name in names:
+        function = getattr(module, name)
+
+        def recorded(*args, name=name, function=function, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
 def grads(*tensors: torch.Tensor):
     """The .grad of each leaf (zeros where autograd left None: the output does not depend on it), cloned, then
     cleared so that the next backward starts from zero."""

@@ -12,7 +12,7 @@ import torch
 import kernels
 from kernels import concat_conv as triton_op
 from kernels.reference import concat_conv as reference_module
-from tests._utils import assert_kernel_close
+from tests._utils import assert_kernel_close, record_calls
 
 FP32 = torch.float32
 EPILOGUES = {  # id -> (bias, residual, activation)
@@ -213,20 +213,10 @@ def test_deterministic():
 
 
 def test_triton_backend_runs_the_kernels_and_no_reference(monkeypatch):
-    calls = []
-
-    def counting(name, fn):
-        def wrapper(*args, **kwargs):
-            calls.append(name)
-            return fn(*args, **kwargs)
-
-        return wrapper
-
     def forbidden(*args, **kwargs):
         raise AssertionError("the reference ran")
 
-    monkeypatch.setattr(triton_op, "concat_conv1x1_fwd", counting("fwd", triton_op.concat_conv1x1_fwd))
-    monkeypatch.setattr(triton_op, "concat_conv1x1_bwd", counting("bwd", triton_op.concat_conv1x1_bwd))
+    calls = record_calls(monkeypatch, triton_op, ("concat_conv1x1_fwd", "concat_conv1x1_bwd"))
     monkeypatch.setattr(reference_module, "concat_conv1x1_ref", forbidden)
     monkeypatch.setattr(reference_module.F, "interpolate", forbidden)
     monkeypatch.setattr(reference_module.F, "conv2d", forbidden)
@@ -234,7 +224,7 @@ def test_triton_backend_runs_the_kernels_and_no_reference(monkeypatch):
     with kernels.use_backend("triton"):
         out = kernels.concat_conv1x1(inputs, torch.randn(4, 5, requires_grad=True), activation="relu")
     out.sum().backward()
-    assert calls == ["fwd", "bwd"]
+    assert calls == ["concat_conv1x1_fwd", "concat_conv1x1_bwd"]
     assert all(x.grad is not None for x in inputs)
 
 

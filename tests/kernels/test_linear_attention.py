@@ -18,7 +18,7 @@ import kernels
 import kernels.reference.linear_attention as reference_module
 from kernels import linear_attention as la
 from kernels.reference import linear_cross_attention_ref
-from tests._utils import assert_kernel_close, grads
+from tests._utils import assert_kernel_close, grads, record_calls
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -240,19 +240,10 @@ def test_planes_beyond_int32_indexing_are_rejected():
 
 
 def test_the_triton_backend_runs_the_kernels_and_never_the_reference(monkeypatch):
-    calls = []
-
-    def counting(name, launcher):
-        def wrapper(*args, **kwargs):
-            calls.append(name)
-            return launcher(*args, **kwargs)
-        return wrapper
-
     def forbidden(*args, **kwargs):
         raise AssertionError("the reference ran under the triton backend")
 
-    monkeypatch.setattr(la, "linear_cross_attention_fwd", counting("fwd", la.linear_cross_attention_fwd))
-    monkeypatch.setattr(la, "linear_cross_attention_bwd", counting("bwd", la.linear_cross_attention_bwd))
+    calls = record_calls(monkeypatch, la, ("linear_cross_attention_fwd", "linear_cross_attention_bwd"))
     monkeypatch.setattr(reference_module, "linear_cross_attention_ref", forbidden)
     monkeypatch.setattr(kernels.reference, "linear_cross_attention_ref", forbidden)
     monkeypatch.setattr(reference_module, "FEATURE_MAP_FUNCTIONS", {})
@@ -260,7 +251,7 @@ def test_the_triton_backend_runs_the_kernels_and_never_the_reference(monkeypatch
     with kernels.use_backend("triton"):
         out = kernels.linear_cross_attention(q, k, v)
     out.backward(torch.randn_like(out))
-    assert calls == ["fwd", "bwd"]
+    assert calls == ["linear_cross_attention_fwd", "linear_cross_attention_bwd"]
     assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
 
 

@@ -12,7 +12,7 @@ import torch
 
 import kernels
 from kernels.reference import window_attention_ref
-from tests._utils import assert_kernel_close, grads
+from tests._utils import assert_kernel_close, grads, record_calls
 
 wa = importlib.import_module("kernels.window_attention")  # the module (kernels.window_attention is the public op)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -112,19 +112,10 @@ def test_deterministic(monkeypatch):
 
 
 def test_triton_backend_runs_the_kernels_and_not_the_reference(monkeypatch):
-    calls = []
-
-    def counting(name, fn):
-        def wrapper(*args, **kwargs):
-            calls.append(name)
-            return fn(*args, **kwargs)
-        return wrapper
-
     def forbidden(*args, **kwargs):
         raise AssertionError("the torch reference ran under the triton backend")
 
-    for name in ("window_attention_fwd", "window_attention_bwd"):
-        monkeypatch.setattr(wa, name, counting(name, getattr(wa, name)))
+    calls = record_calls(monkeypatch, wa, ("window_attention_fwd", "window_attention_bwd"))
     reference_module = importlib.import_module("kernels.reference.window_attention")
     for name in ("window_attention_ref", "_partition", "_merge", "shift_mask", "shift_region_ids"):
         monkeypatch.setattr(reference_module, name, forbidden)
