@@ -77,12 +77,36 @@ class CrossAttention(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
 
+    def project(self, target: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The op's inputs: q (B, C, Lq) from the target, k and v (B, C, Ls) from the source."""
+        return self.query(target).flatten(2), self.key(source).flatten(2), self.value(source).flatten(2)
+
     def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = target.shape
-        q = self.query(target).flatten(2)
-        k = self.key(source).flatten(2)
-        v = self.value(source).flatten(2)
-        return self._attend(q, k, v).view(batch, channels, height, width)
+        return self._attend(*self.project(target, source)).view(target.shape)
+
+
+def batched_cross_attention(
+    layers: Sequence[CrossAttention], targets: Sequence[torch.Tensor], sources: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """[layer(target, source) for each triple], in one op call: the calls' q, k and v stacked along the batch.
+
+    Every layer projects its own q, k, v (their weights differ); the attention, one launch sequence instead of one
+    per call, needs all targets of one shape and all sources of one shape. The price is one copy of q, k and v."""
+    if not len(layers) == len(targets) == len(sources) > 0:
+        raise ValueError(
+            f"need as many targets and sources as layers (at least one), got {len(layers)} layers, "
+            f"{len(targets)} targets, {len(sources)} sources"
+        )
+    for name, maps in (("targets", targets), ("sources", sources)):
+        shapes = {tuple(x.shape) for x in maps}
+        if len(shapes) > 1:
+            raise ValueError(f"{name} must share one shape to be stacked, got {sorted(shapes)}")
+    backends = {layer.backend for layer in layers}
+    if len(backends) > 1:
+        raise ValueError(f"layers must share one backend, got {sorted(backends)}")
+    q, k, v = (torch.cat(parts) for parts in zip(*map(CrossAttention.project, layers, targets, sources)))
+    out = layers[0]._attend(q, k, v)
+    return list(out.view(len(layers) * targets[0].shape[0], *targets[0].shape[1:]).chunk(len(layers)))
 
 
 def _qk_projection(channels: int, convs: int) -> nn.Sequential:

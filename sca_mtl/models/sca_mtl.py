@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ResBlock, SqueezeExcitation, conv_bn
-from .layers import ConcatConv1x1, CrossAttention
+from .layers import ConcatConv1x1, CrossAttention, batched_cross_attention
 from .swin import SwinAttention
 
 MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
@@ -56,7 +56,8 @@ class ScaleHead(nn.Module):
 class CrossTaskAttention(nn.Module):
     """CTAM: F̂_t = F_t + Fuse([[F_t, CA_{t<-a}(F_t, F_a)] for sources a != t, last source first]).
 
-    One CrossAttention per ordered task pair; one Fuse ResBlock (BN momentum 0.01) shared by all targets."""
+    One CrossAttention per ordered task pair, all pairs' attentions in one op call; one Fuse ResBlock (BN momentum
+    0.01) shared by all targets."""
 
     def __init__(self, tasks: Sequence[str], channels: int, *, qk_convs: int, backend):
         super().__init__()
@@ -75,16 +76,22 @@ class CrossTaskAttention(nn.Module):
     def _pair(target: str, source: str) -> str:
         return f"{target}_from_{source}"
 
+    def _pairs(self) -> list[tuple[str, str]]:
+        """(target, source) of every attention, target-major, each target's sources last first: the order of the
+        released code's Fuse input."""
+        return [(target, source) for target in self.tasks for source in reversed(self.tasks) if source != target]
+
     def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = {}
-        for target in self.tasks:
-            sources = [source for source in self.tasks if source != target]
-            pieces = []
-            for source in reversed(sources):  # the released code's order
-                attended = self.attention[self._pair(target, source)](features[target], features[source])
-                pieces += [features[target], attended]
-            out[target] = features[target] + self.fuse(torch.cat(pieces, dim=1))
-        return out
+        pairs = self._pairs()
+        attended = batched_cross_attention(  # every pair's maps have one shape: one op call for all pairs
+            [self.attention[self._pair(target, source)] for target, source in pairs],
+            [features[target] for target, _ in pairs],
+            [features[source] for _, source in pairs],
+        )
+        pieces = {target: [] for target in self.tasks}
+        for (target, _), attention in zip(pairs, attended):
+            pieces[target] += [features[target], attention]
+        return {target: features[target] + self.fuse(torch.cat(pieces[target], dim=1)) for target in self.tasks}
 
 
 class FeaturePropagation(nn.Module):
@@ -116,7 +123,8 @@ class CrossScaleHead(nn.Module):
     For every target scale k < K-1 and coarser source l: CAM_{k<-l} = [F̂k, CA_k(F̂k, P_{l->k}(F̂l))], CA_k shared by
     all sources of scale k, P_{l->k} a conv1x1-BN at the source's resolution. The CAMs of all scales and F̂_{K-1} go
     through one 1x1 conv at the finest resolution (upsampling inside the op), BN, ReLU, and a 1x1 conv to the
-    task's outputs."""
+    task's outputs. The model runs the attentions of all tasks' heads together (`attention_calls`, then
+    `aggregate_cams`): one op call per (k, l) instead of one per task."""
 
     def __init__(self, channels: Sequence[int], out_channels: int, *, qk_convs: int, backend):
         super().__init__()
@@ -127,8 +135,7 @@ class CrossScaleHead(nn.Module):
         self.project = nn.ModuleDict(
             {
                 self._pair(target, source): conv_bn(channels[source], channels[target], relu=False)
-                for target in range(self.num_scales - 1)
-                for source in range(target + 1, self.num_scales)
+                for target, source in self._scale_pairs()
             }
         )
         width = sum(2 * c * (self.num_scales - 1 - k) for k, c in enumerate(channels[:-1])) + channels[-1]
@@ -140,15 +147,29 @@ class CrossScaleHead(nn.Module):
     def _pair(target: int, source: int) -> str:
         return f"{source}_to_{target}"
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _scale_pairs(self) -> list[tuple[int, int]]:
+        """(target scale, coarser source scale) of every CAM, in the aggregation's order."""
+        scales = range(self.num_scales)
+        return [(target, source) for target in scales[:-1] for source in scales[target + 1 :]]
+
+    def attention_calls(self, features: Sequence[torch.Tensor]) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+        """CSAM's cross attentions as (layer, target map, projected source map), in the order of their CAMs."""
+        return [
+            (self.attention[target], features[target], self.project[self._pair(target, source)](features[source]))
+            for target, source in self._scale_pairs()
+        ]
+
+    def aggregate_cams(self, features: Sequence[torch.Tensor], attended: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The outputs from the attended maps of `attention_calls` (same order) and the features."""
         segments = []
-        for target in range(self.num_scales - 1):
-            for source in range(target + 1, self.num_scales):
-                projected = self.project[self._pair(target, source)](features[source])
-                segments += [features[target], self.attention[target](features[target], projected)]
+        for (target, _), attention in zip(self._scale_pairs(), attended, strict=True):
+            segments += [features[target], attention]
         segments.append(features[-1])
         aggregated = F.relu(self.aggregate_norm(self.aggregate(segments)), inplace=True)
         return self.classifier([aggregated])
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.aggregate_cams(features, [layer(t, s) for layer, t, s in self.attention_calls(features)])
 
 
 class SCAMTL(nn.Module):
@@ -229,8 +250,13 @@ class SCAMTL(nn.Module):
             distilled[k] = self.cross_task[k](features)
             propagated = self.propagate[k - 1](distilled[k]) if k > 0 else None
 
+        features = {task: [d[task] for d in distilled] for task in self.heads}
+        calls = [head.attention_calls(features[task]) for task, head in self.heads.items()]
+        # the tasks' CSAM calls at one position share their shapes: one op call for each position
+        attended = [batched_cross_attention(*zip(*same_position)) for same_position in zip(*calls)]
         out: dict[str, object] = {
-            task: _upsample(head([d[task] for d in distilled]), image.shape[2:]) for task, head in self.heads.items()
+            task: _upsample(head.aggregate_cams(features[task], [a[i] for a in attended]), image.shape[2:])
+            for i, (task, head) in enumerate(self.heads.items())
         }
         out["deep_supervision"] = dict(sorted(deep_supervision.items()))  # scale_0 (finest) first
         return out

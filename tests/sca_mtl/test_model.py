@@ -3,10 +3,12 @@ it makes, and its input checks."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import kernels
 from kernels import dispatch
 from sca_mtl.models import build_model
+from sca_mtl.models.layers import batched_cross_attention
 
 NYUD_3 = {"semseg": 40, "depth": 1, "normals": 3}
 NYUD_2 = {"semseg": 40, "depth": 1}
@@ -61,8 +63,9 @@ def test_same_seed_same_output():
 
 
 def test_op_calls_per_forward(monkeypatch):
-    """42 linear cross attentions (CTAM: 6 ordered pairs x 4 scales; CSAM: 6 per task), 11 window attentions (ATT: 2
-    x 4 scales; FPMA: 3), 6 concat convs (2 per task), the aggregation receiving maps of all 4 resolutions."""
+    """10 linear cross attention calls (CTAM: one per scale, its 6 ordered pairs stacked along the batch; CSAM: one
+    per (target, source) scale pair, the 3 tasks stacked), 11 window attentions (ATT: 2 x 4 scales; FPMA: 3), 6 concat
+    convs (2 per task), the aggregation receiving maps of all 4 resolutions."""
     calls = {op: [] for op in dispatch.OP_MODULES}
     real_get_op = dispatch.get_op
 
@@ -80,12 +83,58 @@ def test_op_calls_per_forward(monkeypatch):
     with torch.no_grad():
         model(torch.randn(IMAGE))
     assert {op: len(c) for op, c in calls.items()} == {
-        "linear_cross_attention": 42, "window_attention": 11, "concat_conv1x1": 6
+        "linear_cross_attention": 10, "window_attention": 11, "concat_conv1x1": 6
     }
+    batch = IMAGE[0]
+    ctam, csam = calls["linear_cross_attention"][:4], calls["linear_cross_attention"][4:]
+    assert [(q.shape, k.shape) for q, k, _ in ctam] == [((6 * batch, c, n), (6 * batch, c, n))
+                                                       for c, n in [(288, 6), (144, 24), (72, 96), (36, 384)]]
+    token_counts = [384, 96, 24, 6]  # scales 0..3
+    assert [(q.shape, k.shape) for q, k, _ in csam] == [
+        ((3 * batch, c, token_counts[target]), (3 * batch, c, token_counts[source]))
+        for target, c in enumerate([36, 72, 144]) for source in range(target + 1, 4)
+    ]
     aggregation_inputs = calls["concat_conv1x1"][0][0]
     assert len(aggregation_inputs) == 13  # 2 x (3 + 2 + 1) CAM halves + the coarsest map
     assert {tuple(x.shape[2:]) for x in aggregation_inputs} == {(16, 24), (8, 12), (4, 6), (2, 3)}
     assert sum(x.shape[1] for x in aggregation_inputs) == 1080
+
+
+def test_batched_attention_calls_equal_one_call_per_layer(model):
+    """CTAM against its formula with one attention call per ordered pair, and the tasks' CSAM heads batched in the
+    model against each head's own forward (one call per scale pair): to float32 rounding."""
+    model.eval()
+    image = torch.randn(IMAGE)
+    distilled = []
+    hooks = [ctam.register_forward_hook(lambda module, args, out: distilled.append((args[0], out)))
+             for ctam in model.cross_task]
+    with torch.no_grad():
+        out = model(image)
+    for hook in hooks:
+        hook.remove()
+    distilled.reverse()  # the model runs the scales coarse to fine
+
+    with torch.no_grad():
+        for ctam, (features, batched) in zip(model.cross_task, distilled):
+            for target in NYUD_3:
+                pieces = []
+                for source in reversed([task for task in NYUD_3 if task != target]):  # the released code's order
+                    attended = ctam.attention[f"{target}_from_{source}"](features[target], features[source])
+                    pieces += [features[target], attended]
+                expected = features[target] + ctam.fuse(torch.cat(pieces, dim=1))
+                torch.testing.assert_close(batched[target], expected)
+        for task, head in model.heads.items():
+            expected = head([scale_out[task] for _, scale_out in distilled])
+            torch.testing.assert_close(out[task], F.interpolate(expected, size=IMAGE[2:], mode="bilinear"))
+
+
+def test_batched_cross_attention_rejects_mixed_shapes(model):
+    layers = list(model.cross_task[3].attention.values())[:2]
+    small, large = torch.randn(1, 288, 2, 3), torch.randn(1, 288, 4, 6)
+    with pytest.raises(ValueError, match="sources must share one shape"):
+        batched_cross_attention(layers, [small, small], [small, large])
+    with pytest.raises(ValueError, match="as many targets"):
+        batched_cross_attention(layers, [small], [small, small])
 
 
 def test_layers_keep_the_backend_of_construction(model):
