@@ -73,9 +73,18 @@ def metadata() -> dict:
 
 
 def timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None) -> dict:
+    """Median and p20/p80 ms of `fn` by triton.testing.do_bench (L2 flushed between runs)."""
     import triton.testing
 
     median, p20, p80 = triton.testing.do_bench(fn, quantiles=QUANTILES, grad_to_none=grad_to_none)
+    return {"ms": median, "ms_p20": p20, "ms_p80": p80}
+
+
+def graph_timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None) -> dict:
+    """As `timing`, with `fn` captured once in a CUDA graph and replayed: no Python launch overhead."""
+    import triton.testing
+
+    median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=QUANTILES, grad_to_none=grad_to_none)
     return {"ms": median, "ms_p20": p20, "ms_p80": p80}
 
 
@@ -101,31 +110,45 @@ class Case:
     params: dict = field(default_factory=dict)  # shape parameters, recorded with the results
 
 
-def measure(
-    case: Case, provider: str, forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor]
-) -> list[dict]:
-    """Rows for `provider` on `case`: forward, backward (from a retained graph) and forward+backward. `forward`
-    returns one tensor; `leaves` are the tensors whose gradients the backward computes."""
+def mode_calls(forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor]) -> dict:
+    """mode -> (call, tensors whose gradients to reset between repetitions) for forward, backward alone (from a
+    retained graph) and forward+backward. `forward` returns one tensor; `leaves` get the gradients."""
     out = forward()
     upstream = torch.randn_like(out)
-    rows = []
-    modes = {
-        "fwd": (lambda: forward(), None),
+    return {
+        "fwd": (forward, None),
         "bwd": (lambda: out.backward(upstream, retain_graph=True), leaves),
         "fwdbwd": (lambda: forward().backward(upstream), leaves),
     }
-    for mode, (fn, grads) in modes.items():
+
+
+def measure(
+    case: Case, provider: str, forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor]
+) -> list[dict]:
+    """Rows for `provider` on `case` in the three modes of `mode_calls`."""
+    rows = measure_calls(case, provider, mode_calls(forward, leaves))
+    for leaf in leaves:
+        leaf.grad = None
+    return rows
+
+
+def measure_calls(case: Case, provider: str, calls: dict, timer: Callable[..., dict] = timing) -> list[dict]:
+    """One row per mode of `calls` (mode -> (call, gradients to reset)): the `timer`'s times and, where the case
+    counts them, bytes and FLOPs over the median time, also as shares of the device's limits."""
+    limits = device_limits()
+    rows = []
+    for mode, (fn, grads) in calls.items():
         for _ in range(WARMUP_CALLS):  # torch.compile compiles (and autotunes) on the first calls: keep them out
             fn()
         row = {"op": case.op, "case": case.name, "provider": provider, "mode": mode,
-               "dtype": str(case.dtype).replace("torch.", ""), **case.params, **timing(fn, grads)}
+               "dtype": str(case.dtype).replace("torch.", ""), **case.params, **timer(fn, grads)}
         seconds = row["ms"] * 1e-3
-        limits = device_limits()
         if mode in case.bytes:
             row["bytes"] = case.bytes[mode]
             row["gb_per_s"] = case.bytes[mode] / seconds / 1e9
             if limits:
                 row["bandwidth_share"] = case.bytes[mode] / seconds / limits["bandwidth"]
+                row["measured_bandwidth_share"] = case.bytes[mode] / seconds / limits["measured_bandwidth"]
         if mode in case.flops:
             row["flops"] = case.flops[mode]
             row["tflop_per_s"] = case.flops[mode] / seconds / 1e12
@@ -135,8 +158,6 @@ def measure(
         if mode == "fwdbwd":
             row["peak_memory_bytes"] = peak_memory_bytes(fn)
         rows.append(row)
-    for leaf in leaves:
-        leaf.grad = None
     return rows
 
 

@@ -31,14 +31,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (  # noqa: E402
-    QUANTILES,
     RESULTS_DIR,
     Case,
     cuda_or_exit,
-    device_limits,
     device_slug,
+    graph_timing,
     measure,
-    peak_memory_bytes,
+    measure_calls,
     plot,
     print_table,
     save,
@@ -111,36 +110,20 @@ def providers(compile_reference: bool) -> dict[str, Callable]:
 
 
 def graph_rows(case: Case, leaves) -> list[dict]:
-    """The Triton launchers alone, timed with do_bench_cudagraph: forward, backward and both."""
-    import triton.testing
-
+    """The Triton launchers alone, replayed from a CUDA graph: forward, backward and both."""
     from kernels.linear_attention import linear_cross_attention_bwd, linear_cross_attention_fwd
 
     q, k, v = (t.detach() for t in leaves)
-    out, state, norm, mean = linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)
+    out, *saved = linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)
     upstream = torch.randn_like(out)
-    modes = {
-        "fwd": lambda: linear_cross_attention_fwd(q, k, v, "softplus", 1e-12),
-        "bwd": lambda: linear_cross_attention_bwd(upstream, q, k, v, state, norm, mean, "softplus", 1e-12),
-        "fwdbwd": lambda: linear_cross_attention_bwd(upstream, q, k, v,
-                                                     *linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)[1:],
-                                                     "softplus", 1e-12),
+    calls = {
+        "fwd": (lambda: linear_cross_attention_fwd(q, k, v, "softplus", 1e-12), None),
+        "bwd": (lambda: linear_cross_attention_bwd(upstream, q, k, v, *saved, "softplus", 1e-12), None),
+        "fwdbwd": (lambda: linear_cross_attention_bwd(upstream, q, k, v,
+                                                      *linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)[1:],
+                                                      "softplus", 1e-12), None),
     }
-    limits = device_limits()
-    rows = []
-    for mode, fn in modes.items():
-        median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=QUANTILES)
-        row = {"op": case.op, "case": case.name, "provider": "triton_graph", "mode": mode,
-               "dtype": str(case.dtype).replace("torch.", ""), **case.params, "ms": median, "ms_p20": p20,
-               "ms_p80": p80, "bytes": case.bytes[mode], "gb_per_s": case.bytes[mode] / (median * 1e-3) / 1e9,
-               "flops": case.flops[mode], "tflop_per_s": case.flops[mode] / (median * 1e-3) / 1e12}
-        if limits:
-            row["bandwidth_share"] = row["gb_per_s"] * 1e9 / limits["bandwidth"]
-            row["measured_bandwidth_share"] = row["gb_per_s"] * 1e9 / limits["measured_bandwidth"]
-        if mode == "fwdbwd":
-            row["peak_memory_bytes"] = peak_memory_bytes(fn)
-        rows.append(row)
-    return rows
+    return measure_calls(case, "triton_graph", calls, timer=graph_timing)
 
 
 def run(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[dict]:

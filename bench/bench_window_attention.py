@@ -40,7 +40,17 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import RESULTS_DIR, Case, cuda_or_exit, device_slug, measure, plot, print_table, save  # noqa: E402
+from bench._common import (  # noqa: E402
+    RESULTS_DIR,
+    Case,
+    cuda_or_exit,
+    device_slug,
+    measure,
+    mode_calls,
+    plot,
+    print_table,
+    save,
+)
 
 OP = "window_attention"
 BATCH = 8
@@ -158,17 +168,6 @@ def block_bytes(shape: Shape, batch: int, element: int) -> dict:
 BYTES = {"op": op_bytes, "block": block_bytes}
 
 
-def mode_calls(forward: Callable[[], torch.Tensor]) -> dict:
-    """The three timed modes as in bench/_common.measure (backward from a retained graph)."""
-    out = forward()
-    upstream = torch.randn_like(out)
-    return {
-        "fwd": forward,
-        "bwd": lambda: out.backward(upstream, retain_graph=True),
-        "fwdbwd": lambda: forward().backward(upstream),
-    }
-
-
 def gpu_work_items(fn: Callable[[], object]) -> int:
     """Kernels, memsets and memcpys one call puts on the GPU (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -203,9 +202,9 @@ def run(shapes, dtypes, levels, batch: int, compile_reference: bool) -> list[dic
                 providers = LEVELS[level](shape, batch, dtype, "cuda", compile_reference)
                 for provider, (forward, leaves) in providers.items():
                     measured = measure(case, provider, forward, leaves)
-                    calls = mode_calls(forward)
+                    calls = mode_calls(forward, leaves)
                     for row in measured:
-                        row["gpu_work_items"] = gpu_work_items(calls[row["mode"]])
+                        row["gpu_work_items"] = gpu_work_items(calls[row["mode"]][0])
                         if row["mode"] == "fwdbwd":
                             row["least_allocation_bytes"] = least_allocation(leaves, forward())
                     for leaf in leaves:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pytest import approx
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,3 +50,24 @@ def test_results_report(tmp_path, monkeypatch):
     (tmp_path / "nvidia-h100.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     expected = "| self_19200x36 | bfloat16 | fwdbwd | 0.900 | 0.450 | 0.300 | 3.00x | 1.50x | 2400 GB/s (72% of HBM)"
     assert expected in report.section()
+
+
+def test_measured_rows_carry_throughput_and_shares(monkeypatch):
+    """The rows every benchmark writes, from a stand-in timer: bytes and FLOPs over the median, shares of the
+    device's limits, peak memory on forward+backward (the GPU parts patched out)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from bench import _common
+
+    monkeypatch.setattr(_common, "device_limits", lambda: _common.DEVICE_LIMITS["H100"])
+    monkeypatch.setattr(_common, "peak_memory_bytes", lambda fn: 5)
+    case = _common.Case(op="op", name="case", dtype=torch.bfloat16, bytes={"fwd": 6e9, "fwdbwd": 9e9},
+                        flops={"fwd": 2e12}, params={"batch": 8})
+    calls = {mode: (lambda: None, None) for mode in ("fwd", "fwdbwd")}
+    timer = lambda fn, grads: {"ms": 2.0, "ms_p20": 1.5, "ms_p80": 3.0}  # noqa: E731
+    fwd, fwdbwd = _common.measure_calls(case, "triton", calls, timer=timer)
+    assert (fwd["provider"], fwd["mode"], fwd["dtype"], fwd["batch"], fwd["ms"]) == ("triton", "fwd", "bfloat16", 8, 2)
+    assert (fwd["gb_per_s"], fwd["bandwidth_share"], fwd["measured_bandwidth_share"]) == approx((3000, 3 / 3.35, 1))
+    assert (fwd["tflop_per_s"], fwd["flops_share"]) == approx((1000, 1000 / 989)) and "peak_memory_bytes" not in fwd
+    assert fwdbwd["gb_per_s"] == approx(4500) and "tflop_per_s" not in fwdbwd and fwdbwd["peak_memory_bytes"] == 5
