@@ -1,4 +1,5 @@
-"""Benchmark of `kernels.linear_cross_attention` (KERNELS.md part A) at the model's shapes, batch 8.
+"""Benchmark of `kernels.linear_cross_attention` (KERNELS.md part A) as the model calls it at batch 8: a CTAM scale's
+6 ordered task pairs stacked along the batch (48), the 3 tasks' CSAM attentions of one scale pair likewise (24).
 
 Providers side by side in one run:
     torch          the reference (kernels/reference/linear_attention.py), eager
@@ -54,20 +55,22 @@ class Shape:
     width: int  # D = E (cross attention runs at the target's width)
     lq: int
     ls: int
+    stacked: int  # the model's attentions stacked along the batch in this call
 
 
-# NYUD-v2 at 480 x 640: CTAM self attention per scale, CSAM cross attention target <- coarser source.
+CTAM_PAIRS, CSAM_TASKS = 6, 3
+# NYUD-v2 at 480 x 640 with 3 tasks: CTAM per scale (Lq = Ls), CSAM target <- coarser source.
 SHAPES = [
-    Shape("self-19200x36", 36, 19200, 19200),
-    Shape("self-4800x72", 72, 4800, 4800),
-    Shape("self-1200x144", 144, 1200, 1200),
-    Shape("self-300x288", 288, 300, 300),
-    Shape("cross-19200<-4800x36", 36, 19200, 4800),
-    Shape("cross-19200<-300x36", 36, 19200, 300),
-    Shape("cross-4800<-1200x72", 72, 4800, 1200),
+    Shape("ctam-19200x36", 36, 19200, 19200, CTAM_PAIRS),
+    Shape("ctam-4800x72", 72, 4800, 4800, CTAM_PAIRS),
+    Shape("ctam-1200x144", 144, 1200, 1200, CTAM_PAIRS),
+    Shape("ctam-300x288", 288, 300, 300, CTAM_PAIRS),
+    Shape("csam-19200<-4800x36", 36, 19200, 4800, CSAM_TASKS),
+    Shape("csam-19200<-300x36", 36, 19200, 300, CSAM_TASKS),
+    Shape("csam-4800<-1200x72", 72, 4800, 1200, CSAM_TASKS),
 ]
 QUICK_SHAPES = SHAPES[:2]
-DRY_RUN_SHAPES = [Shape("dry-self-40x8", 8, 40, 40), Shape("dry-cross-40<-17x20", 20, 40, 17)]
+DRY_RUN_SHAPES = [Shape("dry-self-40x8", 8, 40, 40, 1), Shape("dry-cross-40<-17x20", 20, 40, 17, 1)]
 
 
 def minimal_bytes(shape: Shape, batch: int, dtype: torch.dtype) -> dict:
@@ -131,7 +134,7 @@ def run(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[dict]:
     rows = []
     for dtype in dtypes:
         for shape in shapes:
-            case, leaves = make_case(shape, BATCH, dtype, torch.device("cuda"))
+            case, leaves = make_case(shape, BATCH * shape.stacked, dtype, torch.device("cuda"))
             for name, op in ops.items():
                 rows += measure(case, name, lambda op=op, leaves=leaves: op(*leaves), leaves)
             rows += graph_rows(case, leaves)
@@ -160,7 +163,7 @@ def dry_run() -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the two largest self-attention shapes only")
+    parser.add_argument("--quick", action="store_true", help="the two finest CTAM calls only")
     parser.add_argument("--dtypes", default="bf16,fp32", help="comma-separated subset of " + ",".join(DTYPES))
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, no timing")
     args = parser.parse_args()
