@@ -2,8 +2,8 @@
 
 The same weights and input under `kernels="torch"` and `kernels="triton"` give the same outputs (all of them, deep
 supervision included) and the same gradient for every parameter, to fp32 rounding; and `sca-mtl train --kernels
-triton` trains a step on a tiny synthetic set. Both count the Triton launches, so that they fail if a layer ran
-the PyTorch reference instead.
+triton` trains a step on a tiny synthetic set; torch.compile traces the model into one graph of opaque kernel calls.
+Each counts the Triton launches, so that it fails if a layer ran the PyTorch reference instead.
 """
 
 from __future__ import annotations
@@ -123,6 +123,39 @@ def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls):
     assert [r["step"] for r in train] == [1]
     assert all(math.isfinite(value) for value in train[0]["losses"].values())
     assert (run / "last.pt").exists()
+
+
+def test_compiled_model_is_one_graph_with_opaque_kernel_calls(kernel_calls):
+    """torch.compile(fullgraph=True) of the Triton model traces its whole forward into one graph (a graph break is an
+    error) in which every op call is one `sca_mtl` custom operator: what Inductor receives on a GPU. Run eagerly,
+    that graph gives the model's outputs bitwise."""
+    graphs = []
+
+    def capture(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch.manual_seed(0)
+    model = build_model("sca_mtl", TASKS, kernels="triton").eval()
+    image = torch.randn(1, *IMAGE_SHAPE[1:])  # one image: the interpreter runs the forward twice here
+    with torch.no_grad():
+        expected = all_outputs(model(image))
+        kernel_calls.clear()
+        outputs = all_outputs(torch.compile(model, backend=capture, fullgraph=True)(image))
+
+    (graph,) = graphs
+    custom_ops = collections.Counter(
+        str(node.target) for node in graph.graph.nodes if str(node.target).startswith("sca_mtl.")
+    )
+    assert custom_ops == {
+        "sca_mtl.linear_cross_attention_fwd.default": 10,
+        "sca_mtl.window_attention_fwd.default": 11,
+        "sca_mtl.concat_conv1x1_fwd.default": 6,
+    }
+    assert collections.Counter(kernel_calls) == {
+        "linear_cross_attention_fwd": 10, "window_attention_fwd": 11, "concat_conv1x1_fwd": 6
+    }
+    assert all(torch.equal(got, want) for got, want in zip(outputs, expected, strict=True))
 
 
 @pytest.mark.gpu
