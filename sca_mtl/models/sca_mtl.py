@@ -152,7 +152,9 @@ class CrossScaleHead(nn.Module):
         scales = range(self.num_scales)
         return [(target, source) for target in scales[:-1] for source in scales[target + 1 :]]
 
-    def attention_calls(self, features: Sequence[torch.Tensor]) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+    def attention_calls(
+        self, features: Sequence[torch.Tensor]
+    ) -> list[tuple[CrossAttention, torch.Tensor, torch.Tensor]]:
         """CSAM's cross attentions as (layer, target map, projected source map), in the order of their CAMs."""
         return [
             (self.attention[target], features[target], self.project[self._pair(target, source)](features[source]))
@@ -250,12 +252,12 @@ class SCAMTL(nn.Module):
             distilled[k] = self.cross_task[k](features)
             propagated = self.propagate[k - 1](distilled[k]) if k > 0 else None
 
-        features = {task: [d[task] for d in distilled] for task in self.heads}
-        calls = [head.attention_calls(features[task]) for task, head in self.heads.items()]
+        scale_maps = {task: [d[task] for d in distilled] for task in self.heads}  # F̂_t^0..3 per task
+        calls = [head.attention_calls(scale_maps[task]) for task, head in self.heads.items()]
         # the tasks' CSAM calls at one position share their shapes: one op call for each position
         attended = [batched_cross_attention(*zip(*same_position)) for same_position in zip(*calls)]
         out: dict[str, object] = {
-            task: _upsample(head.aggregate_cams(features[task], [a[i] for a in attended]), image.shape[2:])
+            task: _upsample(head.aggregate_cams(scale_maps[task], [a[i] for a in attended]), image.shape[2:])
             for i, (task, head) in enumerate(self.heads.items())
         }
         out["deep_supervision"] = dict(sorted(deep_supervision.items()))  # scale_0 (finest) first
