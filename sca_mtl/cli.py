@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue exactly from <out>/last.pt")
     train.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (train.amp)")
     train.add_argument("--kernels", choices=["torch", "triton", "auto"], help="op backend (train.kernels)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the network for training (train.compile)")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (train.max_steps)")
     train.add_argument("--seed", type=int, help="train.seed")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,7 +64,7 @@ def _train(args: argparse.Namespace) -> None:
     from .engine import runs
 
     flags = {"data.root": args.data_root, "train.amp": args.amp, "train.kernels": args.kernels,
-             "train.max_steps": args.max_steps, "train.seed": args.seed}
+             "train.compile": args.compile or None, "train.max_steps": args.max_steps, "train.seed": args.seed}
     overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(args.overrides)
     config = load_config(args.config, overrides)
     out = args.out or Path("runs") / config_path(args.config).stem

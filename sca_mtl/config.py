@@ -44,6 +44,7 @@ DEFAULTS: dict = {
         "batch_size": 8,
         "amp": None,  # bf16 | fp16 | null
         "kernels": "auto",  # torch | triton | auto (triton on CUDA, torch otherwise)
+        "compile": False,  # torch.compile the network for the training steps (evaluation runs it eagerly)
         "seed": 0,
         "max_steps": None,  # stop after this many optimiser steps (the schedule still assumes `epochs`)
         "log_every": 10,  # steps between metrics.jsonl records

@@ -98,6 +98,8 @@ class Trainer:
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=device_ids)
+        if train["compile"]:  # the Triton ops are custom operators: opaque calls in the compiled graph
+            self.network = torch.compile(self.network)
         torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
         self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
