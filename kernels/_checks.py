@@ -145,8 +145,11 @@ def check_concat_conv1x1(
         if bias.shape[0] != out_channels:
             raise ValueError(f"bias must have shape (Cout,) = ({out_channels},), got shape {_shape(bias)}")
 
-    if out_size is None:
-        out_size = max((tuple(x.shape[2:]) for x in inputs), key=lambda hw: hw[0] * hw[1])
+    if out_size is None:  # the largest input's; a loop, not max(key=...), which torch.compile cannot trace for
+        out_size = tuple(inputs[0].shape[2:])  # symbolic (dynamic) sizes
+        for x in inputs[1:]:
+            if x.shape[2] * x.shape[3] > out_size[0] * out_size[1]:
+                out_size = tuple(x.shape[2:])
     elif (
         len(out_size) != 2
         or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out_size)

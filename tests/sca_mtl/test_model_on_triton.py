@@ -127,8 +127,9 @@ def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls):
 
 def test_compiled_model_is_one_graph_with_opaque_kernel_calls(kernel_calls):
     """torch.compile(fullgraph=True) of the Triton model traces its whole forward into one graph (a graph break is an
-    error) in which every op call is one `sca_mtl` custom operator: what Inductor receives on a GPU. Run eagerly,
-    that graph gives the model's outputs bitwise."""
+    error) in which every op call is one `sca_mtl` custom operator: what Inductor receives on a GPU. The sizes are
+    symbolic (dynamic=True), as after any recompilation for a new input size, so that no shape check in the way
+    needs a concrete size. Run eagerly, that graph gives the model's outputs bitwise."""
     graphs = []
 
     def capture(graph_module, example_inputs):
@@ -141,7 +142,8 @@ def test_compiled_model_is_one_graph_with_opaque_kernel_calls(kernel_calls):
     with torch.no_grad():
         expected = all_outputs(model(image))
         kernel_calls.clear()
-        outputs = all_outputs(torch.compile(model, backend=capture, fullgraph=True)(image))
+        torch._dynamo.reset()  # no earlier compilation of the model's code in this process decides anything here
+        outputs = all_outputs(torch.compile(model, backend=capture, fullgraph=True, dynamic=True)(image))
 
     (graph,) = graphs
     custom_ops = collections.Counter(
