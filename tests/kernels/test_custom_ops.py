@@ -104,9 +104,14 @@ def operator_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(10), ids=lambda i: f"case{i}")
+OPERATOR_CASES = 10  # the length of operator_cases(): the inputs are built per test
+
+
+@pytest.mark.parametrize("index", range(OPERATOR_CASES), ids=lambda i: f"case{i}")
 def test_operator_passes_opcheck(index):
-    name, args = operator_cases()[index]
+    cases = operator_cases()
+    assert len(cases) == OPERATOR_CASES  # no case left untested
+    name, args = cases[index]
     operator = getattr(OPS, name).default
 
     def requiring_grad(a):  # the forward operators' autograd registration is checked with differentiable inputs
@@ -122,13 +127,18 @@ def test_operator_passes_opcheck(index):
 # --- torch.compile ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", PUBLIC)
-def test_compiled_without_graph_break_matches_eager(op):
+def eager_and_compiled(op):
+    """(public function, its torch.compile with fullgraph=True (a graph break is an error), args, options)."""
     _, make_args = PUBLIC[op]
     args, options = make_args()
     fn = triton_op(op)
     torch._dynamo.reset()
-    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break is an error
+    return fn, torch.compile(fn, backend="aot_eager", fullgraph=True), args, options
+
+
+@pytest.mark.parametrize("op", PUBLIC)
+def test_compiled_without_graph_break_matches_eager(op):
+    fn, compiled, args, options = eager_and_compiled(op)
     out, input_grads, upstream = run(fn, args, options)
     compiled_out, compiled_grads, _ = run(compiled, args, options, upstream)
     assert torch.equal(compiled_out, out)
@@ -138,11 +148,7 @@ def test_compiled_without_graph_break_matches_eager(op):
 
 @pytest.mark.parametrize("op", PUBLIC)
 def test_compiled_under_autocast_computes_in_bfloat16(op):
-    _, make_args = PUBLIC[op]
-    args, options = make_args()
-    fn = triton_op(op)
-    torch._dynamo.reset()
-    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+    fn, compiled, args, options = eager_and_compiled(op)
     device_type = torch.device(DEVICE).type
     with torch.autocast(device_type, dtype=torch.bfloat16):
         out, _, upstream = run(fn, args, options)
