@@ -222,7 +222,10 @@ def _linear_cross_attention_state_kernel(
         first_count = tl.minimum(L - l_start, BLOCK_L).to(tl.float32)
         x_shift = _sum(x, 1) / first_count
         f_shift = _sum(phi, 1) / first_count
-        xsum = tl.full([BLOCK_C], 0.0, tl.float32)
+        # The sum of v is kept per token column and reduced once after the loop. Besides saving a cross-thread
+        # reduction per block, this keeps Triton 3.6 from crashing: its thread-locality pass asserts that a reduction
+        # carried by a loop has one use after it, and the sum of v has two (the correction below and its store).
+        xsum_columns = tl.full([BLOCK_C, BLOCK_L], 0.0, tl.float32)
     acc = tl.full([BLOCK_C, BLOCK_C], 0.0, tl.float32)
     fsum = tl.full([BLOCK_C], 0.0, tl.float32)
     for l0 in tl.range(l_start, l_end, BLOCK_L):
@@ -235,7 +238,7 @@ def _linear_cross_attention_state_kernel(
             fsum += _sum(phi * bracket[None, :], 1)
         else:
             fsum += _sum(phi, 1)
-            xsum += _sum(x, 1)
+            xsum_columns += x
             inside = (offs_l < L)[None, :]
             x = tl.where(inside, x - x_shift[:, None], 0.0)
             phi = tl.where(inside, phi - f_shift[:, None], 0.0)
@@ -243,6 +246,7 @@ def _linear_cross_attention_state_kernel(
 
     part = pid_b * num_splits + pid_s
     if not BACKWARD:  # sum (v - v^) phi^T = acc + sum (v - v^) c^T, in fp32
+        xsum = _sum(xsum_columns, 1)
         acc += (xsum - (l_end - l_start).to(tl.float32) * x_shift)[:, None] * f_shift[None, :]
         if pid_d == 0:  # the E vectors are the same in every D tile: the first one writes them
             tl.store(xsum_part_ptr + part * E + offs_e, xsum, mask=mask_e)
