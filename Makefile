@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test test-gpu-versions lint demo bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,15 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
+# The lent GPU machine's versions (torch 2.11.0, triton 3.6.0), checked on a CPU: the kernels' tests through that
+# Triton's interpreter (which needs numpy < 2.3) and their ahead-of-time compile for Hopper. Downloads ~4.6 GB once.
+GPU_VERSIONS_VENV := .venv-torch2.11
+
+test-gpu-versions:
+	test -x $(GPU_VERSIONS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VERSIONS_VENV)
+	$(GPU_VERSIONS_VENV)/bin/python -m pip install -e '.[dev]' torch==2.11.0 'numpy<2.3'
+	$(GPU_VERSIONS_VENV)/bin/python -m pytest tests/kernels
+
 demo: $(STAMP)
 	$(VENV)/bin/sca-mtl demo --out runs/demo
 
@@ -32,4 +41,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(PY) bench/report.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(GPU_VERSIONS_VENV) *.egg-info .pytest_cache .ruff_cache
