@@ -260,5 +260,6 @@ class SCAMTL(nn.Module):
             task: _upsample(head.aggregate_cams(scale_maps[task], [a[i] for a in attended]), image.shape[2:])
             for i, (task, head) in enumerate(self.heads.items())
         }
-        out["deep_supervision"] = dict(sorted(deep_supervision.items()))  # scale_0 (finest) first
+        # scale_0 (finest) first; sorted by name alone, since torch 2.11's dynamo cannot sort (name, tensors) pairs
+        out["deep_supervision"] = {name: deep_supervision[name] for name in sorted(deep_supervision)}
         return out
