@@ -44,8 +44,11 @@ re-read it from L2; the weight is a few MB at most and stays in L2):
 - _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's
   rows through an int64 table (per row: element offset from one base pointer, batch, y and x strides), so a K block
   may straddle segments of any channel count (only the group's last block is masked) and any number of segments
-  runs through one compiled kernel. Low-resolution launches store fp32 Y_g; the full-resolution launch adds the bias,
-  up_g(Y_g) of every group and the residual, applies the ReLU and stores the output.
+  runs through one compiled kernel (per number of resolutions). Low-resolution launches store fp32 Y_g; the
+  full-resolution launch adds the bias, up_g(Y_g) of every group (their number NUM_UP is a compile-time constant, 0
+  elsewhere, so that the other launches carry no epilogue loop: about 150-210 registers instead of 250-255) and the
+  residual, applies the ReLU and stores the output; it takes tiles of half the output channels, since the bilinear
+  taps need registers beside the accumulator.
 - _concat_conv1x1_bwd_dz_kernel: dZ = dY * (out > 0) (or a strided copy of dY into the layout the GEMMs read).
 - _concat_conv1x1_bwd_up_kernel: D_g = U_g^T dZ for one low-resolution group.
 - _concat_conv1x1_bwd_dx_kernel: d x rows = W_u^T D_g, each row stored into its own input's gradient.
@@ -107,6 +110,12 @@ use_interpreter_without_cuda()
 # cannot prove 16-byte alignment and every load is scalar (a 15 x 20 map; the ahead-of-time compile): 128 rows on
 # tensor cores, 64 for IEEE fp32, whose FMA products hold both operands in registers.
 GEMM_TILES = {"tf32": dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), "ieee": dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)}
+# The full-resolution launch that adds the upsampled low-resolution products holds their bilinear taps beside the
+# accumulator: half the output-channel rows (with 128 / 64 rows it spilled 130-420 bytes on triton 3.6).
+EPILOGUE_TILES = {precision: dict(tiles, BLOCK_M=tiles["BLOCK_M"] // 2) for precision, tiles in GEMM_TILES.items()}
+# The numbers of low-resolution groups (NUM_UP, a compile-time constant) the ahead-of-time configurations cover: 0 for
+# the low-resolution launches, 1 and the aggregation's 3 for the full-resolution one (every count compiles alike).
+AOT_NUM_UPS = (0, 1, 3)
 GEMM_WARPS = 8
 GEMM_STAGES = 3
 MAX_SPLITS = 32
@@ -220,10 +229,10 @@ def _concat_conv1x1_fwd_kernel(
     # the weight in row order (M, R): column row0 + k multiplies row row0 + k
     w_ptr, stride_wm, stride_wk,
     # epilogue (full-resolution launch): bias (M,), residual (B, M, H, W) any strides, fp32 buffer of the
-    # low-resolution products Y_g and its int64 table (3, num_up): offset of (B, M, h_g, w_g), h_g, w_g
+    # low-resolution products Y_g and its int64 table (3, NUM_UP): offset of (B, M, h_g, w_g), h_g, w_g
     bias_ptr, stride_bias,
     res_ptr, stride_rb, stride_rm, stride_ry, stride_rx,
-    up_ptr, ups_ptr, num_up,
+    up_ptr, ups_ptr,
     # output (B, M, height * width), pixels contiguous: the op's output, or Y_g (fp32) in a low-resolution launch
     out_ptr, stride_ob, stride_om,
     # sizes: output channels, batch, this launch's pixel grid
@@ -231,6 +240,7 @@ def _concat_conv1x1_fwd_kernel(
     # runtime epilogue switches (0/1)
     has_bias, has_residual, relu,
     PIXEL_CONTIG: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    NUM_UP: tl.constexpr,  # low-resolution groups added in the epilogue: 0 except in the full-resolution launch
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -260,10 +270,10 @@ def _concat_conv1x1_fwd_kernel(
         acc += tl.load(bias_ptr + offs_m * stride_bias, mask=mask_m, other=0.0).to(tl.float32)[:, None]
     mask = mask_m[:, None] & mask_p[None, :]
     planes = (pid_b * M + offs_m).to(tl.int64)  # (b, m) plane of the fp32 Y_g blocks (B M < 2^31: checked)
-    for g in range(num_up):
+    for g in range(NUM_UP):
         up_offset = tl.load(ups_ptr + g)
-        up_h = tl.load(ups_ptr + num_up + g).to(tl.int32)
-        up_w = tl.load(ups_ptr + 2 * num_up + g).to(tl.int32)
+        up_h = tl.load(ups_ptr + NUM_UP + g).to(tl.int32)
+        up_w = tl.load(ups_ptr + 2 * NUM_UP + g).to(tl.int32)
         y0, y1, ly = _source_index(py, up_h / height, up_h)
         x0, x1, lx = _source_index(px, up_w / width, up_w)
         plane = up_ptr + (up_offset + planes * (up_h * up_w))[:, None]
@@ -742,21 +752,22 @@ def concat_conv1x1_fwd(
     w_rows = _gather_columns(weight, tables["cols"], 1, layout.rows)  # the weight in row order, groups aligned
     up = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=device)
     precision = _dot_precision(dtype)
-    tiles = GEMM_TILES[precision]
 
     def launch(index, group, out_view, stride_ob, stride_om, epilogue: bool):
         x_base, unit = (segments[group.members[0]], tables["units"][index]) if group.num_rows else (out, 1)
+        num_up = len(layout.low_groups) if epilogue else 0
+        tiles = (EPILOGUE_TILES if num_up else GEMM_TILES)[precision]
         grid = (triton.cdiv(m, tiles["BLOCK_M"]) * triton.cdiv(group.pixels, tiles["BLOCK_N"]) * batch,)
         _concat_conv1x1_fwd_kernel[grid](
             x_base, tables["rows"], layout.rows, unit, group.row0, group.num_rows,
             w_rows, w_rows.stride(0), w_rows.stride(1),
             bias if bias is not None else out, bias.stride(0) if bias is not None else 0,
             residual if residual is not None else out, *(residual.stride() if residual is not None else (0,) * 4),
-            up, tables["ups"], len(layout.low_groups) if epilogue else 0,
+            up, tables["ups"],
             out_view, stride_ob, stride_om,
             m, batch, group.height, group.width, group.pixels,
             int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
-            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles,
+            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles,
             num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
         )
 
@@ -1035,7 +1046,7 @@ def _aot_config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages
             signature[name], values[name] = "constexpr", 1
         else:
             signature[name] = "i32"
-    shown = ", ".join(f"{k}={v}" for k, v in constexprs.items() if k in ("PIXEL_CONTIG", "DOT_PRECISION"))
+    shown = ", ".join(f"{k}={v}" for k, v in constexprs.items() if k in ("PIXEL_CONTIG", "DOT_PRECISION", "NUM_UP"))
     return AotConfig(
         name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
         signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
@@ -1071,10 +1082,12 @@ def aot_configs() -> list[AotConfig]:
                 ))
                 for contig in (True, False):
                     flags = dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision)
-                    configs.append(_aot_config(
-                        _concat_conv1x1_fwd_kernel, dtype, dict(**flags, **gemm), GEMM_WARPS, GEMM_STAGES, mma,
-                        ("out_ptr",) if fp32_side else (), ", fp32 Y" if fp32_side else "",
-                    ))
+                    for num_up in AOT_NUM_UPS:
+                        tiles = (EPILOGUE_TILES if num_up else GEMM_TILES)[precision]
+                        configs.append(_aot_config(
+                            _concat_conv1x1_fwd_kernel, dtype, dict(**flags, NUM_UP=num_up, **tiles), GEMM_WARPS,
+                            GEMM_STAGES, mma, ("out_ptr",) if fp32_side else (), ", fp32 Y" if fp32_side else "",
+                        ))
                     configs.append(_aot_config(
                         _concat_conv1x1_bwd_dw_kernel, dtype, dict(**flags, **gemm), GEMM_WARPS, GEMM_STAGES, mma,
                         ("z_ptr",) if fp32_side else (), label,

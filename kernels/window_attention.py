@@ -40,7 +40,9 @@ chunks of BLOCK_D (16, or 32 in the forward; masked loads pad a chunk to what `t
 and beyond work, 216 in 7 or 14 chunks): wider chunks would need more registers, since every operand element of
 an unaligned head slice needs its own 64-bit address. The loop prefetches the next window's first chunk of q, k, v
 (and dO) before it computes the current window, so that loads are in flight during the softmax: for the head dims
-up to 16 (32) that is the whole head, and the ATT blocks' many small windows are latency-bound otherwise. The exact
+up to 16 (32) that is the whole head, and the ATT blocks' many small windows are latency-bound otherwise. The fp32
+backward does not prefetch: its fp32 tiles leave no registers for the held chunk (it spilled 56-268 bytes on
+triton 3.6-3.8), so it loads every chunk where it is used, again from L2 for the gradient products. The exact
 fp32 softmax uses exp2 with scale * log2(e) and log2(e) folded into the logits.
 Deterministic reductions without atomics: every program writes its fp32 partial of the bias gradient
 (programs, heads, N, N) and of the qkv_pad gradient (programs, 3C) (each program owns its rows), and a fixed-order
@@ -106,6 +108,8 @@ BWD_MAX_BLOCK_D = 16
 NUM_WARPS = 8  # two warpgroups share each 64 x 64 tile: half the registers per thread of four warps
 PROGRAMS_PER_SM = 2  # persistent programs (all heads together) per SM: 1-2 fit at 8 warps and 150-255 registers
 NUM_STAGES = 1
+# The backward prefetches the next window's first head-dim chunk for 16-bit inputs, not for fp32 (see the docstring).
+BWD_PREFETCH = {torch.float32: False, torch.float16: True, torch.bfloat16: True}
 # fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products), whatever torch's allow_tf32 says: IEEE fp32
 # products run on the FMA units, and their 64 x 64 operand tiles spill registers in both passes.
 DOT_PRECISION = "tf32"
@@ -251,13 +255,16 @@ def _window_chunk0(
 def _window_probabilities(
     q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code, bias,
     q_channel0, k_channel0, head_dim, stride_qc, stride_pc, qk_scale_log2,
-    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, PREFETCHED: tl.constexpr,
 ):
     """P = softmax(scale q k^T + bias + mask) of one window and head, fp32 (BLOCK_N, BLOCK_N), 0 in the columns of
-    slots without a token, from the first chunk's q and k (given) and the others' (loaded). The logits are kept in
-    base 2, log2(e) (scale q k^T + bias + mask), for exp2."""
-    logits = _dot(q, tl.trans(k), None, DOT_PRECISION)
-    for d0 in tl.range(BLOCK_D, head_dim, BLOCK_D):
+    slots without a token, from the first chunk's q and k (given, when PREFETCHED) and the others' (loaded). The
+    logits are kept in base 2, log2(e) (scale q k^T + bias + mask), for exp2."""
+    if PREFETCHED:
+        logits = _dot(q, tl.trans(k), None, DOT_PRECISION)
+    else:
+        logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
+    for d0 in tl.range(PREFETCHED * BLOCK_D, head_dim, BLOCK_D):
         q = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, head_dim, stride_qc, stride_pc,
                         BLOCK_D)
         k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, head_dim, stride_qc, stride_pc,
@@ -317,7 +324,7 @@ def _window_attention_fwd_kernel(
         rows = _token_rows(batch, src_y, src_x, stride_qb, stride_qh, stride_qw)
         p = _window_probabilities(q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code,
                                   bias, q_channel0, channels + q_channel0, head_dim, stride_qc, stride_pc,
-                                  qk_scale_log2, BLOCK_D, DOT_PRECISION)
+                                  qk_scale_log2, BLOCK_N, BLOCK_D, DOT_PRECISION, True)
         out_rows = _token_rows(batch, src_y, src_x, stride_ob, stride_oh, stride_ow)
         o = _dot(p.to(v.dtype), v, None, DOT_PRECISION)
         _store_rows(out_ptr, out_rows, in_map, q_channel0, 0, head_dim, stride_oc, o, BLOCK_D)
@@ -375,7 +382,7 @@ def _window_attention_bwd_kernel(
     # map geometry and heads as in the forward; scale (for dQ and dK)
     height, width, padded_h, padded_w, window, windows_w, windows_per_image, num_windows,
     shift, pad_limit, channels, head_dim, scale, qk_scale_log2,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     head = tl.program_id(1)
@@ -393,28 +400,39 @@ def _window_attention_bwd_kernel(
             tl.store(pad_part_ptr + channel0 * channels + q_channel0 + offs_d, tl.zeros((BLOCK_D,), tl.float32),
                      mask=offs_d < head_dim)
 
-    q, k, v, grad_o = _window_chunk0(
-        qkv_ptr, pad_ptr, grad_out_ptr, pid, stride_qb, stride_qh, stride_qw, stride_qc, stride_pc,
-        stride_gob, stride_goh, stride_gow, stride_goc,
-        height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-        channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, True)
-    for win in tl.range(pid, num_windows, programs):
-        # The next window's first chunk (the last window's again at the end: a harmless, unmasked reload).
-        q_next, k_next, v_next, grad_o_next = _window_chunk0(
-            qkv_ptr, pad_ptr, grad_out_ptr, tl.minimum(win + programs, num_windows - 1),
-            stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, stride_gob, stride_goh, stride_gow, stride_goc,
+    # With PREFETCH, q, k, v, dO of the first head-dim chunk come from the previous iteration's prefetch and the
+    # loops below load the chunks after it; without, the loops load every chunk where it is used (fp32: holding the
+    # prefetched tiles through the window would spill registers).
+    first_d = PREFETCH * BLOCK_D
+    if PREFETCH:
+        q, k, v, grad_o = _window_chunk0(
+            qkv_ptr, pad_ptr, grad_out_ptr, pid, stride_qb, stride_qh, stride_qw, stride_qc, stride_pc,
+            stride_gob, stride_goh, stride_gow, stride_goc,
             height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
             channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, True)
+    else:  # placeholders, never read
+        q = tl.full((BLOCK_N, BLOCK_D), 0.0, qkv_ptr.dtype.element_ty)
+        k, v, grad_o = q, q, q
+    for win in tl.range(pid, num_windows, programs):
+        if PREFETCH:  # the next window's first chunk (the last window's again at the end: a harmless reload)
+            q_next, k_next, v_next, grad_o_next = _window_chunk0(
+                qkv_ptr, pad_ptr, grad_out_ptr, tl.minimum(win + programs, num_windows - 1),
+                stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, stride_gob, stride_goh, stride_gow, stride_goc,
+                height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
+                channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, True)
         batch, src_y, src_x, in_map, pad_slots, crossing = _window_tokens(
             win, window, windows_w, windows_per_image, height, width, padded_h, padded_w, shift, pad_limit, BLOCK_N)
         rows = _token_rows(batch, src_y, src_x, stride_qb, stride_qh, stride_qw)
         grad_out_rows = _token_rows(batch, src_y, src_x, stride_gob, stride_goh, stride_gow)
         p = _window_probabilities(q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code,
                                   bias, q_channel0, k_channel0, head_dim, stride_qc, stride_pc, qk_scale_log2,
-                                  BLOCK_D, DOT_PRECISION)
+                                  BLOCK_N, BLOCK_D, DOT_PRECISION, PREFETCH)
         # dP = dO V^T (dO of padded slots is 0: they are cropped)
-        grad_p = _dot(grad_o, tl.trans(v), None, DOT_PRECISION)
-        for d0 in tl.range(BLOCK_D, head_dim, BLOCK_D):
+        if PREFETCH:
+            grad_p = _dot(grad_o, tl.trans(v), None, DOT_PRECISION)
+        else:
+            grad_p = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
+        for d0 in tl.range(first_d, head_dim, BLOCK_D):
             grad_o_d = _load_rows(grad_out_ptr, grad_out_rows, in_map, q_channel0, d0, head_dim, stride_goc, BLOCK_D)
             v_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, head_dim, stride_qc,
                               stride_pc, BLOCK_D)
@@ -426,9 +444,11 @@ def _window_attention_bwd_kernel(
         grad_s_in = grad_s.to(qkv_ptr.dtype.element_ty)
 
         grad_rows = _token_rows(batch, src_y, src_x, stride_gqb, stride_gqh, stride_gqw)
-        _window_grads_chunk(q, k, grad_o, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map, pad_slots,
-                            q_channel0, k_channel0, v_channel0, 0, head_dim, stride_gqc, scale, BLOCK_D, DOT_PRECISION)
-        for d0 in tl.range(BLOCK_D, head_dim, BLOCK_D):
+        if PREFETCH:
+            _window_grads_chunk(q, k, grad_o, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map,
+                                pad_slots, q_channel0, k_channel0, v_channel0, 0, head_dim, stride_gqc, scale,
+                                BLOCK_D, DOT_PRECISION)
+        for d0 in tl.range(first_d, head_dim, BLOCK_D):
             q_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, head_dim, stride_qc,
                               stride_pc, BLOCK_D)
             k_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, head_dim, stride_qc,
@@ -437,7 +457,8 @@ def _window_attention_bwd_kernel(
             _window_grads_chunk(q_d, k_d, grad_o_d, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map,
                                 pad_slots, q_channel0, k_channel0, v_channel0, d0, head_dim, stride_gqc, scale,
                                 BLOCK_D, DOT_PRECISION)
-        q, k, v, grad_o = q_next, k_next, v_next, grad_o_next
+        if PREFETCH:
+            q, k, v, grad_o = q_next, k_next, v_next, grad_o_next
 
     ptrs = grad_bias_part_ptr + pid * stride_gbp + head * stride_gbh + token[:, None] * stride_gbi + token[None, :]
     tl.store(ptrs, grad_bias, mask=is_token[:, None] & is_token[None, :])
@@ -547,7 +568,8 @@ def window_attention_bwd(
         *qkv.stride(), *rel_bias.stride(), pad.stride(-1), *grad_out.stride(),
         *grad_qkv.stride(), *grad_bias_part.stride()[:3], grad_pad_part.stride(0),
         *_scalar_args(qkv, qkv_pad, num_heads, window_size, shift_size), scale, scale * LOG2E,
-        BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, PREFETCH=BWD_PREFETCH[qkv.dtype],
+        num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
     # Fixed-order reduce over the programs dimension (no atomics: bitwise reproducible).
     grad_bias = grad_bias_part.sum(dim=0).to(rel_bias.dtype)
@@ -661,6 +683,8 @@ def aot_configs() -> list[AotConfig]:
             for block_d in sorted({_block_d(head_dim, widest) for head_dim in range(1, 2 * widest)}):
                 signature, constexprs = _aot_signature(kernel, dtype)
                 constexprs.update(BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION)
+                if kernel is _window_attention_bwd_kernel:
+                    constexprs.update(PREFETCH=BWD_PREFETCH[dtype])
                 configs.append(AotConfig(
                     name=f"{kernel.__name__}[{TRITON_DTYPE_NAMES[dtype]}, BLOCK_D={block_d}]", kernel=kernel,
                     signature=signature, constexprs=constexprs, num_warps=NUM_WARPS, num_stages=NUM_STAGES,

@@ -6,6 +6,20 @@ import torch
 import kernels  # noqa: F401  (before any test module imports timm, which imports triton: see kernels/_interpret.py)
 
 
+def pytest_report_header(config):
+    """The versions a run tested (CI installs the newest torch / triton pip offers; the GPU machine has others)."""
+    import importlib.metadata
+
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device (Triton interpreter)"
+    return f"sca-mtl tested with torch {torch.__version__}, triton {version('triton')}; {device}"
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
