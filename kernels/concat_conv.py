@@ -88,7 +88,6 @@ parameter gradients; KERNELS.md C.3 (NCHW-native GEMM per image, M-fastest raste
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,11 +98,9 @@ import triton.language as tl
 from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_concat_conv1x1
-from ._interpret import use_interpreter_without_cuda
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
 from ._library import custom_op
-
-use_interpreter_without_cuda()
+from ._triton import aot_signature, cdiv, check_device, dot, sum_
 
 # GEMM tiles: output channels (d x: input rows) x pixels x K for the forward and d x; output channels x input rows
 # x pixels (the reduced dimension) for d W. Chosen so that no configuration spills registers even where the compiler
@@ -138,9 +135,6 @@ SMALL_BLOCK_N = 64
 # (= merged-weight columns) start at a multiple of it (see the docstring).
 ALIGN_ELEMENTS = 16
 TABLE_FIELDS = 4  # per virtual row: offset, batch stride, y stride, x stride
-# Triton's interpreter multiplies bf16 dot operands as raw bits: there (only) they are widened to fp32 first, which
-# is exact (a bf16 x bf16 product is exact in fp32, as on tensor cores).
-_INTERPRETED: tl.constexpr = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -157,14 +151,6 @@ def _source_index(dst, scale, size_src):
     hi = tl.minimum(lo + 1, size_src - 1)
     lam = src - lo.to(tl.float32)
     return lo, hi, lam
-
-
-@triton.jit
-def _dot(a, b, acc, DOT_PRECISION: tl.constexpr):
-    """acc + a @ b with fp32 accumulation (see _INTERPRETED)."""
-    if _INTERPRETED and a.dtype == tl.bfloat16:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
-    return tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
 
 @triton.jit
@@ -207,12 +193,12 @@ def _concat_conv1x1_merge_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BLOCK_M)
+    num_m = cdiv(M, BLOCK_M)
     offs_m = (pid % num_m) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_r = (pid // num_m) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
     mask_r = offs_r < R
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for rep in range(max_repeats):  # fixed order: the occurrences in input order
         cols = tl.load(cols_ptr + rep * R + offs_r, mask=mask_r, other=-1)
         ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm + cols[None, :] * stride_wk
@@ -244,8 +230,8 @@ def _concat_conv1x1_fwd_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BLOCK_M)
-    num_n = tl.cdiv(hw, BLOCK_N)
+    num_m = cdiv(M, BLOCK_M)
+    num_n = cdiv(hw, BLOCK_N)
     pid_m = pid % num_m  # output-channel tiles fastest: the tiles sharing an input tile run back to back
     pid_n = (pid // num_m) % num_n
     pid_b = pid // (num_m * num_n)
@@ -256,7 +242,7 @@ def _concat_conv1x1_fwd_kernel(
     py = offs_p // width
     px = offs_p % width
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     w_ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm
     for k0 in range(0, num_rows, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -264,7 +250,7 @@ def _concat_conv1x1_fwd_kernel(
         x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_k, mask_k, pid_b,
                        offs_p, py, px, mask_p, PIXEL_CONTIG)
         w = tl.load(w_ptrs + (row0 + offs_k)[None, :] * stride_wk, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-        acc = _dot(w, x, acc, DOT_PRECISION)
+        acc = dot(w, x, acc, DOT_PRECISION)
 
     if has_bias:
         acc += tl.load(bias_ptr + offs_m * stride_bias, mask=mask_m, other=0.0).to(tl.float32)[:, None]
@@ -328,8 +314,8 @@ def _concat_conv1x1_bwd_up_kernel(
     BLOCK_C: tl.constexpr, BLOCK_J: tl.constexpr, SPAN: tl.constexpr, ALIGN: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_jt = tl.cdiv(w, cols_per_program)
-    num_c = tl.cdiv(M, BLOCK_C)
+    num_jt = cdiv(w, cols_per_program)
+    num_c = cdiv(M, BLOCK_C)
     pid_jt = pid % num_jt  # column blocks fastest: they read the same output rows, back to back (L2)
     pid_c = (pid // num_jt) % num_c
     pid_b = pid // (num_jt * num_c)
@@ -359,18 +345,18 @@ def _concat_conv1x1_bwd_up_kernel(
         # Stream the output rows once: row y adds (1 - a) T_y to source row lo(y) and a T_y to hi(y), with
         # T_y = dZ[:, y, window] U_x. lo(y) grows by at most one per row (upsampling), so two accumulators suffice:
         # source row `row` (acc) and the next one; `row` is stored when the rows reading it are done.
-        acc = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
-        acc_next = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
+        acc = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
+        acc_next = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
         row = 0
         for y in range(0, height):
             z = tl.load(z_rows + (y * width + offs_x)[None, :], mask=mask_z, other=0.0)
-            t = _dot(z, band.to(z.dtype), tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32), DOT_PRECISION)
+            t = dot(z, band.to(z.dtype), tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32), DOT_PRECISION)
             lo_y, hi_y, lam_y = _source_index(y, scale_y, h)
             if lo_y != row:
                 out = d_rows + row * w
                 tl.store(out, acc + tl.where(first, 0.0, tl.load(out, mask=mask_d, other=0.0)), mask=mask_d)
                 acc = acc_next
-                acc_next = tl.zeros((BLOCK_C, BLOCK_J), dtype=tl.float32)
+                acc_next = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
                 row = lo_y
             same = hi_y == lo_y  # the last source row takes both taps
             acc += tl.where(same, 1.0, 1.0 - lam_y) * t
@@ -390,8 +376,8 @@ def _concat_conv1x1_bwd_dx_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = tl.cdiv(num_rows, BLOCK_M)
-    num_n = tl.cdiv(hw, BLOCK_N)
+    num_m = cdiv(num_rows, BLOCK_M)
+    num_n = cdiv(hw, BLOCK_N)
     pid_m = pid % num_m
     pid_n = (pid // num_m) % num_n
     pid_b = pid // (num_m * num_n)
@@ -400,7 +386,7 @@ def _concat_conv1x1_bwd_dx_kernel(
     mask_r = offs_r < num_rows
     mask_p = offs_p < hw
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     w_ptrs = w_ptr + (row0 + offs_r)[:, None].to(tl.int64) * stride_wk
     z_ptrs = z_ptr + pid_b.to(tl.int64) * stride_zb + offs_p[None, :]
     for k0 in range(0, M, BLOCK_K):
@@ -410,7 +396,7 @@ def _concat_conv1x1_bwd_dx_kernel(
                      other=0.0)
         z = tl.load(z_ptrs + offs_k[:, None].to(tl.int64) * stride_zm, mask=mask_k[:, None] & mask_p[None, :],
                     other=0.0)
-        acc = _dot(wt.to(z.dtype), z, acc, DOT_PRECISION)
+        acc = dot(wt.to(z.dtype), z, acc, DOT_PRECISION)
 
     base = _row_bases(dxrows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b)
     tl.store(dx_ptr + base[:, None] + offs_p[None, :], acc.to(dx_ptr.dtype.element_ty),
@@ -428,8 +414,8 @@ def _concat_conv1x1_bwd_dw_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BLOCK_M)
-    num_n = tl.maximum(tl.cdiv(num_rows, BLOCK_N), 1)
+    num_m = cdiv(M, BLOCK_M)
+    num_n = tl.maximum(cdiv(num_rows, BLOCK_N), 1)
     pid_m = pid % num_m
     pid_n = (pid // num_m) % num_n
     pid_s = pid // (num_m * num_n)
@@ -437,12 +423,12 @@ def _concat_conv1x1_bwd_dw_kernel(
     offs_r = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
     mask_r = offs_r < num_rows
-    blocks_per_image = tl.cdiv(hw, BLOCK_K)
+    blocks_per_image = cdiv(hw, BLOCK_K)
     t_start = pid_s * blocks_per_split
     t_end = tl.minimum(t_start + blocks_per_split, batch * blocks_per_image)
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    bias_acc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    bias_acc = tl.full((BLOCK_M,), 0.0, tl.float32)
     z_rows = z_ptr + offs_m[:, None].to(tl.int64) * stride_zm
     for t in range(t_start, t_end):  # fixed order within the split
         pid_b = t // blocks_per_image
@@ -452,8 +438,8 @@ def _concat_conv1x1_bwd_dw_kernel(
                     other=0.0)
         x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b,
                        offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
-        acc = _dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
-        bias_acc += tl.sum(z.to(tl.float32), axis=1)
+        acc = dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
+        bias_acc += sum_(z.to(tl.float32), 1)
 
     part_rows = part_ptr + pid_s.to(tl.int64) * stride_ps + offs_m.to(tl.int64) * stride_pm
     tl.store(part_rows[:, None] + (row0 + offs_r)[None, :], acc, mask=mask_m[:, None] & mask_r[None, :])
@@ -471,13 +457,13 @@ def _concat_conv1x1_bwd_reduce_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = tl.cdiv(M, BLOCK_M)
+    num_m = cdiv(M, BLOCK_M)
     offs_m = (pid % num_m) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = (pid // num_m) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
     cols = tl.load(map_ptr + offs_n, mask=offs_n < N, other=0)
     ptrs = part_ptr + offs_m[:, None].to(tl.int64) * stride_pm + cols[None, :]
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for _ in range(splits):  # fixed order: bitwise reproducible
         acc += tl.load(ptrs, mask=mask, other=0.0)
         ptrs += stride_ps
@@ -701,6 +687,7 @@ def _dot_precision(dtype: torch.dtype) -> str:
 def _check_triton_inputs(inputs, weight, bias, residual, out_size) -> None:
     """What the kernels cannot take, after the shared validator: float64, empty maps to upsample from, pixel grids
     or (batch, output channel) plane counts that overflow int32 (every other offset is computed in int64)."""
+    check_device("inputs[0]", inputs[0])  # the shared validator checked that every tensor shares its device
     for i, x in enumerate(inputs):
         check_kernel_dtype(f"inputs[{i}]", x)
         if x.shape[0] and x.shape[1] and (x.shape[2] == 0 or x.shape[3] == 0):
@@ -1021,8 +1008,8 @@ def concat_conv1x1(
 # Ahead-of-time configurations
 # ---------------------------------------------------------------------------------------------------------------------
 
-_INT64_TABLES = ("rows_ptr", "dxrows_ptr", "ups_ptr", "cols_ptr", "map_ptr")
-_FP32_BUFFERS = ("up_ptr", "d_ptr", "part_ptr")
+_TYPED_POINTERS = {**dict.fromkeys(("rows_ptr", "dxrows_ptr", "ups_ptr", "cols_ptr", "map_ptr"), "i64"),
+                   **dict.fromkeys(("up_ptr", "d_ptr", "part_ptr"), "fp32")}  # int64 tables, fp32 buffers
 _UNIT_STRIDES = ("stride_wk",)  # the row-order weight is contiguous: the JIT specialises this stride of 1 to 1
 
 
@@ -1031,21 +1018,8 @@ def _aot_config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages
     """A launch of `kernel` on `dtype` data: tables int64, fp32 buffers fp32, `fp32_ptrs` fp32 too (the fp32 Y_g
     output, the fp32 D_g operand), every other pointer in `dtype`, integers i32, stride-1 arguments constant."""
     element = TRITON_DTYPE_NAMES[dtype]
-    signature, values = {}, dict(constexprs)
-    for param in kernel.params:
-        name = param.name
-        if param.is_constexpr:
-            signature[name] = "constexpr"
-        elif name in _INT64_TABLES:
-            signature[name] = "*i64"
-        elif name in _FP32_BUFFERS or name in fp32_ptrs:
-            signature[name] = "*fp32"
-        elif name.endswith("_ptr"):
-            signature[name] = f"*{element}"
-        elif name in _UNIT_STRIDES:
-            signature[name], values[name] = "constexpr", 1
-        else:
-            signature[name] = "i32"
+    signature, values = aot_signature(kernel, element, pointers={**_TYPED_POINTERS, **dict.fromkeys(fp32_ptrs, "fp32")},
+                                      unit_strides=_UNIT_STRIDES, constexprs=constexprs)
     shown = ", ".join(f"{k}={v}" for k, v in constexprs.items() if k in ("PIXEL_CONTIG", "DOT_PRECISION", "NUM_UP"))
     return AotConfig(
         name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,

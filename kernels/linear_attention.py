@@ -64,7 +64,6 @@ programs, tied to the SM count (their grids have B x heads programs); an fp32 st
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -74,12 +73,9 @@ import triton.language as tl
 from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_linear_cross_attention
-from ._interpret import use_interpreter_without_cuda
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, fp32_matmul_precision, sm_count
 from ._library import custom_op
-
-use_interpreter_without_cuda()  # before the @triton.jit below: without CUDA the kernels run in the interpreter
-INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, sum_
 
 # Feature maps (constexpr FEATURE).
 IDENTITY = tl.constexpr(0)
@@ -98,20 +94,6 @@ MMA_IEEE = tl.constexpr(3)
 # ---------------------------------------------------------------------------------------------------------------
 # Kernels
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _cdiv(a, b):
-    return (a + b - 1) // b
-
-
-@triton.jit
-def _sum(x, axis: tl.constexpr):
-    """tl.sum, through the builtin tl.reduce with tl.sum's own combine function (which the interpreter runs as a
-    numpy sum). The kernels call only Triton builtins and this module's own helpers: torch._dynamo imports triton,
-    and when that happens before TRITON_INTERPRET is set, Triton's @jit library functions (tl.sum, tl.zeros,
-    tl.cdiv) cannot run under the interpreter."""
-    return tl.reduce(x, axis, tl.standard._sum_combine)
 
 
 @triton.jit
@@ -144,13 +126,13 @@ def _round_mantissa(x, DROPPED_BITS: tl.constexpr):
 def _mma(a, b, acc, MMA: tl.constexpr):
     """acc + a @ b on the tensor cores for fp32 tiles a, b, with the operand precision MMA; fp32 accumulation."""
     if MMA == MMA_BF16:
-        acc = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc)
+        acc = dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc, "ieee")
     elif MMA == MMA_BF16_ROUNDED_FP32:
-        acc = tl.dot(_round_mantissa(a, 16), _round_mantissa(b, 16), acc, input_precision="ieee")
+        acc = dot(_round_mantissa(a, 16), _round_mantissa(b, 16), acc, "ieee")
     elif MMA == MMA_IEEE:
-        acc = tl.dot(a, b, acc, input_precision="ieee")
+        acc = dot(a, b, acc, "ieee")
     else:  # explicit round to nearest: the tensor core would truncate (a bias that adds up over the source)
-        acc = tl.dot(_round_mantissa(a, 13), _round_mantissa(b, 13), acc, input_precision="tf32")
+        acc = dot(_round_mantissa(a, 13), _round_mantissa(b, 13), acc, "tf32")
     return acc
 
 
@@ -166,7 +148,7 @@ def _to_output(x, ptr, MMA: tl.constexpr):
 def _split_range(pid_s, num_splits, length, BLOCK: tl.constexpr):
     """[start, end) of split pid_s when num_splits <= cdiv(length, BLOCK) splits share the blocks of BLOCK tokens
     as evenly as possible (floor or ceil each, none empty)."""
-    num_blocks = _cdiv(length, BLOCK)
+    num_blocks = cdiv(length, BLOCK)
     block_start = pid_s.to(tl.int64) * num_blocks // num_splits
     block_end = (pid_s + 1).to(tl.int64) * num_blocks // num_splits
     return block_start * BLOCK, tl.minimum(block_end * BLOCK, length)
@@ -203,7 +185,7 @@ def _linear_cross_attention_state_kernel(
     pid_tile = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
     num_splits = tl.num_programs(0)
-    d_tiles = _cdiv(D, BLOCK_C)
+    d_tiles = cdiv(D, BLOCK_C)
     pid_e = pid_tile // d_tiles
     pid_d = pid_tile % d_tiles
     offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -220,8 +202,8 @@ def _linear_cross_attention_state_kernel(
         x, phi = _state_block(x_rows, f_rows, l_start + tl.arange(0, BLOCK_L), stride_xl, stride_fl,
                               mask_e, mask_d, L, FEATURE)
         first_count = tl.minimum(L - l_start, BLOCK_L).to(tl.float32)
-        x_shift = _sum(x, 1) / first_count
-        f_shift = _sum(phi, 1) / first_count
+        x_shift = sum_(x, 1) / first_count
+        f_shift = sum_(phi, 1) / first_count
         # The sum of v is kept per token column and reduced once after the loop. Besides saving a cross-thread
         # reduction per block, this keeps Triton 3.6 from crashing: its thread-locality pass asserts that a reduction
         # carried by a loop has one use after it, and the sum of v has two (the correction below and its store).
@@ -235,9 +217,9 @@ def _linear_cross_attention_state_kernel(
             inv_m = tl.load(inv_m_ptr + pid_b * L + offs_l, mask=offs_l < L, other=0.0)
             bracket = tl.load(bracket_ptr + pid_b * L + offs_l, mask=offs_l < L, other=0.0)
             x = x * inv_m[None, :]
-            fsum += _sum(phi * bracket[None, :], 1)
+            fsum += sum_(phi * bracket[None, :], 1)
         else:
-            fsum += _sum(phi, 1)
+            fsum += sum_(phi, 1)
             xsum_columns += x
             inside = (offs_l < L)[None, :]
             x = tl.where(inside, x - x_shift[:, None], 0.0)
@@ -246,7 +228,7 @@ def _linear_cross_attention_state_kernel(
 
     part = pid_b * num_splits + pid_s
     if not BACKWARD:  # sum (v - v^) phi^T = acc + sum (v - v^) c^T, in fp32
-        xsum = _sum(xsum_columns, 1)
+        xsum = sum_(xsum_columns, 1)
         acc += (xsum - (l_end - l_start).to(tl.float32) * x_shift)[:, None] * f_shift[None, :]
         if pid_d == 0:  # the E vectors are the same in every D tile: the first one writes them
             tl.store(xsum_part_ptr + part * E + offs_e, xsum, mask=mask_e)
@@ -269,7 +251,7 @@ def _linear_cross_attention_reduce_kernel(
     # Every loop over the splits runs in a fixed order: the result is bitwise reproducible.
     pid_tile = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    d_tiles = _cdiv(D, BLOCK_C)
+    d_tiles = cdiv(D, BLOCK_C)
     pid_e = pid_tile // d_tiles
     pid_d = pid_tile % d_tiles
     offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -333,7 +315,7 @@ def _linear_cross_attention_fwd_kernel(
                     mask=mask_d[:, None] & mask_t[None, :], other=0.0)
         p, _ = _features(q.to(tl.float32), FEATURE)  # padded rows meet zero z and S_c: no mask needed
         z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
-        den += _sum(z[:, None] * p, 0)
+        den += sum_(z[:, None] * p, 0)
         s = tl.load(state_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :],
                     mask=mask_e[:, None] & mask_d[None, :], other=0.0)
         acc = _mma(s, p, acc, MMA)
@@ -396,13 +378,13 @@ def _linear_cross_attention_bwd_target_fused_kernel(
         u = _mma(state_t, do, tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32), MMA)  # S_c^T dO
         q = tl.load(q_rows + offs_t[None, :] * stride_ql, mask=mask_dt, other=0.0)
         p, dphi = _features(q.to(tl.float32), FEATURE)
-        inv_m, bracket = _bracket(_sum(z[:, None] * p, 0), _sum(p * u, 0),
-                                  _sum(mu[:, None] * do, 0), eps)
+        inv_m, bracket = _bracket(sum_(z[:, None] * p, 0), sum_(p * u, 0),
+                                  sum_(mu[:, None] * do, 0), eps)
         dq = dphi * (u * inv_m[None, :] + z[:, None] * bracket[None, :])
         tl.store(dq_rows + offs_t[None, :] * stride_dql, _to_output(dq, dq_ptr, MMA), mask=mask_dt)
         # padded tokens: dO = 0, so g = 0 and bracket = 0, and they add nothing
         ds_acc = _mma(do * inv_m[None, :], tl.trans(p), ds_acc, MMA)
-        dz_acc += _sum(p * bracket[None, :], 1)
+        dz_acc += sum_(p * bracket[None, :], 1)
 
     part = pid_b * tl.num_programs(0) + pid_s
     tl.store(mat_part_ptr + (part * E + offs_c[:, None]) * D + offs_c[None, :], ds_acc, mask=mask_ed)
@@ -455,7 +437,7 @@ def _linear_cross_attention_bwd_target_kernel(
         do = tl.load(do_batch + offs_e[:, None] * stride_ge + offs_t[None, :] * stride_gl,
                      mask=mask_e[:, None] & mask_t[None, :], other=0.0)
         mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
-        mu_dot_do += _sum(mu[:, None] * do.to(tl.float32), 0)
+        mu_dot_do += sum_(mu[:, None] * do.to(tl.float32), 0)
     den = tl.full([BLOCK_T], 0.0, tl.float32)
     p_dot_u = tl.full([BLOCK_T], 0.0, tl.float32)
     for d0 in tl.range(0, D, BLOCK_C):
@@ -465,10 +447,10 @@ def _linear_cross_attention_bwd_target_kernel(
                     mask=mask_d[:, None] & mask_t[None, :], other=0.0)
         p, _ = _features(q.to(tl.float32), FEATURE)
         z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
-        den += _sum(z[:, None] * p, 0)
+        den += sum_(z[:, None] * p, 0)
         u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t,
                               E, D, MMA, BLOCK_C, BLOCK_T)
-        p_dot_u += _sum(p * u, 0)
+        p_dot_u += sum_(p * u, 0)
     inv_m, bracket = _bracket(den, p_dot_u, mu_dot_do, eps)
     tl.store(inv_m_ptr + pid_b * Lq + offs_t, inv_m, mask=mask_t)
     tl.store(bracket_ptr + pid_b * Lq + offs_t, bracket, mask=mask_t)
@@ -508,7 +490,7 @@ def _linear_cross_attention_bwd_source_kernel(
     mask_l = offs_l < Ls
     arange_c = tl.arange(0, BLOCK_C)
     k_batch = k_ptr + pid_b * stride_kb
-    d_tiles = _cdiv(D, BLOCK_C)
+    d_tiles = cdiv(D, BLOCK_C)
 
     if pid_c < d_tiles:  # dk = phi'(k) (dS^T (v - mu) + dz_c)
         offs_d = pid_c * BLOCK_C + arange_c
@@ -588,7 +570,7 @@ def fuses_state(d: int, e: int) -> bool:
 def mma_mode(dtype: torch.dtype) -> int:
     """The operand precision of the products for inputs of `dtype` (see the module docstring)."""
     if dtype == torch.bfloat16:
-        return MMA_BF16_ROUNDED_FP32.value if INTERPRETING else MMA_BF16.value
+        return MMA_BF16_ROUNDED_FP32.value if INTERPRETED else MMA_BF16.value
     if dtype == torch.float32 and fp32_matmul_precision() == "ieee":
         return MMA_IEEE.value
     return MMA_TF32.value
@@ -608,15 +590,6 @@ def _check_walkable(name: str, t: torch.Tensor) -> None:
         raise ValueError(
             f"{name} of shape {tuple(t.shape)} and strides {t.stride()} spans {span} elements per batch entry: "
             f"the triton backend indexes one (C, L) plane in int32 (at most {INT32_MAX})"
-        )
-
-
-def _check_device(name: str, t: torch.Tensor) -> None:
-    expected = "cpu" if INTERPRETING else "cuda"
-    if t.device.type != expected:
-        raise ValueError(
-            f"{name} must be on a {expected} device for the triton backend "
-            f"({'interpreter' if INTERPRETING else 'GPU kernels'}), got {t.device}"
         )
 
 
@@ -795,7 +768,7 @@ def linear_cross_attention(
     check_linear_cross_attention(q, k, v, feature_map, eps)
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_kernel_dtype(name, t)
-        _check_device(name, t)
+        check_device(name, t)
         _check_walkable(name, t)
     return _forward_op(q, k, v, feature_map, eps)[0]
 
@@ -806,19 +779,14 @@ def linear_cross_attention(
 
 # Pointers to tensors of the input dtype; every other pointer is an fp32 buffer.
 _DATA_POINTERS = {"x_ptr", "f_ptr", "q_ptr", "k_ptr", "v_ptr", "do_ptr", "out_ptr", "dq_ptr", "dk_ptr", "dv_ptr"}
-_FLOAT_ARGS = {"eps", "inv_count"}
+_FLOAT_ARGS = ("eps", "inv_count")
 
 
 def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: KernelLaunch,
                 tensor_cores: bool = True) -> AotConfig:
-    signature = {}
-    for arg in kernel.arg_names:
-        if arg in constexprs:
-            signature[arg] = "constexpr"
-        elif arg.endswith("_ptr"):
-            signature[arg] = f"*{dtype_name}" if arg in _DATA_POINTERS else "*fp32"
-        else:
-            signature[arg] = "fp32" if arg in _FLOAT_ARGS else "i32"
+    buffers = {arg: "fp32" for arg in kernel.arg_names if arg.endswith("_ptr") and arg not in _DATA_POINTERS}
+    signature, constexprs = aot_signature(kernel, dtype_name, pointers=buffers, floats=_FLOAT_ARGS,
+                                          constexprs=constexprs)
     return AotConfig(name=name, kernel=kernel, signature=signature, constexprs=constexprs,
                      num_warps=launch.num_warps, num_stages=launch.num_stages, tensor_cores=tensor_cores)
 

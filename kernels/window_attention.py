@@ -78,24 +78,18 @@ Swin's fused window-process kernels (roll + partition as one pass; here as no pa
 from __future__ import annotations
 
 import math
-import os
 
 import torch
+import triton
+import triton.language as tl
 
-from ._interpret import use_interpreter_without_cuda
-
-# Before triton is imported: triton.language's own @jit functions (tl.max, tl.sum, ...) read TRITON_INTERPRET too.
-use_interpreter_without_cuda()
-
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
-
-from ._aot import AotConfig  # noqa: E402
-from ._autocast import autocast_aware  # noqa: E402
-from ._checks import check_window_attention  # noqa: E402
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count  # noqa: E402
-from ._library import custom_op  # noqa: E402
-from .reference.window_attention import SHIFT_MASK_VALUE  # noqa: E402
+from ._aot import AotConfig
+from ._autocast import autocast_aware
+from ._checks import check_window_attention
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+from ._library import custom_op
+from ._triton import aot_signature, check_device, dot, max_, sum_
+from .reference.window_attention import SHIFT_MASK_VALUE
 
 SLOT_W = 8  # a window's tokens sit in an 8 x 8 grid of slots (slot n = 8 * row + column): windows up to 8 x 8
 BLOCK_N = SLOT_W * SLOT_W  # token slots per window, the side of the in-register score tile
@@ -119,24 +113,11 @@ LOG2E = math.log2(math.e)
 _SLOT_W: tl.constexpr = tl.constexpr(SLOT_W)
 _LOG2E: tl.constexpr = tl.constexpr(LOG2E)
 _SHIFT_MASK_LOG2: tl.constexpr = tl.constexpr(SHIFT_MASK_VALUE * LOG2E)
-# Triton's interpreter multiplies bfloat16 dot operands as raw bits (triton 3.9's create_dot does not convert
-# them): under the interpreter they go in as float32, which is exact for products of bfloat16 values.
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # read by the @jit decorators below, as by Triton
-_INTERPRETED: tl.constexpr = tl.constexpr(INTERPRETED)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Device helpers shared by the forward and backward kernels
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _dot(a, b, acc, DOT_PRECISION: tl.constexpr):
-    """a @ b (+ acc) with fp32 accumulation."""
-    if _INTERPRETED and a.dtype == tl.bfloat16:
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    return tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
 
 @triton.jit
@@ -261,7 +242,7 @@ def _window_probabilities(
     slots without a token, from the first chunk's q and k (given, when PREFETCHED) and the others' (loaded). The
     logits are kept in base 2, log2(e) (scale q k^T + bias + mask), for exp2."""
     if PREFETCHED:
-        logits = _dot(q, tl.trans(k), None, DOT_PRECISION)
+        logits = dot(q, tl.trans(k), None, DOT_PRECISION)
     else:
         logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
     for d0 in tl.range(PREFETCHED * BLOCK_D, head_dim, BLOCK_D):
@@ -269,14 +250,14 @@ def _window_probabilities(
                         BLOCK_D)
         k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, head_dim, stride_qc, stride_pc,
                         BLOCK_D)
-        logits = _dot(q, tl.trans(k), logits, DOT_PRECISION)
+        logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
     logits = logits * qk_scale_log2 + bias.to(tl.float32) * _LOG2E
     # Two slots are in different regions iff a band boundary crossing this window separates them.
     crossed = ((split_code[:, None] ^ split_code[None, :]) & crossing) != 0
     logits = tl.where(crossed, logits + _SHIFT_MASK_LOG2, logits)
     logits = tl.where(is_token[None, :], logits, float("-inf"))
-    p = tl.exp2(logits - tl.max(logits, axis=1)[:, None])
-    return p * (1.0 / tl.sum(p, axis=1))[:, None]
+    p = tl.exp2(logits - max_(logits, 1)[:, None])
+    return p * (1.0 / sum_(p, 1))[:, None]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -326,12 +307,12 @@ def _window_attention_fwd_kernel(
                                   bias, q_channel0, channels + q_channel0, head_dim, stride_qc, stride_pc,
                                   qk_scale_log2, BLOCK_N, BLOCK_D, DOT_PRECISION, True)
         out_rows = _token_rows(batch, src_y, src_x, stride_ob, stride_oh, stride_ow)
-        o = _dot(p.to(v.dtype), v, None, DOT_PRECISION)
+        o = dot(p.to(v.dtype), v, None, DOT_PRECISION)
         _store_rows(out_ptr, out_rows, in_map, q_channel0, 0, head_dim, stride_oc, o, BLOCK_D)
         for d0 in tl.range(BLOCK_D, head_dim, BLOCK_D):
             v = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, head_dim, stride_qc,
                             stride_pc, BLOCK_D)
-            o = _dot(p.to(v.dtype), v, None, DOT_PRECISION)
+            o = dot(p.to(v.dtype), v, None, DOT_PRECISION)
             _store_rows(out_ptr, out_rows, in_map, q_channel0, d0, head_dim, stride_oc, o, BLOCK_D)
         q, k, v = q_next, k_next, v_next
 
@@ -342,7 +323,7 @@ def _accumulate_pad_grad(part_ptr, pad_slots, channel0, d0, head_dim, grad, BLOC
     offs_d = d0 + tl.arange(0, BLOCK_D)
     mask_d = offs_d < head_dim
     ptrs = part_ptr + channel0 + offs_d
-    total = tl.load(ptrs, mask=mask_d, other=0.0) + tl.sum(tl.where(pad_slots[:, None], grad, 0.0), axis=0)
+    total = tl.load(ptrs, mask=mask_d, other=0.0) + sum_(tl.where(pad_slots[:, None], grad, 0.0), 0)
     tl.store(ptrs, total, mask=mask_d)
 
 
@@ -354,13 +335,13 @@ def _window_grads_chunk(
 ):
     """dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO of one head-dim chunk: written for the in-map tokens, the
     padded slots' rows added to this program's qkv_pad partial."""
-    grad_q = _dot(grad_s_in, k, None, DOT_PRECISION) * scale
+    grad_q = dot(grad_s_in, k, None, DOT_PRECISION) * scale
     _store_rows(grad_qkv_ptr, grad_rows, in_map, q_channel0, d0, head_dim, stride_gqc, grad_q, BLOCK_D)
     _accumulate_pad_grad(pad_part_ptr, pad_slots, q_channel0, d0, head_dim, grad_q, BLOCK_D)
-    grad_k = _dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale
+    grad_k = dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale
     _store_rows(grad_qkv_ptr, grad_rows, in_map, k_channel0, d0, head_dim, stride_gqc, grad_k, BLOCK_D)
     _accumulate_pad_grad(pad_part_ptr, pad_slots, k_channel0, d0, head_dim, grad_k, BLOCK_D)
-    grad_v = _dot(tl.trans(p_in), grad_o, None, DOT_PRECISION)
+    grad_v = dot(tl.trans(p_in), grad_o, None, DOT_PRECISION)
     _store_rows(grad_qkv_ptr, grad_rows, in_map, v_channel0, d0, head_dim, stride_gqc, grad_v, BLOCK_D)
     _accumulate_pad_grad(pad_part_ptr, pad_slots, v_channel0, d0, head_dim, grad_v, BLOCK_D)
 
@@ -392,12 +373,12 @@ def _window_attention_bwd_kernel(
     v_channel0 = 2 * channels + q_channel0
     is_token, token, split_code = _window_slots(window, shift, BLOCK_N)
     bias = _bias_tile(bias_ptr, head, is_token, token, stride_bh, stride_bi, stride_bj)
-    grad_bias = tl.zeros((BLOCK_N, BLOCK_N), dtype=tl.float32)
+    grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
     pad_part_ptr = grad_pad_part_ptr + pid * stride_gpp
     for d0 in tl.range(0, head_dim, BLOCK_D):  # this program's qkv_pad partial starts at 0
         offs_d = d0 + tl.arange(0, BLOCK_D)
         for channel0 in tl.static_range(0, 3):
-            tl.store(pad_part_ptr + channel0 * channels + q_channel0 + offs_d, tl.zeros((BLOCK_D,), tl.float32),
+            tl.store(pad_part_ptr + channel0 * channels + q_channel0 + offs_d, tl.full((BLOCK_D,), 0.0, tl.float32),
                      mask=offs_d < head_dim)
 
     # With PREFETCH, q, k, v, dO of the first head-dim chunk come from the previous iteration's prefetch and the
@@ -429,16 +410,16 @@ def _window_attention_bwd_kernel(
                                   BLOCK_N, BLOCK_D, DOT_PRECISION, PREFETCH)
         # dP = dO V^T (dO of padded slots is 0: they are cropped)
         if PREFETCH:
-            grad_p = _dot(grad_o, tl.trans(v), None, DOT_PRECISION)
+            grad_p = dot(grad_o, tl.trans(v), None, DOT_PRECISION)
         else:
             grad_p = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
         for d0 in tl.range(first_d, head_dim, BLOCK_D):
             grad_o_d = _load_rows(grad_out_ptr, grad_out_rows, in_map, q_channel0, d0, head_dim, stride_goc, BLOCK_D)
             v_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, head_dim, stride_qc,
                               stride_pc, BLOCK_D)
-            grad_p = _dot(grad_o_d, tl.trans(v_d), grad_p, DOT_PRECISION)
+            grad_p = dot(grad_o_d, tl.trans(v_d), grad_p, DOT_PRECISION)
         # dS = P (dP - delta), delta_i = sum_j P_ij dP_ij
-        grad_s = p * (grad_p - tl.sum(p * grad_p, axis=1)[:, None])
+        grad_s = p * (grad_p - sum_(p * grad_p, 1)[:, None])
         grad_bias += grad_s
         p_in = p.to(qkv_ptr.dtype.element_ty)
         grad_s_in = grad_s.to(qkv_ptr.dtype.element_ty)
@@ -477,8 +458,7 @@ def _check_triton_inputs(qkv: torch.Tensor, window_size: int) -> None:
             f"window_size must be <= {MAX_WINDOW} for the triton backend (a window's {MAX_WINDOW ** 2} tokens are "
             f"held in registers), got {window_size}"
         )
-    if qkv.device.type != "cuda" and not INTERPRETED:
-        raise ValueError(f"qkv must be on a CUDA device for the triton backend, got device {qkv.device}")
+    check_device("qkv", qkv)
     windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
     if 2 * windows > INT32_MAX:  # window indices (and the prefetch's index + programs) are int32
         raise ValueError(f"qkv of shape {tuple(qkv.shape)} has {windows} windows of {window_size} x {window_size}, "
@@ -649,45 +629,25 @@ def window_attention(
 # Ahead-of-time configurations
 # ---------------------------------------------------------------------------------------------------------------------
 
-_UNIT_STRIDES = ("stride_qc", "stride_bj", "stride_pc", "stride_oc", "stride_goc", "stride_gqc")  # JIT: == 1
+_UNIT_STRIDES = ("stride_qc", "stride_bj", "stride_pc", "stride_oc", "stride_goc", "stride_gqc")  # contiguous: JIT == 1
 _FLOAT_ARGS = ("qk_scale_log2", "scale")
-
-
-def _aot_signature(kernel, dtype: torch.dtype) -> tuple[dict, dict]:
-    """Triton signature and constexprs of a launch with qkv of `dtype`, contiguous channels (a stride of 1 is
-    specialised to a constant by the JIT, as here) and the fp32 partial buffers."""
-    element = TRITON_DTYPE_NAMES[dtype]
-    signature, constexprs = {}, {}
-    for name in kernel.arg_names:
-        if name in ("grad_bias_part_ptr", "grad_pad_part_ptr"):
-            signature[name] = "*fp32"
-        elif name.endswith("_ptr"):
-            signature[name] = f"*{element}"
-        elif name in _UNIT_STRIDES:
-            signature[name], constexprs[name] = "constexpr", 1
-        elif name in _FLOAT_ARGS:
-            signature[name] = "fp32"
-        elif name.isupper():
-            signature[name] = "constexpr"
-        else:
-            signature[name] = "i32"
-    return signature, constexprs
+_FP32_BUFFERS = {"grad_bias_part_ptr": "fp32", "grad_pad_part_ptr": "fp32"}
 
 
 def aot_configs() -> list[AotConfig]:
     """Every (kernel, dtype, head-dim chunk) the launchers can pick: the chunk width is the only shape choice."""
     configs = []
-    for dtype in TRITON_DTYPE_NAMES:
+    for dtype, element in TRITON_DTYPE_NAMES.items():
         for kernel, widest in ((_window_attention_fwd_kernel, FWD_MAX_BLOCK_D),
                                (_window_attention_bwd_kernel, BWD_MAX_BLOCK_D)):
             for block_d in sorted({_block_d(head_dim, widest) for head_dim in range(1, 2 * widest)}):
-                signature, constexprs = _aot_signature(kernel, dtype)
-                constexprs.update(BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION)
+                constexprs = dict(BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION)
                 if kernel is _window_attention_bwd_kernel:
                     constexprs.update(PREFETCH=BWD_PREFETCH[dtype])
+                signature, constexprs = aot_signature(kernel, element, pointers=_FP32_BUFFERS, floats=_FLOAT_ARGS,
+                                                      unit_strides=_UNIT_STRIDES, constexprs=constexprs)
                 configs.append(AotConfig(
-                    name=f"{kernel.__name__}[{TRITON_DTYPE_NAMES[dtype]}, BLOCK_D={block_d}]", kernel=kernel,
-                    signature=signature, constexprs=constexprs, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
-                    tensor_cores=True,
+                    name=f"{kernel.__name__}[{element}, BLOCK_D={block_d}]", kernel=kernel, signature=signature,
+                    constexprs=constexprs, num_warps=NUM_WARPS, num_stages=NUM_STAGES, tensor_cores=True,
                 ))
     return configs

@@ -45,6 +45,28 @@ def record_calls(monkeypatch, module, names, calls: list | None = None) -> list:
     return calls
 
 
+def record_implementations(monkeypatch) -> list[tuple[str, str]]:
+    """Wraps both implementations of every op (the reference and the Triton function, looked up by `get_op` when a
+    layer is built) so that each call appends (backend, op) to the returned list. Build the layers after this."""
+    import importlib
+
+    from kernels import dispatch
+
+    calls: list[tuple[str, str]] = []
+    for op, module in dispatch.OP_MODULES.items():
+        for backend, path, name in (("torch", f"kernels.reference.{module}", f"{op}_ref"),
+                                    ("triton", f"kernels.{module}", op)):
+            target = importlib.import_module(path)
+            function = getattr(target, name)
+
+            def recorded(*args, function=function, key=(backend, op), **kwargs):
+                calls.append(key)
+                return function(*args, **kwargs)
+
+            monkeypatch.setattr(target, name, recorded)
+    return calls
+
+
 def grads(*tensors: torch.Tensor):
     """The .grad of each leaf (zeros where autograd left None: the output does not depend on it), cloned, then
     cleared so that the next backward starts from zero."""

@@ -10,6 +10,7 @@ import torch
 
 import kernels
 from kernels import dispatch, reference
+from tests._utils import record_implementations
 
 OPS = list(dispatch.OP_MODULES)
 
@@ -118,14 +119,16 @@ def test_public_ops_dispatch_at_call_time(monkeypatch):
     ]
 
 
-def test_a_layer_keeps_the_backend_it_was_built_with():
+def test_a_layer_keeps_the_backend_it_was_built_with(monkeypatch):
     from sca_mtl.models.layers import CrossAttention
 
+    calls = record_implementations(monkeypatch)
     with kernels.use_backend("torch"):
         layer = CrossAttention(4)
-    kernels.set_backend("triton")  # would raise NotImplementedError (or run the kernel) if the layer looked again
+    kernels.set_backend("triton")  # a layer that looked the op up at call time would now run the Triton kernel
     out = layer(torch.randn(2, 4, 3, 5), torch.randn(2, 4, 2, 2))
     assert layer.backend == "torch" and out.shape == (2, 4, 3, 5)
+    assert calls == [("torch", "linear_cross_attention")]
 
 
 def test_importing_a_triton_module_keeps_the_public_op():

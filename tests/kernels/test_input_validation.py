@@ -105,3 +105,12 @@ def test_empty_inputs_give_empty_outputs():
 def test_an_empty_source_attends_to_nothing():
     out = kernels.linear_cross_attention(t(2, 4, 6), t(2, 4, 0), t(2, 3, 0))
     assert torch.equal(out, torch.zeros(2, 3, 6))
+
+
+def test_the_launchers_device_check_names_the_argument():
+    """kernels/_triton.check_device, which every Triton op calls (on a CPU-only machine no CUDA tensor exists to
+    pass the ops themselves; the meta device cannot go through their autocast wrapper)."""
+    from kernels._triton import check_device
+
+    with pytest.raises(ValueError, match=r"q must be on a (cpu|cuda) device .* got meta"):
+        check_device("q", torch.empty(1, 2, 3, device="meta"))

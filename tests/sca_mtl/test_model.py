@@ -9,6 +9,7 @@ import kernels
 from kernels import dispatch
 from sca_mtl.models import build_model
 from sca_mtl.models.layers import batched_cross_attention
+from tests._utils import record_implementations
 
 NYUD_3 = {"semseg": 40, "depth": 1, "normals": 3}
 NYUD_2 = {"semseg": 40, "depth": 1}
@@ -137,11 +138,14 @@ def test_batched_cross_attention_rejects_mixed_shapes(model):
         batched_cross_attention(layers, [small], [small, small])
 
 
-def test_layers_keep_the_backend_of_construction(model):
-    backends = {m.backend for m in model.modules() if hasattr(m, "backend")}
-    assert backends == {"torch"}
-    with kernels.use_backend("triton"):
-        model.eval()(torch.randn(1, 3, 32, 32))  # still the torch reference: no NotImplementedError
+def test_layers_keep_the_backend_of_construction(monkeypatch):
+    calls = record_implementations(monkeypatch)
+    model = build_model("sca_mtl", NYUD_2, kernels="torch")
+    assert {m.backend for m in model.modules() if hasattr(m, "backend")} == {"torch"}
+    with kernels.use_backend("triton"):  # layers that looked their op up at call time would now run Triton kernels
+        model.eval()(torch.randn(1, 3, 32, 32))
+    assert {backend for backend, _ in calls} == {"torch"}
+    assert {op for _, op in calls} == set(dispatch.OP_MODULES)  # every op was called
 
 
 def test_default_backend_is_taken_at_construction():
