@@ -122,7 +122,7 @@ def _case_name(op: str, shapes: tuple, args: tuple, kwargs: dict) -> str:
         return f"{op}/{height}x{width}-c{three_c // 3}-h{kwargs['num_heads']}{f'-shift{shift}' if shift else ''}"
     if op == "linear_cross_attention":
         (stacked, width, lq), (_, _, ls) = shapes[0], shapes[1]
-        return f"{op}/b{stacked}-d{width}-{lq}{'' if lq == ls else f'<-{ls}'}"
+        return f"{op}/b{stacked}-d{width}-{lq}{'' if lq == ls else f'-from-{ls}'}"
     inputs, weight = args[0], args[1]
     sizes = sorted({shapes[ref.index][2:] for ref in inputs}, reverse=True)
     return (f"{op}/{len(inputs)}in-{'+'.join(f'{h}x{w}' for h, w in sizes)}-"
