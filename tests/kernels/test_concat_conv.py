@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import kernels
+from bench.shapes import make_args, model_op_calls
 from kernels import concat_conv as triton_op
 from kernels.reference import concat_conv as reference_module
 from tests._utils import assert_kernel_close, record_calls
@@ -262,22 +263,23 @@ def test_benchmark_dry_run():
 # Real sizes and half precision: GPU only
 # ---------------------------------------------------------------------------------------------------------------------
 
-AGGREGATION_CHANNELS = [36, 72, 144, 288]
-AGGREGATION_SIZES = [(120, 160), (60, 80), (30, 40), (15, 20)]
+MODEL_CALLS = [pytest.param(call, id=call.case.split("/")[1])
+               for call in model_op_calls() if call.op == "concat_conv1x1"]  # bench/shapes.py
+
+
+def _model_inputs(call, dtype):
+    """(inputs, weight, bias) at a model call's shapes (the aggregation's repeated inputs one tensor each), the weight
+    scaled by 1 / sqrt(fan-in) as an initialised layer's, so that outputs stay of the inputs' order."""
+    (inputs, weight, bias), _ = make_args(call, dtype, "cuda")
+    return inputs, weight / weight.shape[1] ** 0.5, bias
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32"])
-def test_gpu_model_aggregation(dtype):
-    """Batch 8, 13 segments, 1080 -> 1080 with bias, then 1080 -> 40 (the classifier)."""
-    inputs = _model_segments(AGGREGATION_CHANNELS, AGGREGATION_SIZES, batch=8, dtype=dtype, device="cuda")
-    weight = torch.randn(1080, 1080, 1, 1, dtype=dtype, device="cuda") / 1080**0.5
-    bias = torch.randn(1080, dtype=dtype, device="cuda")
-    _check_against_reference(inputs, weight, bias, None, None, None, dtype)
-    features = torch.randn(8, 1080, 120, 160, dtype=dtype, device="cuda")
-    classifier = torch.randn(40, 1080, 1, 1, dtype=dtype, device="cuda") / 1080**0.5
-    _check_against_reference([features], classifier, torch.randn(40, dtype=dtype, device="cuda"), None, None, None,
-                             dtype)
+@pytest.mark.parametrize("call", MODEL_CALLS)
+def test_gpu_model_calls(call, dtype):
+    """Batch 8: the aggregation (13 segments at 4 resolutions, 1080 -> 1080 with bias) and the classifiers."""
+    _check_against_reference(*_model_inputs(call, dtype), None, None, None, dtype)
 
 
 @pytest.mark.gpu
@@ -291,9 +293,7 @@ def test_gpu_hrnet_head(dtype):
 
 @pytest.mark.gpu
 def test_gpu_deterministic_aggregation():
-    inputs = _model_segments(AGGREGATION_CHANNELS, AGGREGATION_SIZES, batch=8, dtype=torch.bfloat16, device="cuda")
-    weight = torch.randn(1080, 1080, dtype=torch.bfloat16, device="cuda") / 1080**0.5
-    bias = torch.randn(1080, dtype=torch.bfloat16, device="cuda")
+    inputs, weight, bias = _model_inputs(MODEL_CALLS[0].values[0], torch.bfloat16)  # the aggregation
     results, upstream = [], None
     with kernels.use_backend("triton"):
         for _ in range(2):

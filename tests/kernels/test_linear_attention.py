@@ -12,6 +12,7 @@ import torch
 
 import kernels
 import kernels.reference.linear_attention as reference_module
+from bench.shapes import model_op_calls
 from kernels import linear_attention as la
 from kernels.reference import linear_cross_attention_ref
 from tests._utils import assert_kernel_close, grads, record_calls
@@ -267,24 +268,20 @@ def test_benchmark_dry_run():
     assert {r["provider"] for r in rows} == {"torch", "triton"}
 
 
-# --- the model's shapes (NYUD-v2 480 x 640, batch 8) on a GPU --------------------------------------------------
+# --- the model's calls (NYUD-v2 480 x 640, batch 8: bench/shapes.py) on a GPU ---------------------------------
 
-MODEL_SHAPES = [  # (D = E, Lq, Ls)
-    pytest.param(36, 19200, 19200, id="self-19200x36"),
-    pytest.param(72, 4800, 4800, id="self-4800x72"),
-    pytest.param(144, 1200, 1200, id="self-1200x144"),
-    pytest.param(288, 300, 300, id="self-300x288"),
-    pytest.param(36, 19200, 4800, id="cross-19200<-4800"),
-    pytest.param(36, 19200, 300, id="cross-19200<-300"),
-    pytest.param(72, 4800, 1200, id="cross-4800<-1200"),
+MODEL_CALLS = [  # (batch: the model stacks its attentions of one shape, D = E, Lq, Ls)
+    pytest.param(q[0], q[1], q[2], k[2], id=call.case.split("/")[1])
+    for call in model_op_calls() if call.op == "linear_cross_attention"
+    for q, k in [call.tensors[:2]]
 ]
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32"])
-@pytest.mark.parametrize("width, lq, ls", MODEL_SHAPES)
-def test_model_shapes_on_gpu(width, lq, ls, dtype):
-    q, k, v = make_inputs(8, width, width, lq, ls, dtype)
+@pytest.mark.parametrize("batch, width, lq, ls", MODEL_CALLS)
+def test_model_shapes_on_gpu(batch, width, lq, ls, dtype):
+    q, k, v = make_inputs(batch, width, width, lq, ls, dtype)
     check_parity(q, k, v.relu())  # relu values, as the model's: mean ~ spread, the backward's hard case
 
 
@@ -297,9 +294,9 @@ def test_float16_at_19200_tokens_does_not_overflow_on_gpu():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("width, lq, ls", [MODEL_SHAPES[0], MODEL_SHAPES[3]])
-def test_model_shapes_are_bitwise_deterministic_on_gpu(width, lq, ls):
-    q, k, v = make_inputs(8, width, width, lq, ls, torch.bfloat16)
+@pytest.mark.parametrize("batch, width, lq, ls", [c for c in MODEL_CALLS if c.id in ("b48-d36-19200", "b48-d288-300")])
+def test_model_shapes_are_bitwise_deterministic_on_gpu(batch, width, lq, ls):
+    q, k, v = make_inputs(batch, width, width, lq, ls, torch.bfloat16)
     first_out, first_grads, upstream = run_triton(q, k, v)
     second_out, second_grads, _ = run_triton(q, k, v, upstream)
     assert torch.equal(first_out, second_out)

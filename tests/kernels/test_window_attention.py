@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import kernels
+from bench.shapes import model_op_calls
 from kernels.reference import window_attention_ref
 from tests._utils import assert_kernel_close, grads, record_calls
 
@@ -210,35 +211,34 @@ def test_benchmark_dry_run():
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _model_shapes():
-    from bench.bench_window_attention import MODEL_SHAPES
+MODEL_CALLS = [pytest.param(call, id=call.case.split("/")[1])
+               for call in model_op_calls() if call.op == "window_attention"]  # bench/shapes.py
 
-    return [pytest.param(shape, id=shape.name) for shape in MODEL_SHAPES]
+
+def _model_inputs(call, dtype):
+    """This module's inputs (make_inputs) at the shapes of a model call, and the call's keyword arguments."""
+    (batch, height, width, three_c), options = call.tensors[0], dict(call.kwargs)
+    heads, window = options["num_heads"], options["window_size"]
+    return make_inputs(batch, height, width, heads, three_c // (3 * heads), window, dtype=dtype), options
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32-tf32"])
-@pytest.mark.parametrize("shape", _model_shapes())
-def test_model_shapes_match_reference(shape, dtype):
-    from bench.bench_window_attention import BATCH, WINDOW
-
-    inputs = make_inputs(BATCH, shape.height, shape.width, shape.num_heads, shape.head_dim, WINDOW, dtype=dtype)
-    run_and_compare(inputs, num_heads=shape.num_heads, window_size=WINDOW, shift_size=shape.shift, dtype=dtype)
+@pytest.mark.parametrize("call", MODEL_CALLS)
+def test_model_shapes_match_reference(call, dtype):
+    inputs, options = _model_inputs(call, dtype)
+    run_and_compare(inputs, **options, dtype=dtype)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", _model_shapes()[:2])
-def test_model_shapes_deterministic(shape):
-    from bench.bench_window_attention import BATCH, WINDOW
-
-    inputs = make_inputs(BATCH, shape.height, shape.width, shape.num_heads, shape.head_dim, WINDOW,
-                         dtype=torch.bfloat16)
-    upstream = torch.randn(*inputs[0].shape[:3], shape.num_heads * shape.head_dim, device=DEVICE,
-                           dtype=torch.bfloat16)
+@pytest.mark.parametrize("call", MODEL_CALLS[:2])
+def test_model_shapes_deterministic(call):
+    inputs, options = _model_inputs(call, torch.bfloat16)
+    upstream = torch.randn(*inputs[0].shape[:3], inputs[0].shape[3] // 3, device=DEVICE, dtype=torch.bfloat16)
     results = []
     for _ in range(2):
         leaves = [t.detach().clone().requires_grad_() for t in inputs]
-        out = wa.window_attention(*leaves, num_heads=shape.num_heads, window_size=WINDOW, shift_size=shape.shift)
+        out = wa.window_attention(*leaves, **options)
         out.backward(upstream)
         results.append([out.detach(), *grads(*leaves)])
     for name, first, second in zip(("out", *GRAD_NAMES), *results):
@@ -247,12 +247,9 @@ def test_model_shapes_deterministic(shape):
 
 @pytest.mark.gpu
 def test_forward_is_one_launch():
-    from bench.bench_window_attention import BATCH, MODEL_SHAPES, WINDOW, gpu_work_items
+    from bench.bench_window_attention import gpu_work_items
 
-    shape = MODEL_SHAPES[1]
-    qkv, rel_bias, qkv_pad = make_inputs(BATCH, shape.height, shape.width, shape.num_heads, shape.head_dim, WINDOW,
-                                         dtype=torch.bfloat16)
-    call = lambda: wa.window_attention(qkv, rel_bias, qkv_pad, num_heads=shape.num_heads,  # noqa: E731
-                                       window_size=WINDOW, shift_size=shape.shift)
+    inputs, options = _model_inputs(MODEL_CALLS[1].values[0], torch.bfloat16)  # the largest map, shifted
+    call = lambda: wa.window_attention(*inputs, **options)  # noqa: E731
     call()  # compile first
     assert gpu_work_items(call) == 1
