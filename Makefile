@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-gpu-versions lint demo bench clean
+.PHONY: install test test-gpu-versions lint demo bench gpu-session static-report clean
 
 install: $(STAMP)
 
@@ -39,6 +39,25 @@ BENCHMARKS := $(wildcard bench/bench_*.py)
 bench: $(STAMP)
 	@for script in $(BENCHMARKS); do echo "== $$script"; PYTHONPATH=. $(PY) $$script || exit 1; done
 	PYTHONPATH=. $(PY) bench/report.py
+
+# One prepared GPU session (bench/gpu_session.py): everything measured on one H100/H200 in under 8 minutes, into
+# OUT (7 files, to carry back), then recorded in bench/results/ and the README. No .venv and no install: the lent GPU
+# machines have the packages but no network, so it runs GPU_PYTHON (.venv's python where one exists, else python3).
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+gpu-session:
+	$(if $(OUT),,$(error usage: make gpu-session OUT=dir))
+	PYTHONPATH=. $(GPU_PYTHON) bench/gpu_session.py --out $(OUT)
+
+# Static cost report (no GPU): every Triton launch of one training step compiled for sm_90 and priced, for each Triton
+# installed here (.venv's, and .venv-torch2.11's from test-gpu-versions when it exists; STATIC_TRITON_DIR=dir adds a
+# triton installed with `pip install --target dir`), then the README section from the files in bench/results/static.
+STATIC_TRITON_DIR ?=
+
+static-report: $(STAMP)
+	@for python in $(wildcard $(PY) $(GPU_VERSIONS_VENV)/bin/python); do $$python -m profiling.static_report || exit 1; done
+	$(if $(STATIC_TRITON_DIR),PYTHONPATH=$(STATIC_TRITON_DIR) $(PY) -m profiling.static_report)
+	$(PY) -m profiling.static_report --readme
 
 clean:
 	rm -rf $(VENV) $(GPU_VERSIONS_VENV) *.egg-info .pytest_cache .ruff_cache

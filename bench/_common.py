@@ -41,7 +41,8 @@ def cuda_or_exit(script: str) -> None:
 
 
 def device_name() -> str:
-    return torch.cuda.get_device_name()
+    """The CUDA device's name, or "cpu" (a dry run's rows: no device limits apply)."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def device_limits() -> dict | None:
@@ -49,47 +50,57 @@ def device_limits() -> dict | None:
     return next((limits for key, limits in DEVICE_LIMITS.items() if key in name), None)
 
 
-def device_slug() -> str:
-    """File-name form of the device, e.g. nvidia-h100-80gb-hbm3."""
-    return "".join(c if c.isalnum() else "-" for c in device_name().lower()).strip("-")
+def device_slug(name: str | None = None) -> str:
+    """File-name form of a device name (default: this machine's), e.g. nvidia-h100-80gb-hbm3."""
+    return "".join(c if c.isalnum() else "-" for c in (name or device_name()).lower()).strip("-")
+
+
+def git_commit() -> str | None:
+    """This checkout's short commit, or None (a copy of the working tree without its git folder)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        return None
 
 
 def metadata() -> dict:
     import triton
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip() or None
-    except OSError:
-        commit = None
     return {
         "device": device_name(),
         "torch": torch.__version__,
         "triton": triton.__version__,
         "cudnn": torch.backends.cudnn.version(),
-        "commit": commit,
+        "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None) -> dict:
-    """Median and p20/p80 ms of `fn` by triton.testing.do_bench (L2 flushed between runs)."""
+def timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None, *, warmup: int = 25,
+           rep: int = 100) -> dict:
+    """Median and p20/p80 ms of `fn` by triton.testing.do_bench (L2 flushed between runs), over about `rep` ms of
+    repetitions after about `warmup` ms (do_bench's defaults; a time-boxed run passes less)."""
     import triton.testing
 
-    median, p20, p80 = triton.testing.do_bench(fn, quantiles=QUANTILES, grad_to_none=grad_to_none)
+    median, p20, p80 = triton.testing.do_bench(fn, warmup=warmup, rep=rep, quantiles=QUANTILES,
+                                               grad_to_none=grad_to_none)
     return {"ms": median, "ms_p20": p20, "ms_p80": p80}
 
 
-def graph_timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None) -> dict:
+def graph_timing(fn: Callable[[], object], grad_to_none: Sequence[torch.Tensor] | None = None, *,
+                 rep: int = 20) -> dict:
     """As `timing`, with `fn` captured once in a CUDA graph and replayed: no Python launch overhead."""
     import triton.testing
 
-    median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=QUANTILES, grad_to_none=grad_to_none)
+    median, p20, p80 = triton.testing.do_bench_cudagraph(fn, rep=rep, quantiles=QUANTILES, grad_to_none=grad_to_none)
     return {"ms": median, "ms_p20": p20, "ms_p80": p80}
 
 
-def peak_memory_bytes(fn: Callable[[], object]) -> int:
-    """Peak memory allocated by one call beyond what was allocated before it."""
+def peak_memory_bytes(fn: Callable[[], object]) -> int | None:
+    """Peak memory allocated by one call beyond what was allocated before it (None without CUDA)."""
+    if not torch.cuda.is_available():
+        return None
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
@@ -110,6 +121,18 @@ class Case:
     params: dict = field(default_factory=dict)  # shape parameters, recorded with the results
 
 
+def call_case(call, dtype: torch.dtype) -> Case:
+    """The Case of one of the model's op calls (bench/shapes.py's `OpCall`): its minimal bytes and FLOPs per mode from
+    bench/costs.py (forward+backward: their sum), and how often one forward pass makes it."""
+    from bench.costs import call_costs  # bench/costs.py imports the op benchmarks, which import this module
+
+    costs = call_costs(call, dtype)
+    nbytes = {direction: cost[0] for direction, cost in costs.items()}
+    flops = {direction: cost[1] for direction, cost in costs.items()}
+    return Case(op=call.op, name=call.case, dtype=dtype, bytes={**nbytes, "fwdbwd": sum(nbytes.values())},
+                flops={**flops, "fwdbwd": sum(flops.values())}, params=dict(calls_per_step=call.count))
+
+
 def mode_calls(forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor]) -> dict:
     """mode -> (call, tensors whose gradients to reset between repetitions) for forward, backward alone (from a
     retained graph) and forward+backward. `forward` returns one tensor; `leaves` get the gradients."""
@@ -123,22 +146,23 @@ def mode_calls(forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tenso
 
 
 def measure(
-    case: Case, provider: str, forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor]
+    case: Case, provider: str, forward: Callable[[], torch.Tensor], leaves: Sequence[torch.Tensor], **options
 ) -> list[dict]:
-    """Rows for `provider` on `case` in the three modes of `mode_calls`."""
-    rows = measure_calls(case, provider, mode_calls(forward, leaves))
+    """Rows for `provider` on `case` in the three modes of `mode_calls` (`options`: those of `measure_calls`)."""
+    rows = measure_calls(case, provider, mode_calls(forward, leaves), **options)
     for leaf in leaves:
         leaf.grad = None
     return rows
 
 
-def measure_calls(case: Case, provider: str, calls: dict, timer: Callable[..., dict] = timing) -> list[dict]:
+def measure_calls(case: Case, provider: str, calls: dict, timer: Callable[..., dict] = timing,
+                  warmup_calls: int = WARMUP_CALLS) -> list[dict]:
     """One row per mode of `calls` (mode -> (call, gradients to reset)): the `timer`'s times and, where the case
     counts them, bytes and FLOPs over the median time, also as shares of the device's limits."""
     limits = device_limits()
     rows = []
     for mode, (fn, grads) in calls.items():
-        for _ in range(WARMUP_CALLS):  # torch.compile compiles (and autotunes) on the first calls: keep them out
+        for _ in range(warmup_calls):  # torch.compile compiles (and autotunes) on the first calls: keep them out
             fn()
         row = {"op": case.op, "case": case.name, "provider": provider, "mode": mode,
                "dtype": str(case.dtype).replace("torch.", ""), **case.params, **timer(fn, grads)}
@@ -161,11 +185,12 @@ def measure_calls(case: Case, provider: str, calls: dict, timer: Callable[..., d
     return rows
 
 
-def save(rows: list[dict], results_dir: Path = RESULTS_DIR) -> Path:
-    """Append the rows, each with the run's metadata, to results/<device>.jsonl; returns the file."""
+def save(rows: list[dict], results_dir: Path = RESULTS_DIR, meta: dict | None = None) -> Path:
+    """Append the rows, each with the run's metadata (default: this process's, `metadata()`), to
+    results/<device>.jsonl; returns the file."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{device_slug()}.jsonl"
-    meta = metadata()
+    meta = meta or metadata()
+    path = results_dir / f"{device_slug(meta['device'])}.jsonl"
     with open(path, "a") as f:
         for row in rows:
             f.write(json.dumps({**meta, **row}) + "\n")

@@ -6,18 +6,16 @@ Providers, side by side in one run:
     eager_cl   the same with channels-last inputs, weight and residual (cuDNN's NHWC kernels)
     compile    torch.compile of the eager function (NCHW)
     triton     the Triton op
-Cases (batch 8, output 120 x 160, the model's shapes; --quick: the first two, bf16 only):
-    aggregation   SCA-MTL's CSAM aggregation: 13 segments [F1, CA, F1, CA, F1, CA, F2, CA, F2, CA, F3, CA, F4] of
-                  36 x 6 @ 120x160, 72 x 4 @ 60x80, 144 x 2 @ 30x40, 288 @ 15x20 (F1 three times, F2 twice: the same
-                  tensors), 1080 -> 1080 + bias
-    classifier    1080 @ 120x160 -> 40 + bias (the task's output conv)
-    hrnet-head    HRNet-W18's resize-concat head, 18 @ 120x160 + 36 @ 60x80 + 72 @ 30x40 + 144 @ 15x20 -> 270, + bias,
-                  ReLU
-    residual      two inputs, 128 @ 120x160 + 128 @ 60x80 -> 256, + bias + residual, ReLU
-Throughput counts, per mode (e bytes per element, B batch, M output channels, P = H W output pixels, X the unique
-inputs at their own resolution, Cin the weight's input channels, repeats included):
-    FLOPs   fwd 2 B M Cin P (the materialised convolution every provider computes semantically; the Triton op executes
-            fewer, see kernels/concat_conv.py), bwd twice that (d inputs and d weight), fwdbwd three times.
+Cases: the model's calls (bench/shapes.py; NYUD-v2 480 x 640, batch 8): SCA-MTL's CSAM aggregation, 13 segments
+[F1, CA, F1, CA, F1, CA, F2, CA, F2, CA, F3, CA, F4] of 36 x 6 @ 120x160, 72 x 4 @ 60x80, 144 x 2 @ 30x40,
+288 @ 15x20 (F1 three times, F2 twice: the same tensors), 1080 -> 1080 + bias; and each task's classifier,
+1080 @ 120x160 -> n_t + bias. --quick: the aggregation, bf16 only.
+Throughput: minimal bytes and FLOPs from bench/costs.py (each unique input read once at its own resolution; the FLOPs
+of each segment multiplied at its own resolution), the same counts for every provider. The CPU dry run's cases
+(`specs`) are the aggregation, HRNet's resize-concat head and a residual block at divided channels and sizes;
+`counts` gives their minimal bytes (e bytes per element, B batch, M output channels, P = H W output pixels, X the
+unique inputs at their own resolution, Cin the weight's input channels, repeats included) and materialised FLOPs:
+    FLOPs   fwd 2 B M Cin P, bwd twice that (d inputs and d weight), fwdbwd three times.
     bytes   fwd  e (|X| + M Cin + M + B M P [+ B M P residual])          (read inputs, weight, bias; write out)
             bwd  e (B M P [+ B M P ReLU mask from out] + 2 |X| + 2 M Cin + M [+ B M P d residual])
                  (read dY, the mask, X and W; write d X, d W, d bias, d residual)
@@ -32,6 +30,7 @@ triton.testing.do_bench, L2 flushed; peak memory of one forward+backward beyond 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +40,11 @@ import torch
 if __package__ in (None, ""):  # run as a script: make `kernels` and `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Case, cuda_or_exit, measure, plot, print_table, save  # noqa: E402
+from bench._common import call_case, cuda_or_exit, measure, plot, print_table, save  # noqa: E402
+from bench.shapes import OpCall, make_args, model_op_calls  # noqa: E402
 from kernels.reference.concat_conv import concat_conv1x1_ref  # noqa: E402
 
-BATCH = 8
+OP = "concat_conv1x1"
 OUT_SIZE = (120, 160)
 AGGREGATION_CHANNELS = (36, 72, 144, 288)
 AGGREGATION_SIZES = ((120, 160), (60, 80), (30, 40), (15, 20))
@@ -144,29 +144,49 @@ def _channels_last(tensors: dict) -> dict:
                 bias=tensors["bias"], residual=convert(tensors["residual"]))
 
 
-def providers(spec: Spec, dtype: torch.dtype, device: str, batch: int, with_compile: bool) -> dict:
-    """provider -> (forward callable returning the output, its leaves); each provider has its own leaves."""
+def implementations(compile_backend: str | None) -> dict:
+    """Provider -> (the op, whether its tensors are channels-last); torch.compile only with a `compile_backend`."""
     from kernels import get_op  # through the dispatcher: it switches the interpreter on first where there is no GPU
 
-    activation = "relu" if spec.relu else None
+    found = {"eager": (concat_conv1x1_ref, False), "eager_cl": (concat_conv1x1_ref, True)}
+    if compile_backend:
+        compiled = torch.compile(concat_conv1x1_ref.__wrapped__, backend=compile_backend, dynamic=False)
+        found["compile"] = (compiled, False)
+    found["triton"] = (get_op(OP, "triton"), False)
+    return found
 
-    def bind(fn, tensors):
+
+def providers(spec: Spec, dtype: torch.dtype, device: str, batch: int, compile_backend: str | None) -> dict:
+    """provider -> (forward callable returning the output, its leaves); each provider has its own leaves."""
+    activation = "relu" if spec.relu else None
+    found = {}
+    for name, (fn, channels_last) in implementations(compile_backend).items():
+        tensors = make_tensors(spec, dtype, device, batch)
+        tensors = _channels_last(tensors) if channels_last else tensors
         for leaf in _leaves(tensors):
             leaf.requires_grad_()
         inputs = [tensors["uniques"][i] for i in spec.order]
+        found[name] = (functools.partial(fn, inputs, tensors["weight"], tensors["bias"], residual=tensors["residual"],
+                                         activation=activation), _leaves(tensors))
+    return found
 
-        def forward():
-            return fn(inputs, tensors["weight"], tensors["bias"], residual=tensors["residual"], activation=activation)
 
-        return forward, _leaves(tensors)
+def call_providers(call: OpCall, dtype: torch.dtype, device, compile_backend: str | None = None) -> dict:
+    """`providers` at one of the model's calls (bench/shapes.py), each provider with its own inputs."""
+    found = {}
+    for name, (fn, channels_last) in implementations(compile_backend).items():
+        args, kwargs = make_args(call, dtype, device)
+        distinct = {}  # a repeated input stays one tensor (one leaf) after the conversion
 
-    found = {
-        "eager": bind(concat_conv1x1_ref, make_tensors(spec, dtype, device, batch)),
-        "eager_cl": bind(concat_conv1x1_ref, _channels_last(make_tensors(spec, dtype, device, batch))),
-    }
-    if with_compile:
-        found["compile"] = bind(torch.compile(concat_conv1x1_ref.__wrapped__), make_tensors(spec, dtype, device, batch))
-    found["triton"] = bind(get_op("concat_conv1x1", "triton"), make_tensors(spec, dtype, device, batch))
+        def leaf(t, channels_last=channels_last, distinct=distinct):
+            if id(t) not in distinct:
+                converted = t.to(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
+                distinct[id(t)] = converted.requires_grad_()
+            return distinct[id(t)]
+
+        args = [[leaf(t) for t in arg] if isinstance(arg, list) else leaf(arg) if torch.is_tensor(arg) else arg
+                for arg in args]
+        found[name] = (functools.partial(fn, *args, **kwargs), list(distinct.values()))
     return found
 
 
@@ -174,7 +194,7 @@ def dry_run() -> None:
     """Every provider but torch.compile on tiny shapes on the CPU (the interpreter for Triton): one forward and one
     backward each through the same construction code, outputs and gradients finite."""
     for spec in specs(DRY_RUN_CHANNELS, DRY_RUN_SIDES):
-        for name, (forward, leaves) in providers(spec, torch.float32, "cpu", DRY_RUN_BATCH, False).items():
+        for name, (forward, leaves) in providers(spec, torch.float32, "cpu", DRY_RUN_BATCH, None).items():
             out = forward()
             out.backward(torch.randn_like(out))
             finite = torch.isfinite(out).all() and all(torch.isfinite(leaf.grad).all() for leaf in leaves)
@@ -185,7 +205,7 @@ def dry_run() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="aggregation and HRNet head, bf16 only")
+    parser.add_argument("--quick", action="store_true", help="the aggregation only, bf16 only")
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU, no timing (CI)")
     args = parser.parse_args()
     if args.dry_run:
@@ -193,23 +213,21 @@ def main() -> None:
         print("dry run: every provider ran forward and backward on the CPU with finite results")
         return
     cuda_or_exit(__file__)
-    cases = specs()[:2] if args.quick else specs()
+    calls = [call for call in model_op_calls() if call.op == OP]
+    cases = calls[:1] if args.quick else calls
     dtypes = (torch.bfloat16,) if args.quick else (torch.bfloat16, torch.float32)
     rows = []
     for dtype in dtypes:
-        for spec in cases:
-            nbytes, flops = counts(spec, dtype, BATCH)
-            params = dict(batch=BATCH, out_channels=spec.out_channels, segments=len(spec.order),
-                          inputs=[list(s) for s in spec.inputs], cudnn_tf32=torch.backends.cudnn.allow_tf32)
-            case = Case(op="concat_conv1x1", name=spec.name, dtype=dtype, bytes=nbytes, flops=flops, params=params)
-            for provider, (forward, leaves) in providers(spec, dtype, "cuda", BATCH, True).items():
+        for call in cases:
+            case = call_case(call, dtype)
+            case.params["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
+            for provider, (forward, leaves) in call_providers(call, dtype, "cuda", "inductor").items():
                 rows += measure(case, provider, forward, leaves)
             torch.cuda.empty_cache()
     print_table(rows)
     path = save(rows)
-    plot(rows, path.with_name(path.stem + "-concat_conv.png"), "concat_conv1x1")
+    plot(rows, path.with_name(path.stem + "-concat_conv.png"), OP)
     print(f"results appended to {path}")
-
 
 if __name__ == "__main__":
     main()

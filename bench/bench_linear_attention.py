@@ -1,5 +1,6 @@
-"""Benchmark of `kernels.linear_cross_attention` (KERNELS.md part A) as the model calls it at batch 8: a CTAM scale's
-6 ordered task pairs stacked along the batch (48), the 3 tasks' CSAM attentions of one scale pair likewise (24).
+"""Benchmark of `kernels.linear_cross_attention` (KERNELS.md part A) at the model's calls (bench/shapes.py, NYUD-v2
+480 x 640, batch 8): a CTAM scale's 6 ordered task pairs stacked along the batch (48), the 3 tasks' CSAM attentions of
+one scale pair likewise (24).
 
 Providers side by side in one run:
     torch          the reference (kernels/reference/linear_attention.py), eager
@@ -9,8 +10,8 @@ Providers side by side in one run:
                    bandwidth the kernels reach, KERNELS.md's 60% goal)
 Modes: forward, backward (from a retained graph; for triton_graph the backward launcher alone) and
 forward+backward. Times are the median and p20/p80 of triton.testing.do_bench (L2 flushed) or
-do_bench_cudagraph. Throughput is against the minimal bytes, which count each input read once and each output
-written once (bf16 I/O: b = 2; fp32: b = 4; features and the fp32 state never leave the chip):
+do_bench_cudagraph. Throughput is against the minimal bytes (bench/costs.py), which count each input read once and
+each output written once (bf16 I/O: b = 2; fp32: b = 4; features and the fp32 state never leave the chip):
     forward   b B (Lq (D + E) + Ls (D + E))       read q, k, v; write out
     backward  b B (Lq (2D + E) + Ls (2D + 2E))    read q, dO, k, v; write dq, dk, dv
 FLOPs (the state products; D = E here): forward 2 B D E (Lq + Ls), backward 2 B D E (3 Lq + 2 Ls).
@@ -22,6 +23,8 @@ FLOPs (the state products; D = E here): forward 2 B D E (Lq + Ls), backward 2 B 
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (  # noqa: E402
     RESULTS_DIR,
     Case,
+    call_case,
     cuda_or_exit,
     device_slug,
     graph_timing,
@@ -43,9 +47,9 @@ from bench._common import (  # noqa: E402
     print_table,
     save,
 )
+from bench.shapes import OpCall, make_args, model_op_calls  # noqa: E402
 
 OP = "linear_cross_attention"
-BATCH = 8
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -58,18 +62,6 @@ class Shape:
     stacked: int  # the model's attentions stacked along the batch in this call
 
 
-CTAM_PAIRS, CSAM_TASKS = 6, 3
-# NYUD-v2 at 480 x 640 with 3 tasks: CTAM per scale (Lq = Ls), CSAM target <- coarser source.
-SHAPES = [
-    Shape("ctam-19200x36", 36, 19200, 19200, CTAM_PAIRS),
-    Shape("ctam-4800x72", 72, 4800, 4800, CTAM_PAIRS),
-    Shape("ctam-1200x144", 144, 1200, 1200, CTAM_PAIRS),
-    Shape("ctam-300x288", 288, 300, 300, CTAM_PAIRS),
-    Shape("csam-19200<-4800x36", 36, 19200, 4800, CSAM_TASKS),
-    Shape("csam-19200<-300x36", 36, 19200, 300, CSAM_TASKS),
-    Shape("csam-4800<-1200x72", 72, 4800, 1200, CSAM_TASKS),
-]
-QUICK_SHAPES = SHAPES[:2]
 DRY_RUN_SHAPES = [Shape("dry-self-40x8", 8, 40, 40, 1), Shape("dry-cross-40<-17x20", 20, 40, 17, 1)]
 
 
@@ -100,16 +92,24 @@ def make_case(shape: Shape, batch: int, dtype: torch.dtype, device: torch.device
     return case, (q, k, v)
 
 
-def providers(compile_reference: bool) -> dict[str, Callable]:
-    """Provider name -> op(q, k, v) returning the output (differentiable)."""
+def providers(compile_backend: str | None) -> dict[str, Callable]:
+    """Provider name -> op(q, k, v) returning the output (differentiable); torch.compile of the reference with
+    `compile_backend` unless that is None."""
     from kernels.linear_attention import linear_cross_attention
     from kernels.reference import linear_cross_attention_ref
 
     ops = {"torch": linear_cross_attention_ref}
-    if compile_reference:
-        ops["torch_compile"] = torch.compile(linear_cross_attention_ref)
+    if compile_backend:
+        ops["torch_compile"] = torch.compile(linear_cross_attention_ref, backend=compile_backend, dynamic=False)
     ops["triton"] = linear_cross_attention
     return ops
+
+
+def call_providers(call: OpCall, dtype: torch.dtype, device, compile_backend: str | None = None) -> dict:
+    """Provider name -> (forward, leaves) at the model call's shapes, the inputs shared by all providers."""
+    args, kwargs = make_args(call, dtype, device, requires_grad=True)
+    return {name: (functools.partial(op, *args, **kwargs), list(args))
+            for name, op in providers(compile_backend).items()}
 
 
 def graph_rows(case: Case, leaves) -> list[dict]:
@@ -129,16 +129,15 @@ def graph_rows(case: Case, leaves) -> list[dict]:
     return measure_calls(case, "triton_graph", calls, timer=graph_timing)
 
 
-def run(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[dict]:
-    ops = providers(compile_reference=True)
+def run(calls: list[OpCall], dtypes: list[torch.dtype]) -> list[dict]:
     rows = []
     for dtype in dtypes:
-        for shape in shapes:
-            case, leaves = make_case(shape, BATCH * shape.stacked, dtype, torch.device("cuda"))
-            for name, op in ops.items():
-                rows += measure(case, name, lambda op=op, leaves=leaves: op(*leaves), leaves)
+        for call in calls:
+            case = call_case(call, dtype)
+            for name, (forward, leaves) in call_providers(call, dtype, torch.device("cuda"), "inductor").items():
+                rows += measure(case, name, forward, leaves)
             rows += graph_rows(case, leaves)
-            print(f"done: {shape.name} {dtype}", flush=True)
+            print(f"done: {call.case} {dtype}", flush=True)
     return rows
 
 
@@ -149,7 +148,7 @@ def dry_run() -> list[dict]:
     for shape in DRY_RUN_SHAPES:
         for dtype in DTYPES.values():
             case, leaves = make_case(shape, batch=2, dtype=dtype, device=torch.device("cpu"))
-            for name, op in providers(compile_reference=False).items():
+            for name, op in providers(compile_backend=None).items():
                 out = op(*leaves)
                 out.backward(torch.randn_like(out))
                 finite = torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in leaves)
@@ -163,7 +162,7 @@ def dry_run() -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the two finest CTAM calls only")
+    parser.add_argument("--quick", action="store_true", help="the model's two largest calls only")
     parser.add_argument("--dtypes", default="bf16,fp32", help="comma-separated subset of " + ",".join(DTYPES))
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, no timing")
     args = parser.parse_args()
@@ -173,7 +172,9 @@ def main() -> None:
         return
     cuda_or_exit(__file__)
     dtypes = [DTYPES[name] for name in args.dtypes.split(",")]
-    rows = run(QUICK_SHAPES if args.quick else SHAPES, dtypes)
+    calls = [call for call in model_op_calls() if call.op == OP]
+    largest_first = sorted(calls, key=lambda call: -sum(math.prod(shape) for shape in call.tensors))
+    rows = run(largest_first[:2] if args.quick else calls, dtypes)
     path = save(rows)
     plot(rows, RESULTS_DIR / f"{device_slug()}-{OP}.png", OP)
     print_table(rows)

@@ -9,6 +9,7 @@ MTI-Net deep-supervision loss, backward, Adam. Providers:
 Reported per provider: ms/step (median and p20/p80 of the steps, each timed with CUDA events after warm-up),
 images/s, peak memory of a step, and the GPU time of a step split by kernel family (torch.profiler over a few
 steps; kernels are classified by name, so the PyTorch references' share hides in "GEMM" and "elementwise").
+The tasks, size and batch default to bench/shapes.py's (the model's op shapes come from the same place).
 
     python bench/bench_model_step.py [--providers eager,triton] [--steps 20] [--batch 8] [--size 480 640]
     python bench/bench_model_step.py --dry-run      # CPU, tiny shapes: checks the script, times nothing
@@ -28,11 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import cuda_or_exit, device_slug, metadata, print_table, save  # noqa: E402
+from bench.shapes import MODEL_BATCH, MODEL_SIZE, NYUD_TASKS  # noqa: E402
 from sca_mtl.engine.step import TrainingStep, random_batch  # noqa: E402
 from sca_mtl.losses import MultiTaskLoss  # noqa: E402
 from sca_mtl.models import build_model  # noqa: E402
 
-TASKS = {"semseg": 40, "depth": 1, "normals": 3}
+TASKS = NYUD_TASKS
 PROVIDERS = {"eager": ("torch", False), "compile": ("torch", True), "triton": ("triton", False),
              "compile+triton": ("triton", True)}
 PROFILED_STEPS = 3
@@ -54,48 +56,69 @@ def family(kernel_name: str) -> str:
     return next((label for label, pattern in FAMILIES if re.search(pattern, name)), "other")
 
 
-def build_step(provider: str, device: torch.device, amp: torch.dtype | None, lr: float = 1e-4):
+def build_step(provider: str, device: torch.device, amp: torch.dtype | None, lr: float = 1e-4,
+               capturable: bool = False) -> TrainingStep:
+    """The provider's training step; `capturable`: an Adam that a CUDA graph can capture (its step count on the GPU)."""
     backend, compiled = PROVIDERS[provider]
     torch.manual_seed(0)
     model = build_model("sca_mtl", TASKS, kernels=backend).to(device).train()
     network = torch.compile(model) if compiled else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4, capturable=capturable)
     return TrainingStep(network, MultiTaskLoss(TASKS), optimizer, amp, device)
 
 
 def time_steps(step: TrainingStep, images, targets, warmup: int, steps: int) -> list[float]:
+    """ms of each of `steps` steps after `warmup` ones: CUDA events on the GPU (the CPU dry run: wall clock)."""
     for _ in range(warmup):  # compilation and autotuning happen here
         step(images, targets)
-    torch.cuda.synchronize()
+    cuda = images.is_cuda
+    if cuda:
+        torch.cuda.synchronize()
     times = []
     for _ in range(steps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step(images, targets)
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step(images, targets)
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            started = time.perf_counter()
+            step(images, targets)
+            times.append(1e3 * (time.perf_counter() - started))
     return times
 
 
-def family_split(step: TrainingStep, images, targets) -> dict:
-    """GPU ms per step by kernel family."""
+def self_time_us(event, cuda: bool) -> float:
+    """A profiler average's own GPU time (its own CPU time in a CPU dry run), in us, across torch versions."""
+    if not cuda:
+        return event.self_cpu_time_total
+    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0)
+
+
+def family_split(step: TrainingStep, images, targets, steps: int = PROFILED_STEPS) -> dict:
+    """GPU ms per step by kernel family (in a CPU dry run: CPU ms of the operators, classified alike)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(PROFILED_STEPS):
+    cuda = images.is_cuda
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
             step(images, targets)
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
     split: dict[str, float] = {}
     for event in prof.key_averages():
-        us = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0)
+        us = self_time_us(event, cuda)
         if us > 0:
             label = family(event.key)
-            split[label] = split.get(label, 0.0) + us / 1e3 / PROFILED_STEPS
+            split[label] = split.get(label, 0.0) + us / 1e3 / steps
     return dict(sorted(split.items(), key=lambda kv: -kv[1]))
 
 
-def peak_memory(step: TrainingStep, images, targets) -> int:
+def peak_memory(step: TrainingStep, images, targets) -> int | None:
+    if not images.is_cuda:
+        return None
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     step(images, targets)
@@ -103,25 +126,30 @@ def peak_memory(step: TrainingStep, images, targets) -> int:
     return torch.cuda.max_memory_allocated()
 
 
+def measure_provider(provider: str, images, targets, amp: str | None, warmup: int, steps: int,
+                     profiled_steps: int = PROFILED_STEPS) -> dict:
+    """The provider's row: its step built, warmed up and timed, its peak memory and GPU time by kernel family."""
+    amp_dtype = torch.bfloat16 if amp == "bf16" else None
+    step = build_step(provider, images.device, amp_dtype)
+    times = time_steps(step, images, targets, warmup, steps)
+    median = statistics.median(times)
+    quantiles = statistics.quantiles(times, n=10, method="inclusive")
+    batch, _, height, width = images.shape
+    row = {"op": "training_step", "case": f"sca_mtl_nyud3_{height}x{width}_b{batch}", "provider": provider,
+           "mode": "step", "dtype": amp or "fp32", "ms": median, "ms_p20": quantiles[1], "ms_p80": quantiles[7],
+           "images_per_s": batch / median * 1e3, "peak_memory_bytes": peak_memory(step, images, targets),
+           "family_ms": family_split(step, images, targets, profiled_steps)}
+    print(f"{provider}: {median:.1f} ms/step, {row['images_per_s']:.1f} img/s, "
+          f"peak {(row['peak_memory_bytes'] or 0) / 2**30:.2f} GiB, {row['family_ms']}", flush=True)
+    return row
+
+
 def run(args) -> list[dict]:
     device = torch.device("cuda")
-    amp = torch.bfloat16 if args.amp == "bf16" else None
     images, targets = random_batch(TASKS, args.batch, tuple(args.size), device, torch.Generator().manual_seed(0))
     rows = []
     for provider in args.providers:
-        step = build_step(provider, device, amp)
-        times = time_steps(step, images, targets, args.warmup, args.steps)
-        median = statistics.median(times)
-        quantiles = statistics.quantiles(times, n=10)
-        row = {"op": "training_step", "case": f"sca_mtl_nyud3_{args.size[0]}x{args.size[1]}_b{args.batch}",
-               "provider": provider, "mode": "step", "dtype": args.amp or "fp32", "ms": median,
-               "ms_p20": quantiles[1], "ms_p80": quantiles[7], "images_per_s": args.batch / median * 1e3,
-               "peak_memory_bytes": peak_memory(step, images, targets),
-               "family_ms": family_split(step, images, targets)}
-        rows.append(row)
-        print(f"{provider}: {median:.1f} ms/step, {row['images_per_s']:.1f} img/s, "
-              f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB, {row['family_ms']}", flush=True)
-        del step
+        rows.append(measure_provider(provider, images, targets, args.amp, args.warmup, args.steps))
         torch.cuda.empty_cache()
     return rows
 
@@ -166,8 +194,8 @@ def dry_run(providers: list[str]) -> None:
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", default=",".join(PROVIDERS), type=lambda s: s.split(","))
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, nargs=2, default=[480, 640])
+    parser.add_argument("--batch", type=int, default=MODEL_BATCH)
+    parser.add_argument("--size", type=int, nargs=2, default=list(MODEL_SIZE))
     parser.add_argument("--amp", choices=["bf16", "none"], default="bf16")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)

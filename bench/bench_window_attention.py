@@ -1,9 +1,16 @@
-"""Benchmark of kernels.window_attention (KERNELS.md B.8) at the model's eleven shapes, batch 8, window 7.
+"""Benchmark of kernels.window_attention (KERNELS.md B.8) at the model's eleven calls (bench/shapes.py: NYUD-v2
+480 x 640, batch 8, window 7).
 
 Two levels, each with its providers side by side, forward, backward (from a retained graph) and forward+backward:
 
 - op: (qkv, rel_bias, qkv_pad) -> out (B, H, W, C). Providers: `reference` (the eager torch reference),
-  `reference_compiled` (torch.compile of it) and `triton`. Minimal bytes (e = bytes per element, T = B H W tokens,
+  `reference_compiled` (torch.compile of it), `triton`, and the two anchors a user would pick instead, each with the
+  pad / roll / partition / merge copies around it that it needs: `sdpa` (F.scaled_dot_product_attention on
+  (B nW, heads, N, d) windows with the bias, plus the shift mask where shifted, as one additive attn_mask in q's
+  dtype, expanded per window as timm does; PyTorch picks the backend) and `flex` (torch.compile of FlexAttention
+  over the map's windows as one sequence per image and head: a block-diagonal block mask, which also carries the
+  shift regions, and a score_mod adding the bias; head dims zero-padded to a power of two >= 16; a masked pair gets
+  -inf instead of Swin's -100, which exp() cannot tell apart). Minimal bytes (e = bytes per element, T = B H W tokens,
   C = heads * head_dim, N = 49): forward reads qkv and writes out, 4 C e T, plus the bias heads N^2 e and qkv_pad
   3 C e; backward reads qkv and dO and writes dqkv, 7 C e T, plus the bias and its gradient 2 heads N^2 e and
   qkv_pad and its gradient 2 * 3 C e; forward+backward is their sum.
@@ -23,19 +30,23 @@ allocate (outputs and gradients) for comparison. Timing, GB/s and the results fi
 
     python bench/bench_window_attention.py              # all shapes, bf16 and fp32
     python bench/bench_window_attention.py --quick      # two shapes, bf16
-    python bench/bench_window_attention.py --shapes att-s4-shifted fpma-s8 --dtypes bfloat16 --levels op
+    python bench/bench_window_attention.py --shapes window_attention/120x160-c18-h6-shift3 --dtypes bfloat16 \
+        --levels op
     python bench/bench_window_attention.py --dry-run    # CPU: a tiny shape, every provider but torch.compile, once
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,11 +62,10 @@ from bench._common import (  # noqa: E402
     print_table,
     save,
 )
+from bench.shapes import OpCall, model_op_calls  # noqa: E402
 
 OP = "window_attention"
-BATCH = 8
 WINDOW = 7
-SHIFT = WINDOW // 2
 
 
 @dataclass(frozen=True)
@@ -72,20 +82,27 @@ class Shape:
         return self.num_heads * self.head_dim
 
 
-def _att(stride: int, height: int, width: int, head_dim: int, shift: int) -> Shape:
-    return Shape(f"att-s{stride}-{'shifted' if shift else 'unshifted'}", height, width, 6, head_dim, shift)
+def shape_of(call: OpCall) -> Shape:
+    """The benchmark's Shape of one of the model's window-attention calls (its batch: `call.tensors[0][0]`)."""
+    _, height, width, three_c = call.tensors[0]
+    kwargs = dict(call.kwargs)
+    if kwargs["window_size"] != WINDOW:
+        raise ValueError(f"{call.case}: the byte counts assume window {WINDOW}, got {kwargs['window_size']}")
+    heads = kwargs["num_heads"]
+    return Shape(call.case, height, width, heads, three_c // (3 * heads), kwargs.get("shift_size", 0))
 
 
-# ATT: two blocks per scale (unshifted, shifted by 3), 6 heads; FPMA: one unshifted block, 4 heads (KERNELS.md table).
-MODEL_SHAPES = (
-    *(_att(stride, height, width, head_dim, shift)
-      for stride, height, width, head_dim in ((4, 120, 160, 3), (8, 60, 80, 6), (16, 30, 40, 12), (32, 15, 20, 24))
-      for shift in (0, SHIFT)),
-    Shape("fpma-s8", 60, 80, 4, 54, 0),
-    Shape("fpma-s16", 30, 40, 4, 108, 0),
-    Shape("fpma-s32", 15, 20, 4, 216, 0),
-)
-QUICK_SHAPES = (MODEL_SHAPES[1], MODEL_SHAPES[8])  # the largest ATT map (shifted) and the largest FPMA map
+def model_calls() -> list[OpCall]:
+    return [call for call in model_op_calls() if call.op == OP]
+
+
+def quick_calls(calls: list[OpCall]) -> list[OpCall]:
+    """The largest shifted call and the largest unshifted one."""
+    shifted = [call for call in calls if dict(call.kwargs).get("shift_size")]
+    unshifted = [call for call in calls if call not in shifted]
+    return [max(group, key=lambda call: math.prod(call.tensors[0])) for group in (shifted, unshifted)]
+
+
 DRY_RUN_SHAPE = Shape("dry-run", 9, 10, 2, 3, 3)
 DTYPES = (torch.bfloat16, torch.float32)
 
@@ -97,7 +114,9 @@ DTYPES = (torch.bfloat16, torch.float32)
 Provider = tuple[Callable[[], torch.Tensor], list]
 
 
-def op_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compile_reference: bool) -> dict:
+def op_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compile_backend: str | None) -> dict:
+    """Provider -> (forward, leaves), the inputs shared; torch.compile'd providers (`reference_compiled`, `flex`)
+    only with a `compile_backend`."""
     from kernels.dispatch import get_op
 
     tokens = WINDOW * WINDOW
@@ -108,13 +127,21 @@ def op_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compile_r
     kwargs = dict(num_heads=shape.num_heads, window_size=WINDOW, shift_size=shape.shift)
     reference = get_op(OP, "torch")
     implementations = {"reference": reference}
-    if compile_reference:
-        implementations["reference_compiled"] = torch.compile(reference)
+    if compile_backend:
+        implementations["reference_compiled"] = torch.compile(reference, backend=compile_backend, dynamic=False)
     implementations["triton"] = get_op(OP, "triton")
+    implementations["sdpa"] = sdpa_window_attention
+    if compile_backend:
+        implementations["flex"] = FlexWindowAttention(compile_backend)
     return {name: (lambda fn=fn: fn(*leaves, **kwargs), leaves) for name, fn in implementations.items()}
 
 
-def block_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compile_reference: bool) -> dict:
+def call_providers(call: OpCall, dtype: torch.dtype, device, compile_backend: str | None = None) -> dict:
+    """`op_providers` at one of the model's calls."""
+    return op_providers(shape_of(call), call.tensors[0][0], dtype, device, compile_backend)
+
+
+def block_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compile_backend: str | None) -> dict:
     from timm.models.swin_transformer import SwinTransformerBlock
 
     from sca_mtl.models.layers import WindowAttention
@@ -128,18 +155,122 @@ def block_providers(shape: Shape, batch: int, dtype: torch.dtype, device, compil
         block.attn.fused_attn = fused
         providers[name] = (lambda block=block: block._attn(x), [x, *block.attn.parameters()])
     backends = [("reference", "torch", False)]
-    if compile_reference:
+    if compile_backend:
         backends.append(("reference_compiled", "torch", True))
     backends.append(("triton", "triton", False))
     for name, backend, compiled in backends:
         layer = WindowAttention(shape.channels, shape.num_heads, WINDOW, shape.shift, backend=backend)
         layer = layer.to(device=device, dtype=dtype)
-        fn = torch.compile(layer) if compiled else layer
+        fn = torch.compile(layer, backend=compile_backend) if compiled else layer
         providers[name] = (lambda fn=fn: fn(x), [x, *layer.parameters()])
     return providers
 
 
 LEVELS = {"block": block_providers, "op": op_providers}  # block first: its timm columns lead the printed table
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The anchors: what a user would write with SDPA or FlexAttention
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _windows(qkv: torch.Tensor, qkv_pad: torch.Tensor, num_heads: int, window_size: int, shift_size: int) -> tuple:
+    """Pad the map to whole windows with `qkv_pad`, roll by -shift, partition: q, k, v each (B, nW, heads, N, d), and
+    the padded size. (The copies a user of an attention library makes; the Triton op does them by index.)"""
+    from kernels.reference.window_attention import _partition
+
+    batch, height, width, three_c = qkv.shape
+    pad_h, pad_w = -height % window_size, -width % window_size
+    x = qkv
+    if pad_w:
+        x = torch.cat([x, qkv_pad.expand(batch, height, pad_w, three_c)], dim=2)
+    if pad_h:
+        x = torch.cat([x, qkv_pad.expand(batch, pad_h, width + pad_w, three_c)], dim=1)
+    if shift_size:
+        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    padded = (height + pad_h, width + pad_w)
+    windows = _partition(x.view(batch, *padded, 3, num_heads, three_c // (3 * num_heads)), window_size)
+    q, k, v = windows.permute(3, 0, 1, 4, 2, 5).unbind(0)
+    return q, k, v, padded
+
+
+def _merged(out: torch.Tensor, padded: tuple, size: tuple, window_size: int, shift_size: int) -> torch.Tensor:
+    """(B, nW, heads, N, d) windows back to the (B, H, W, C) map: merge, roll back, crop."""
+    from kernels.reference.window_attention import _merge
+
+    batch = out.shape[0]
+    out = _merge(out.transpose(2, 3), window_size, *padded).reshape(batch, *padded, -1)
+    if shift_size:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out[:, :size[0], :size[1]]
+
+
+def _window_regions(padded: tuple, window_size: int, shift_size: int, device) -> torch.Tensor:
+    """(nW, N) shift-region id of every token of every window (kernels/reference/window_attention.py)."""
+    from kernels.reference.window_attention import _partition, shift_region_ids
+
+    return _partition(shift_region_ids(*padded, window_size, shift_size, device)[None], window_size)[0]
+
+
+def sdpa_window_attention(qkv, rel_bias, qkv_pad, *, num_heads: int, window_size: int, shift_size: int = 0):
+    """F.scaled_dot_product_attention per window, the bias (+ the -100 shift mask) as one attn_mask in q's dtype."""
+    q, k, v, padded = _windows(qkv, qkv_pad, num_heads, window_size, shift_size)
+    batch, windows, heads, tokens, head_dim = q.shape
+    mask = rel_bias.to(q.dtype)[None]  # (1, heads, N, N): broadcast over the windows
+    if shift_size:
+        regions = _window_regions(padded, window_size, shift_size, qkv.device)
+        shift = (regions[:, :, None] != regions[:, None, :]).to(q.dtype) * -100.0  # (nW, N, N)
+        mask = (mask + shift[:, None]).expand(batch, -1, -1, -1, -1).reshape(batch * windows, heads, tokens, tokens)
+    out = F.scaled_dot_product_attention(*(t.reshape(batch * windows, heads, tokens, head_dim) for t in (q, k, v)),
+                                         attn_mask=mask)
+    return _merged(out.view(batch, windows, heads, tokens, head_dim), padded, qkv.shape[1:3], window_size, shift_size)
+
+
+class FlexWindowAttention:
+    """torch.compile'd FlexAttention over each image's windows laid end to end ((B, heads, nW N, d) sequences): the
+    block mask keeps every token in its window (and shifted region), the score_mod adds the bias. Block masks are
+    built once per map size (on the first call, outside the timed ones). FlexAttention is imported on the first call:
+    a torch without it fails that call, not the construction of the other providers."""
+
+    def __init__(self, compile_backend: str):
+        self._compile_backend = compile_backend
+        self._block_masks: dict = {}
+
+    @functools.cached_property
+    def _flex(self):
+        from torch.nn.attention.flex_attention import flex_attention
+
+        return torch.compile(flex_attention, backend=self._compile_backend, dynamic=False)
+
+    def __call__(self, qkv, rel_bias, qkv_pad, *, num_heads: int, window_size: int, shift_size: int = 0):
+        q, k, v, padded = _windows(qkv, qkv_pad, num_heads, window_size, shift_size)
+        batch, windows, heads, tokens, head_dim = q.shape
+        width = max(16, 1 << (head_dim - 1).bit_length())  # FlexAttention's head dims: powers of two >= 16
+
+        def sequence(t):
+            return F.pad(t.transpose(1, 2).reshape(batch, heads, windows * tokens, head_dim), (0, width - head_dim))
+
+        def score_mod(score, b, h, q_idx, kv_idx):
+            return score + rel_bias[h, q_idx % tokens, kv_idx % tokens]
+
+        key = (padded, window_size, shift_size, qkv.device)
+        if key not in self._block_masks:
+            self._block_masks[key] = self._block_mask(padded, window_size, shift_size, qkv.device)
+        out = self._flex(sequence(q), sequence(k), sequence(v), score_mod=score_mod, block_mask=self._block_masks[key],
+                         scale=head_dim**-0.5)
+        out = out[..., :head_dim].reshape(batch, heads, windows, tokens, head_dim).transpose(1, 2)
+        return _merged(out, padded, qkv.shape[1:3], window_size, shift_size)
+
+    def _block_mask(self, padded: tuple, window_size: int, shift_size: int, device):
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        regions = _window_regions(padded, window_size, shift_size, device).flatten()
+        tokens = window_size * window_size
+
+        def same_window_and_region(b, h, q_idx, kv_idx):
+            return (q_idx // tokens == kv_idx // tokens) & (regions[q_idx] == regions[kv_idx])
+
+        return create_block_mask(same_window_and_region, None, None, regions.numel(), regions.numel(), device=device)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -189,9 +320,10 @@ def least_allocation(leaves: list, out: torch.Tensor) -> int:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def run(shapes, dtypes, levels, batch: int, compile_reference: bool) -> list[dict]:
+def run(calls: list[OpCall], dtypes, levels, compile_backend: str | None) -> list[dict]:
     rows = []
-    for shape in shapes:
+    for call in calls:
+        shape, batch = shape_of(call), call.tensors[0][0]
         for dtype in dtypes:
             element = torch.empty((), dtype=dtype).element_size()
             for level in levels:
@@ -199,7 +331,7 @@ def run(shapes, dtypes, levels, batch: int, compile_reference: bool) -> list[dic
                             params=dict(level=level, batch=batch, height=shape.height, width=shape.width,
                                         num_heads=shape.num_heads, head_dim=shape.head_dim, window=WINDOW,
                                         shift=shape.shift))
-                providers = LEVELS[level](shape, batch, dtype, "cuda", compile_reference)
+                providers = LEVELS[level](shape, batch, dtype, "cuda", compile_backend)
                 for provider, (forward, leaves) in providers.items():
                     measured = measure(case, provider, forward, leaves)
                     calls = mode_calls(forward, leaves)
@@ -221,7 +353,7 @@ def dry_run(device: str = "cpu") -> None:
 
     use_interpreter_without_cuda()  # before timm, which imports triton: its language must be the interpreter's
     for level, make_providers in LEVELS.items():
-        for provider, (forward, leaves) in make_providers(DRY_RUN_SHAPE, 1, torch.float32, device, False).items():
+        for provider, (forward, leaves) in make_providers(DRY_RUN_SHAPE, 1, torch.float32, device, None).items():
             out = forward()
             out.backward(torch.randn_like(out))
             grads = [leaf.grad for leaf in leaves if leaf.grad is not None]
@@ -233,12 +365,14 @@ def dry_run(device: str = "cpu") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    shape_names = [shape.name for shape in MODEL_SHAPES]
+    calls = model_calls()
+    call_names = [call.case for call in calls]
     dtype_names = {str(dtype).removeprefix("torch."): dtype for dtype in DTYPES}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, bf16 only")
     parser.add_argument("--dry-run", action="store_true", help="CPU check of the providers on a tiny shape")
-    parser.add_argument("--shapes", nargs="+", choices=shape_names, default=shape_names)
+    parser.add_argument("--shapes", nargs="+", choices=call_names, default=call_names, metavar="CASE",
+                        help="model calls (bench/shapes.py), e.g. window_attention/120x160-c18-h6-shift3")
     parser.add_argument("--dtypes", nargs="+", choices=list(dtype_names), default=list(dtype_names))
     parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=list(LEVELS))
     parser.add_argument("--no-compile", action="store_true", help="leave out torch.compile (it compiles per shape)")
@@ -248,11 +382,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     cuda_or_exit(__file__)
     if args.quick:
-        shapes, dtypes = QUICK_SHAPES, DTYPES[:1]
+        calls, dtypes = quick_calls(calls), DTYPES[:1]
     else:
-        shapes = [shape for shape in MODEL_SHAPES if shape.name in args.shapes]
+        calls = [call for call in calls if call.case in args.shapes]
         dtypes = [dtype_names[name] for name in args.dtypes]
-    rows = run(shapes, dtypes, args.levels, BATCH, not args.no_compile)
+    rows = run(calls, dtypes, args.levels, None if args.no_compile else "inductor")
     print_table(rows)
     path = save(rows)
     plot(rows, RESULTS_DIR / f"{device_slug()}-{OP}.png", OP)

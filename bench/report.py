@@ -2,7 +2,9 @@
 
 For every device file, the latest run of each op (the rows sharing its newest date and commit) becomes a table:
 median ms per provider side by side, the Triton provider's speed-up over each other one, its achieved throughput
-against the device's limit, and peak memory. Nothing in that section of the README is typed by hand.
+against the device's limit, and peak memory. A GPU session's other rows (bench/gpu_session.py: its units' statuses,
+the device and measured ceilings, `pytest -m gpu`, CUDA-graph replays, the top kernels of the Triton step) get a
+table each. Nothing in that section of the README is typed by hand.
 
     python bench/report.py            # rewrites README.md between the markers
     python bench/report.py --print    # prints the section instead
@@ -20,9 +22,12 @@ README = ROOT / "README.md"
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 OURS = "triton"
 NO_RESULTS = (
-    "No GPU results yet: no benchmark of these kernels has been run on a GPU. `make bench` on a machine with CUDA "
-    "appends them to `bench/results/<device>.jsonl`, and `python bench/report.py` rewrites this section."
+    "No GPU results yet: no benchmark of these kernels has been run on a GPU. `make gpu-session` (or `make bench`) "
+    "on a machine with CUDA appends them to `bench/results/<device>.jsonl`, and `python bench/report.py` rewrites "
+    "this section."
 )
+# A GPU session's rows first (how the session went, on what), then the ops', the training step's and its kernels.
+SECTION_ORDER = ("gpu_session", "environment", "ceiling", "pytest", "cuda_graph")
 
 
 def latest_runs(rows: list[dict]) -> dict:
@@ -35,11 +40,12 @@ def latest_runs(rows: list[dict]) -> dict:
     return runs
 
 
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f}"
+def _gib(n: float | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f}"
 
 
-def op_table(rows: list[dict]) -> list[str]:
+def op_table(all_rows: list[dict]) -> list[str]:
+    rows = [r for r in all_rows if "ms" in r]
     providers = list(dict.fromkeys(r["provider"] for r in rows))
     others = [p for p in providers if p != OURS]
     head = ["case", "dtype", "mode", *[f"{p} ms" for p in providers]]
@@ -61,14 +67,90 @@ def op_table(rows: list[dict]) -> list[str]:
             cells.append(f"{ours['tflop_per_s']:.0f} TFLOP/s{share}")
         else:
             cells.append("-")
-        peaks = [_gib(found[p]["peak_memory_bytes"]) if "peak_memory_bytes" in found.get(p, {}) else "-"
-                 for p in providers]
+        peaks = [_gib(found.get(p, {}).get("peak_memory_bytes")) for p in providers]
         cells.append(" / ".join(peaks))
         lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return lines + _unmeasured(all_rows)
 
 
-def step_table(rows: list[dict]) -> list[str]:
+def _unmeasured(rows: list[dict]) -> list[str]:
+    """The rows that carry an error or a skip instead of a time, one line per provider."""
+    missing: dict[str, list[str]] = {}
+    for r in rows:
+        if "error" in r or "skipped" in r:
+            missing.setdefault(r.get("provider", "-"), []).append(r.get("error") or f"skipped: {r['skipped']}")
+    lines = [f"- {provider}: {len(reasons)} not measured ({reasons[0][:120]}{'; ...' if len(reasons) > 1 else ''})"
+             for provider, reasons in missing.items()]
+    return ["", *lines] if lines else []
+
+
+def _cells(values) -> str:
+    return "| " + " | ".join("-" if v is None else str(v) for v in values) + " |"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    return [_cells(head), "|" + "---|" * len(head), *(_cells(row) for row in rows)]
+
+
+def session_table(rows: list[dict]) -> list[str]:
+    return _table(["step", "unit", "status", "seconds", "rows", "errors", "skipped", "note"],
+                  [[r["step"], r["unit"], r["status"], r.get("seconds"), r.get("rows"), r.get("errors"),
+                    r.get("skipped"), (r.get("error") or r.get("note") or "")[:120]] for r in rows])
+
+
+def environment_table(rows: list[dict]) -> list[str]:
+    r = rows[0]
+    memory = f"{r['memory_bytes'] / 2**30:.0f} GiB" if r.get("memory_bytes") else None
+    return _table(["device", "SMs", "memory", "capability", "torch", "triton", "CUDA", "cuDNN"],
+                  [[r["device"], r.get("sm_count"), memory, r.get("capability"), r["torch"], r["triton"],
+                    r.get("cuda"), r.get("cudnn")]])
+
+
+def ceiling_table(rows: list[dict]) -> list[str]:
+    def rate(r):
+        if "gb_per_s" in r:
+            return f"{r['gb_per_s']:.0f} GB/s" + (f" ({100 * r['bandwidth_share']:.0f}% of the datasheet)"
+                                                   if "bandwidth_share" in r else "")
+        return f"{r['tflop_per_s']:.0f} TFLOP/s" + (f" ({100 * r['flops_share']:.0f}% of the datasheet)"
+                                                    if "flops_share" in r else "")
+
+    return _table(["ceiling", "ms", "measured"], [[r["case"], f"{r['ms']:.3f}", rate(r)] for r in rows if "ms" in r])
+
+
+def pytest_table(rows: list[dict]) -> list[str]:
+    tests = [r for r in rows if "outcome" in r]
+    counts = {k: sum(r["outcome"] == k for r in tests) for k in ("passed", "failed", "error", "skipped")}
+    lines = ["`pytest -m gpu`: " + ", ".join(f"{n} {k}" for k, n in counts.items())]
+    failing = [[r["case"], r["outcome"], r.get("message", "")[:160]] for r in tests if r["outcome"] in ("failed",
+                                                                                                        "error")]
+    return lines + (["", *_table(["test", "outcome", "message"], failing)] if failing else [])
+
+
+def graph_table(rows: list[dict]) -> list[str]:
+    def verdict(r):
+        if "error" in r:
+            return f"capture or replay failed: {r['error'][:120]}"
+        return "bitwise equal" if r.get("bitwise_equal") else "differs"
+
+    return _table(["call (forward+backward)", "replay vs eager", "max abs diff", "eager ms", "graph ms"],
+                  [[r["case"], verdict(r), f"{r['max_abs_diff']:.3g}" if "max_abs_diff" in r else None,
+                    f"{r['eager_ms']:.3f}" if "eager_ms" in r else None,
+                    f"{r['graph_ms']:.3f}" if "graph_ms" in r else None] for r in rows])
+
+
+def top_kernels_table(rows: list[dict]) -> list[str]:
+    kernels = [r for r in rows if "rank" in r]
+    return _table(["#", "kernel", "family", "ms/step", "calls/step"],
+                  [[r["rank"], r["case"][:100].replace("|", "/"), r["family"], f"{r['ms_per_step']:.3f}",
+                    f"{r['calls_per_step']:g}"] for r in kernels]) + _unmeasured(rows)
+
+
+TABLES = {"gpu_session": session_table, "environment": environment_table, "ceiling": ceiling_table,
+          "pytest": pytest_table, "cuda_graph": graph_table, "top_kernels": top_kernels_table}
+
+
+def step_table(all_rows: list[dict]) -> list[str]:
+    rows = [r for r in all_rows if "ms" in r]
     eager = next((r for r in rows if r["provider"] == "eager"), None)
     lines = ["| provider | ms/step | images/s | vs eager | peak GiB | top kernel families (ms/step) |",
              "|---|---|---|---|---|---|"]
@@ -77,7 +159,7 @@ def step_table(rows: list[dict]) -> list[str]:
         families = ", ".join(f"{name} {ms:.1f}" for name, ms in list(r.get("family_ms", {}).items())[:4])
         lines.append(f"| {r['provider']} | {r['ms']:.1f} | {r['images_per_s']:.1f} | {ratio} | "
                      f"{_gib(r['peak_memory_bytes'])} | {families} |")
-    return lines
+    return lines + _unmeasured(all_rows)
 
 
 def section() -> str:
@@ -87,11 +169,13 @@ def section() -> str:
     parts = []
     for path in files:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for op, run in latest_runs(rows).items():
+        runs = latest_runs(rows)
+        for op in sorted(runs, key=lambda op: SECTION_ORDER.index(op) if op in SECTION_ORDER else len(SECTION_ORDER)):
+            run = runs[op]
             first = run[0]
             parts.append(f"**{op}** on {first['device']}, {first['date'][:10]}, commit {first['commit']} "
                          f"(torch {first['torch']}, triton {first['triton']})\n")
-            parts += step_table(run) if op == "training_step" else op_table(run)
+            parts += TABLES.get(op, step_table if op == "training_step" else op_table)(run)
             plot = path.with_name(f"{path.stem}_{op}.png")
             if plot.exists():
                 parts.append(f"\n![{op} on {first['device']}]({plot.relative_to(ROOT)})")

@@ -4,6 +4,7 @@
     python profiling/profile_step.py --kernels torch --batch 2 --size 64 96      # CPU works too (CPU times)
 
 Open the trace in https://ui.perfetto.dev or chrome://tracing; the table is printed and saved as top_kernels.txt.
+The step is bench/bench_model_step.py's (bench/gpu_session.py profiles it the same way).
 """
 
 from __future__ import annotations
@@ -17,20 +18,40 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_model_step import PROVIDERS, TASKS, build_step  # noqa: E402
+from bench.shapes import MODEL_BATCH, MODEL_SIZE  # noqa: E402
 from sca_mtl.engine.step import TrainingStep, random_batch  # noqa: E402
-from sca_mtl.losses import MultiTaskLoss  # noqa: E402
-from sca_mtl.models import build_model  # noqa: E402
 
-TASKS = {"semseg": 40, "depth": 1, "normals": 3}
 TOP_ROWS = 30
+
+
+def profile_steps(step: TrainingStep, images: torch.Tensor, targets: dict, warmup: int, steps: int,
+                  activities: list | None = None) -> profile:
+    """torch.profiler over `steps` steps, after `warmup` ones that keep compilation, autotuning and the allocator's
+    warm-up out of the profile; `activities` default: the CPU, and the GPU where the images are on it."""
+    cuda = images.is_cuda
+    for _ in range(warmup):
+        step(images, targets)
+    activities = activities or [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(steps):
+            step(images, targets)
+        if cuda:
+            torch.cuda.synchronize()
+    return prof
+
+
+def top_table(averages, rows: int, cuda: bool) -> str:
+    """A profile's key_averages() sorted by self GPU time (self CPU time without a GPU), the first `rows` rows."""
+    return averages.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", choices=["torch", "triton"], default="triton")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, nargs=2, default=[480, 640])
+    parser.add_argument("--batch", type=int, default=MODEL_BATCH)
+    parser.add_argument("--size", type=int, nargs=2, default=list(MODEL_SIZE))
     parser.add_argument("--amp", choices=["bf16", "none"], default="bf16")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
@@ -39,26 +60,16 @@ def main(argv=None) -> None:
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    amp = torch.bfloat16 if args.amp == "bf16" else None
-    model = build_model("sca_mtl", TASKS, kernels=args.kernels).to(device).train()
-    network = torch.compile(model) if args.compile else model
-    step = TrainingStep(network, MultiTaskLoss(TASKS), torch.optim.Adam(model.parameters(), lr=1e-4), amp, device)
+    provider = next(name for name, how in PROVIDERS.items() if how == (args.kernels, args.compile))
+    step = build_step(provider, device, torch.bfloat16 if args.amp == "bf16" else None)
     images, targets = random_batch(TASKS, args.batch, tuple(args.size), device, torch.Generator().manual_seed(0))
+    prof = profile_steps(step, images, targets, args.warmup, args.steps)
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for _ in range(args.warmup):  # compilation, autotuning and allocator warm-up stay out of the profile
-        step(images, targets)
-    with profile(activities=activities, record_shapes=True) as prof:
-        for _ in range(args.steps):
-            step(images, targets)
-        if cuda:
-            torch.cuda.synchronize()
     trace = out / f"trace_{args.kernels}{'_compiled' if args.compile else ''}.json"
     prof.export_chrome_trace(str(trace))
-    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort_by, row_limit=TOP_ROWS)
+    table = top_table(prof.key_averages(), TOP_ROWS, cuda)
     (out / "top_kernels.txt").write_text(table)
     print(table)
     print(f"trace: {trace}\ntable: {out / 'top_kernels.txt'}")

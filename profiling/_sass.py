@@ -1,0 +1,523 @@
+"""What the compiler makes of one kernel launch for Hopper (sm_90), without a GPU: the launch compiled with the JIT's
+own argument specialisation, its resources as the cubin declares them, and its SASS counted by kind of instruction,
+per loop, with the loops' trip counts for this launch's arguments.
+
+Specialisation. `Specialiser` runs the binder that `JITFunction.run` builds (`create_function_from_signature`) and
+the JIT's own `_pack_args` on the launch's arguments, with the backend of sm_90: integers equal to 1 become constants,
+pointers and integers divisible by 16 get `tt.divisibility = 16` (unless the parameter is in do_not_specialize), as
+on the GPU. The arguments here are CPU tensors. Their pointers' divisibility matches the GPU's because both
+allocators align a tensor's storage well beyond 16 bytes (PyTorch's CPU allocator to 64, CUDA's caching allocator to
+512; `storage_aligned` checks it): a pointer's divisibility by 16 then depends only on the tensor's storage offset,
+which the launchers compute alike on both devices. The concat conv's row unit (16 where its inputs' address
+differences are multiples of 16 elements) comes out alike for the same reason.
+
+Resources and SASS come from the cubin the compile produced (kernels/_cubin.py, through the wheel's cuobjdump):
+registers, stack and static shared memory (`-res-usage`), and the instruction listing (`-sass`). Spilled bytes are
+the widths of the local-memory stores (STL) and loads (LDL): Triton kernels use local memory for nothing else.
+
+Loops and trip counts. Loops in SASS are the spans of backward branches, nested by containment. Their trip counts
+come from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for program 0 from
+the launch's scalar arguments, grid and constants (`_LoopBounds`); loops whose bounds need a loaded value or a loop
+result stay unknown. The TTIR loops are matched to the SASS loops in program order, level by level, after rewriting a
+TTIR level as the backend may have compiled it where the counts differ (`assign_trips`); where the nests still
+disagree, the SASS loops count as one iteration and the figures that depend on trips are lower estimates.
+Dynamic counts (instructions issued per warp, bytes requested, tensor-core FLOPs) weight each SASS instruction by the
+trip counts of the loops around it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from kernels._cubin import Instruction, instructions, resources, spill_bytes, width_bytes
+
+WARPGROUP = 4  # warps that issue one Hopper wgmma together
+
+TENSOR_CORE_OPCODES = ("HGMMA", "HMMA", "IMMA", "IGMMA", "QGMMA", "BMMA", "DMMA")
+ASYNC_COPY_OPCODES = ("LDGSTS", "UTMALDG", "UTMASTG", "UBLKCP", "UTMAREDG", "UBLKRED")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Compiling a launch as the JIT would
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Specialisation:
+    """What `JITFunction.run` would compile for a launch: Triton's signature, constants, attributes and options,
+    plus the values of the arguments that reach the kernel as scalars (the trip-count evaluation reads them)."""
+
+    kernel: object  # the JITFunction
+    signature: dict
+    constexprs: dict
+    attrs: dict
+    options: object  # the backend's options (num_warps, num_stages, ...)
+    scalars: tuple  # per non-constant argument in order: its value (int, float) or None for a tensor
+    tensors: tuple  # per non-constant argument in order: (data_ptr, bytes spanned) of a tensor, else None
+    grid: tuple
+
+    def key(self) -> tuple:
+        """Identifies the compiled kernel (not the grid or scalar values)."""
+        return (self.kernel.__module__, self.kernel.__name__, repr(self.signature), repr(self.constexprs),
+                repr(self.attrs), repr(sorted(self.options.__dict__.items(), key=str)))
+
+
+class Specialiser:
+    """The JIT's binder per kernel, for the Hopper backend (made once: building a binder execs Python source)."""
+
+    def __init__(self) -> None:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import make_backend
+
+        from kernels._aot import HOPPER
+
+        self.target = GPUTarget(*HOPPER)
+        self.backend = make_backend(self.target)
+        self._binders: dict = {}
+
+    def __call__(self, kernel, grid, args: tuple, kwargs: dict) -> Specialisation:
+        from triton.runtime.jit import JITFunction, create_function_from_signature
+
+        binder = self._binders.get(kernel)
+        if binder is None:
+            binder = self._binders[kernel] = create_function_from_signature(kernel.signature, kernel.params,
+                                                                            self.backend)
+        bound, specialization, options = binder(*args, **kwargs)
+        options, signature, constexprs, attrs = JITFunction._pack_args(kernel, self.backend, kwargs, bound,
+                                                                      specialization, options)
+        if callable(grid):
+            grid = grid(bound)
+        grid = tuple(grid) + (1,) * (3 - len(grid))
+        values = [value for kind, value in zip(signature.values(), bound.values()) if kind != "constexpr"]
+        tensors = tuple((v.data_ptr(), _span_bytes(v)) if hasattr(v, "data_ptr") else None for v in values)
+        scalars = tuple(None if tensor else value for tensor, value in zip(tensors, values))
+        return Specialisation(kernel, signature, constexprs, attrs, options, scalars, tensors, grid)
+
+    def compile(self, spec: Specialisation):
+        import triton
+        from triton.compiler import ASTSource
+
+        source = ASTSource(spec.kernel, spec.signature, spec.constexprs, spec.attrs)
+        return triton.compile(source, target=self.target, options=spec.options.__dict__)
+
+
+def _span_bytes(tensor) -> int:
+    """Bytes from a tensor's first element to its last (its own extent, for a view into a larger buffer)."""
+    if not tensor.numel():
+        return 0
+    return (1 + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))) * tensor.element_size()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The cubin: resources and instructions
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def storage_aligned(tensor) -> bool:
+    """Whether a tensor's storage starts 16-byte aligned, as every CUDA allocation does (see the docstring)."""
+    return tensor.untyped_storage().data_ptr() % 16 == 0
+
+
+def mma_flops(instruction: Instruction) -> tuple[str, int]:
+    """(operand type, FLOPs per warp) of a tensor-core instruction: HGMMA.MxNxK (a warpgroup's product, issued by its
+    4 warps) or HMMA.MNK (one warp's, e.g. 16816 = m16 n8 k16); ("", 0) where the shape is not spelled out."""
+    shape = next((m for m in instruction.modifiers if re.fullmatch(r"\d+x\d+x\d+", m)), None)
+    operand = next((m for m in reversed(instruction.modifiers) if m in ("BF16", "F16", "TF32", "E4M3", "E5M2")), "")
+    if instruction.opcode.endswith("GMMA") and shape:
+        m, n, k = (int(v) for v in shape.split("x"))
+        return operand, 2 * m * n * k // WARPGROUP
+    digits = next((m for m in instruction.modifiers if re.fullmatch(r"168\d+", m)), None)
+    if instruction.opcode == "HMMA" and digits:
+        return operand, 2 * 16 * 8 * int(digits[3:])
+    return operand, 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loops: SASS structure, TTIR trip counts
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Loop:
+    start: int  # address of the first instruction of the body (the backward branch's target)
+    end: int  # address of the backward branch
+    children: list
+    trips: int | None = None  # iterations per program for this launch; None: unknown
+
+    def contains(self, other: Loop) -> bool:
+        return self.start <= other.start and other.end <= self.end and (self.start, self.end) != (other.start,
+                                                                                                  other.end)
+
+
+def sass_loops(listing: list[Instruction]) -> list[Loop]:
+    """Top-level loops (with their nested ones) from the backward branches; a branch to itself (the trap after the
+    last EXIT) is no loop. Several branches back to one target form one loop, to the last of them."""
+    spans: dict[int, int] = {}
+    for ins in listing:
+        if ins.target is not None and ins.target < ins.address:
+            spans[ins.target] = max(spans.get(ins.target, 0), ins.address)
+    loops = sorted((Loop(start, end, []) for start, end in spans.items()), key=lambda loop: (loop.start, -loop.end))
+    top: list[Loop] = []
+    for loop in loops:
+        _insert(top, loop)
+    return top
+
+
+def _insert(siblings: list[Loop], loop: Loop) -> None:
+    parent = next((s for s in siblings if s.contains(loop)), None)
+    if parent is None:
+        siblings.append(loop)
+    else:
+        _insert(parent.children, loop)
+
+
+@dataclass
+class IrLoop:
+    trips: int | None
+    constant: bool  # bounds known at compile time (the backend may unroll it)
+    children: list
+
+
+_TTIR_FOR = re.compile(r"scf\.for %\S+ = (%[\w.#]+) to (%[\w.#]+) step (%[\w.#]+)")
+_TTIR_LOOP_RESULTS = re.compile(r"^\s*(%[\w.]+)(?::(\d+))? = scf\.for .*?iter_args\((.*?)\) ->")
+_TTIR_IF = re.compile(r"scf\.if (%[\w.#]+)")
+_TTIR_MEMORY = re.compile(r"\btt\.(?:load|store) (%[\w.#]+)")
+_TTIR_POINTER_TYPE = re.compile(r"(?:tensor<([\dx]+)x)?!tt\.ptr<(\w+)>")
+_TTIR_VALUE = re.compile(r"%[\w.#]+")
+_POINTER_OPS = ("tt.addptr", "tt.splat", "tt.broadcast", "tt.expand_dims", "tt.reshape", "tt.trans", "tt.advance")
+_ELEMENT_BYTES = {"i1": 1, "i8": 1, "f8E4M3FN": 1, "f8E5M2": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4,
+                  "i64": 8, "f64": 8}
+_TTIR_DEF = re.compile(r"^\s*(%[\w.#]+)(?::\d+)? = ([\w.]+)\s*(.*)$")
+_TTIR_FUNC = re.compile(r"tt\.func public @\w+\((.*)\) attributes")
+_TTIR_ARG = re.compile(r"(%[\w.#]+): ")
+_BOOLEANS = {"true": 1, "false": 0}
+_TTIR_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|true|false)(?=\s*(?::|loc\b|$))")
+
+
+def _number(text: str) -> int | float:
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
+    return float(text) if any(c in text for c in ".e") else int(text)
+
+
+class _LoopBounds:
+    """Evaluates the scalar SSA values of a TTIR function for program 0 of a launch: constants, arguments and
+    integer and floating-point arithmetic on them (in Python's precision); anything else (loads, loop results) is
+    unknown (None)."""
+
+    _BINARY = {
+        "arith.addi": lambda a, b: a + b, "arith.subi": lambda a, b: a - b, "arith.muli": lambda a, b: a * b,
+        "arith.divsi": lambda a, b: int(a / b) if b else None, "arith.divui": lambda a, b: a // b if b else None,
+        "arith.remsi": lambda a, b: a - b * int(a / b) if b else None, "arith.remui": lambda a, b: a % b if b else None,
+        "arith.minsi": min, "arith.maxsi": max, "arith.minui": min, "arith.maxui": max,
+        "arith.ceildivsi": lambda a, b: -(-a // b) if b else None,
+        "arith.floordivsi": lambda a, b: a // b if b else None,
+        "arith.andi": lambda a, b: a & b, "arith.ori": lambda a, b: a | b, "arith.shli": lambda a, b: a << b,
+        "arith.shrsi": lambda a, b: a >> b, "arith.shrui": lambda a, b: a >> b,
+        "arith.addf": lambda a, b: a + b, "arith.subf": lambda a, b: a - b, "arith.mulf": lambda a, b: a * b,
+        "arith.divf": lambda a, b: a / b if b else None, "arith.minimumf": min, "arith.maximumf": max,
+        "arith.minnumf": min, "arith.maxnumf": max,
+    }
+    _COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "slt": lambda a, b: a < b,
+                "sle": lambda a, b: a <= b, "sgt": lambda a, b: a > b, "sge": lambda a, b: a >= b,
+                "ult": lambda a, b: a < b, "ule": lambda a, b: a <= b, "ugt": lambda a, b: a > b,
+                "uge": lambda a, b: a >= b}
+
+    def __init__(self, ttir: str, scalars: tuple, grid: tuple):
+        self.defs: dict[str, tuple[str, str]] = {}
+        self.values: dict[str, int | None] = {}
+        for line in ttir.splitlines():
+            found = _TTIR_DEF.match(line)
+            if found:
+                self.defs[found.group(1)] = (found.group(2), found.group(3))
+        header = _TTIR_FUNC.search(ttir)
+        self.arguments = _TTIR_ARG.findall(header.group(1)) if header else []
+        self.values.update((name, value if isinstance(value, (int, float)) else None)
+                           for name, value in zip(self.arguments, scalars))
+        self.grid = grid
+
+    def __call__(self, name: str) -> int | None:
+        if name not in self.values:
+            self.values[name] = None  # guards against cycles
+            self.values[name] = self._evaluate(name)
+        return self.values[name]
+
+    def _evaluate(self, name: str) -> int | None:
+        if name not in self.defs:
+            return None
+        op, rest = self.defs[name]
+        if op == "arith.constant":
+            found = _TTIR_NUMBER.match(rest)
+            return None if found is None else _number(found.group(1))
+        if op == "tt.get_program_id":
+            return 0
+        if op == "tt.get_num_programs":
+            return self.grid["xyz".index(rest.split()[0])]
+        values = [self(o) for o in _TTIR_VALUE.findall(rest.split(" : ")[0])]
+        if any(v is None for v in values):
+            return None
+        if op in self._BINARY and len(values) == 2:
+            return self._BINARY[op](*values)
+        if op in ("arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.extf", "arith.truncf") \
+                and len(values) == 1:
+            return values[0]
+        if op in ("arith.sitofp", "arith.uitofp") and len(values) == 1:
+            return float(values[0])
+        if op in ("arith.fptosi", "arith.fptoui") and len(values) == 1:
+            return int(values[0])
+        if op == "arith.select" and len(values) == 3:
+            return values[1] if values[0] else values[2]
+        if op == "arith.cmpi" and len(values) == 2:
+            predicate = rest.split(",")[0].strip()
+            return int(self._COMPARE[predicate](*values)) if predicate in self._COMPARE else None
+        return None
+
+
+@dataclass
+class _Region:
+    indent: int  # of the line that opened it; its closing brace has the same
+    factor: int  # executions per execution of the enclosing region: trips (unknown: 1), or 0/1 for a known branch
+    loop: IrLoop | None = None
+    condition: int | None = None  # of an scf.if, when known
+
+
+def read_ttir(ttir: str, scalars: tuple, grid: tuple) -> tuple[list[IrLoop], dict[int, int]]:
+    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for program 0; the bytes program 0
+    loads and stores through each pointer argument, by the argument's index): every tt.load/tt.store counted at its
+    tile size, times the trips of the loops around it, and not at all inside a branch whose condition is known
+    false. Regions close at the `}` with their opening line's indentation."""
+    values = _LoopBounds(ttir, scalars, grid)
+    aliases = _loop_aliases(ttir)
+    arguments = {name: index for index, name in enumerate(values.arguments)}
+    top: list[IrLoop] = []
+    regions: list[_Region] = []
+    traffic: dict[int, int] = {}
+    for line in ttir.splitlines():
+        indent, text = len(line) - len(line.lstrip()), line.strip()
+        if text.startswith("}") and regions and regions[-1].indent == indent:
+            if text.startswith("} else {"):
+                condition = regions[-1].condition
+                regions[-1].factor = 1 if condition is None else int(not condition)
+            else:
+                regions.pop()
+            continue
+        memory = _TTIR_MEMORY.search(text)
+        if memory:
+            argument = _pointer_argument(memory.group(1), values.defs, aliases, arguments)
+            if argument is not None:
+                traffic[argument] = traffic.get(argument, 0) + _tile_bytes(text) * math.prod(r.factor for r in regions)
+        if not text.endswith("{"):
+            continue
+        loop_bounds, branch = _TTIR_FOR.search(text), _TTIR_IF.search(text)
+        if loop_bounds:
+            lower, upper, step = (values(v) for v in loop_bounds.groups())
+            trips = None if None in (lower, upper, step) or step <= 0 else max(0, math.ceil((upper - lower) / step))
+            constant = all(values.defs.get(v, ("",))[0] == "arith.constant" for v in loop_bounds.groups())
+            loop = IrLoop(trips, constant, [])
+            parent = next((r.loop for r in reversed(regions) if r.loop), None)
+            (parent.children if parent else top).append(loop)
+            regions.append(_Region(indent, 1 if trips is None else trips, loop=loop))
+        elif branch:
+            condition = values(branch.group(1))
+            regions.append(_Region(indent, 1 if condition is None else int(bool(condition)), condition=condition))
+        else:
+            regions.append(_Region(indent, 1))
+    return top, traffic
+
+
+def _loop_aliases(ttir: str) -> dict[str, str]:
+    """A loop's iteration arguments and results -> their initial values (a pointer advanced in a loop keeps its
+    base)."""
+    aliases = {}
+    for line in ttir.splitlines():
+        found = _TTIR_LOOP_RESULTS.match(line)
+        if not found:
+            continue
+        result, count, pairs = found.groups()
+        inits = re.findall(r"(%[\w.#]+) = (%[\w.#]+)", pairs)
+        aliases.update(inits)
+        names = [f"{result}#{i}" for i in range(int(count))] if count else [result]
+        aliases.update(zip(names, (init for _, init in inits)))
+    return aliases
+
+
+def _pointer_argument(name: str, defs: dict, aliases: dict, arguments: dict) -> int | None:
+    """The kernel argument a pointer (tile) is computed from, through offsets, splats, broadcasts and loops."""
+    seen = set()
+    while name not in arguments:
+        if name in seen:
+            return None
+        seen.add(name)
+        if name in aliases:
+            name = aliases[name]
+            continue
+        op, rest = defs.get(name, ("", ""))
+        operands = _TTIR_VALUE.findall(rest)
+        if op in _POINTER_OPS and operands:
+            name = operands[0]
+        elif op == "arith.select" and len(operands) >= 2:
+            name = operands[1]
+        else:
+            return None
+    return arguments[name]
+
+
+def _tile_bytes(text: str) -> int:
+    """Bytes of one tt.load/tt.store: its pointer tile's elements times the element size."""
+    found = _TTIR_POINTER_TYPE.search(text.split(" : ")[-1])
+    if not found:
+        return 0
+    shape, element = found.groups()
+    return math.prod(int(d) for d in shape.split("x")) * _ELEMENT_BYTES.get(element, 4) if shape else \
+        _ELEMENT_BYTES.get(element, 4)
+
+
+def assign_trips(sass: list[Loop], ir: list[IrLoop]) -> bool:
+    """Gives the SASS loops the trip counts of the TTIR loops they come from, level by level in program order. The
+    TTIR level may first need rewriting as the backend compiles it: loops with constant bounds dropped (unrolled),
+    loops of at most one trip flattened (a branch; their inner loops move up), or both. The first rewriting whose
+    whole nest fits the SASS wins, else the first that fits this level; False where the nests disagree somewhere
+    (SASS loops without a counterpart keep trips None)."""
+    candidates = [level for level in _rewritings(ir) if len(level) == len(sass)]
+    if not candidates:
+        return False
+    chosen = next((level for level in candidates if _fits(sass, level)), candidates[0])
+    matched = True
+    for loop, source in zip(sass, chosen):
+        loop.trips = source.trips
+        matched &= assign_trips(loop.children, source.children)
+    return matched
+
+
+def _fits(sass: list[Loop], ir: list[IrLoop]) -> bool:
+    return len(sass) == len(ir) and all(
+        any(_fits(loop.children, level) for level in _rewritings(source.children))
+        for loop, source in zip(sass, ir))
+
+
+def _rewritings(ir: list[IrLoop]) -> tuple:
+    return ir, _unrolled(ir), _flattened(ir), _flattened(_unrolled(ir))
+
+
+def _unrolled(ir: list[IrLoop]) -> list[IrLoop]:
+    return [loop for loop in ir if not loop.constant]
+
+
+def _flattened(ir: list[IrLoop]) -> list[IrLoop]:
+    level = []
+    for loop in ir:
+        if loop.trips is not None and loop.trips <= 1:
+            level += _flattened(loop.children)
+        else:
+            level.append(loop)
+    return level
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One compiled kernel, and one launch of it
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelCode:
+    """What one compile produced, as the analysis needs it."""
+
+    name: str
+    resources: dict  # registers, stack_bytes, static_shared_bytes, local_bytes
+    dynamic_shared_bytes: int  # what the launcher requests (Triton's metadata.shared)
+    listing: tuple  # Instruction
+    ttir: str
+
+
+def kernel_code(compiled) -> KernelCode:
+    cubin = compiled.asm["cubin"]
+    return KernelCode(compiled.metadata.name, resources(cubin), compiled.metadata.shared, tuple(instructions(cubin)),
+                      compiled.asm["ttir"])
+
+
+def static_counts(code: KernelCode) -> dict:
+    """The kernel's SASS counted once per instruction: the record's compile-time fields."""
+    listing = code.listing
+    loads = [ins for ins in listing if ins.opcode == "LDG"]
+    stored, loaded = spill_bytes(listing)
+    return dict(
+        registers=code.resources["registers"],
+        spill_bytes=stored,
+        spill_load_bytes=loaded,
+        stack_bytes=code.resources["stack_bytes"],
+        shared_bytes=code.dynamic_shared_bytes + code.resources["static_shared_bytes"],
+        tensor_core_ops=sum(ins.opcode in TENSOR_CORE_OPCODES for ins in listing),
+        async_copies=sum(ins.opcode in ASYNC_COPY_OPCODES for ins in listing),
+        vector_loads=sum(width_bytes(ins) >= 8 for ins in loads),
+        scalar_loads=sum(width_bytes(ins) < 8 for ins in loads),
+        mufu=sum(ins.opcode == "MUFU" for ins in listing),
+        sass_instructions=len(listing),
+    )
+
+
+def _span_size(listing, loop: Loop) -> int:
+    return sum(loop.start <= ins.address <= loop.end for ins in listing)
+
+
+def _weights(listing, loops: list[Loop]) -> list[int]:
+    """Per instruction, the product of the trip counts of the loops around it (an unknown count as 1)."""
+    weights = [1] * len(listing)
+
+    def apply(loop: Loop) -> None:
+        trips = 1 if loop.trips is None else loop.trips
+        for i, ins in enumerate(listing):
+            if loop.start <= ins.address <= loop.end:
+                weights[i] *= trips
+        for child in loop.children:
+            apply(child)
+
+    for loop in loops:
+        apply(loop)
+    return weights
+
+
+def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
+    """Launch-wide estimates (all programs): the SASS weighted by loop trips for this launch's arguments, plus the
+    main loop's static size and trips (the top-level loop issuing the most: static size times trips)."""
+    listing = code.listing
+    loops = sass_loops(list(listing))
+    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid)
+    matched = assign_trips(loops, ir_loops)
+    weights = _weights(listing, loops)
+    programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
+    warps = programs * spec.options.num_warps
+    tensor_flops: dict[str, int] = {}
+    for ins, weight in zip(listing, weights):
+        kind, flops = mma_flops(ins) if ins.opcode in TENSOR_CORE_OPCODES else ("", 0)
+        if flops:
+            tensor_flops[kind] = tensor_flops.get(kind, 0) + flops * weight * warps
+    memory = ("LDG", "STG", "LDGSTS")
+    main = max(loops, key=lambda loop: _span_size(listing, loop) * (loop.trips or 1), default=None)
+    return dict(
+        loop_instructions=_span_size(listing, main) if main else 0,
+        loop_trips=main.trips if main else None,
+        trips_matched=matched,
+        issued_instructions=sum(weights) * warps,
+        requested_bytes=32 * warps * sum(width_bytes(ins) * w for ins, w in zip(listing, weights)
+                                         if ins.opcode in memory),
+        tensor_flops=tensor_flops,
+        mufu_ops=warps * sum(w for ins, w in zip(listing, weights) if ins.opcode == "MUFU"),
+        dram_bytes=dram_bytes(traffic, spec.tensors, programs),
+    )
+
+
+def dram_bytes(traffic: dict, tensors: tuple, programs: int) -> int:
+    """Bytes the launch moves to or from memory, at least once each: per tensor (arguments sharing a pointer are
+    one), the bytes all programs load and store through it (program 0's times the programs), at most its extent.
+    Re-reads within the extent are L2 traffic; a tensor reached through another argument's pointer and an offset
+    table (the concat conv's inputs beyond the first of a group) is counted within that argument's extent."""
+    requested: dict[int, int] = {}
+    extents: dict[int, int] = {}
+    for index, tensor in enumerate(tensors):
+        if tensor is not None and index in traffic:
+            pointer, extent = tensor
+            requested[pointer] = requested.get(pointer, 0) + traffic[index] * programs
+            extents[pointer] = extent
+    return sum(min(requested[pointer], extents[pointer]) for pointer in requested)

@@ -1,0 +1,542 @@
+"""Static cost report: every Triton launch of one SCA-MTL training step (NYUD-v2, 3 tasks, 480 x 640, batch 8, bf16
+autocast, forward and backward), compiled for Hopper (sm_90) without a GPU. Compile-time figures and predictions,
+not measurements.
+
+How. Each distinct op call of the step (bench/shapes.py) runs on bf16 CPU tensors through the public Triton op,
+forward and backward (autograd), with TRITON_INTERPRET=0 (the kernels stay JIT functions) and every
+`JITFunction.run` intercepted: the launch is specialised as the JIT would (profiling/_sass.py) and recorded, nothing
+runs on a device. The launchers' device check is bypassed (`_bypass_device_checks`); the SM count they size grids by
+is 132 without CUDA (an H100's). Outputs of intercepted launches are uninitialised memory, which the torch glue
+between launches (sums of partials) reads harmlessly. Each distinct launch is compiled for sm_90, its cubin read
+(registers, spills, shared memory, SASS counted by kind and per loop), and priced by profiling/cost_model.py. A
+baseline is the `kernels` package of an older commit (`--kernels-commit`) under today's tool, shapes and model.
+
+One JSONL record per distinct launch of an op call and direction (identical launches within one call are counted in
+`launches`), after a header line (`"kind": "header"`):
+    op, kernel, case, direction, calls_per_step, launches, grid, num_warps, num_stages, constexprs
+    registers, spill_bytes (stored; spill_load_bytes loaded), stack_bytes, shared_bytes (dynamic + static per CTA),
+    ctas_per_sm, waves                                                            (profiling/cost_model.py)
+    tensor_core_ops, async_copies, vector_loads (LDG .128/.64), scalar_loads (LDG 32/16/8-bit), mufu,
+    sass_instructions (the kernel), loop_instructions and loop_trips (its main loop, the top-level loop issuing the
+    most: static instructions, trips per program for this launch), trips_matched (the SASS and TTIR loop nests
+    agreed; else dynamic counts are low)
+    issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
+    estimates for the whole launch (SASS counts weighted by loop trips); dram_bytes (each tensor the launch reads or
+    writes, once: profiling/_sass.py's `dram_bytes`)
+    bytes, flops, floor_us: the op call's minimal bytes and FLOPs in this direction (bench/costs.py) and its floor
+    predicted_us, bound_by: the launch's predicted time and its largest term
+    host_us: the op call's host time in this direction (the least of --repeats calls on this CPU: launcher planning,
+    tables, allocations, torch's dispatch; the glue's arithmetic and Triton's own dispatch per launch excluded)
+Files: bench/results/static/triton-<version>.jsonl and .md (baseline-triton-<version>.* with --baseline, kept as
+what the kernel issues are measured against). Every report recomputes the baseline's predictions with today's
+`cost_model.predicted_us`, so a change of the model moves both sides alike; measured GPU times
+(bench/results/*.jsonl rows of provider "triton" from bench/gpu_session.py) are set beside the predictions where
+they exist.
+
+    python -m profiling.static_report                          # this checkout, the installed triton
+    python -m profiling.static_report --baseline --kernels-commit 3d4e074   # the kept baseline's kernels package
+    python -m profiling.static_report --readme                 # regenerate README's section from the files
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "bench" / "results" / "static"
+MEASURED_DIR = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- static-report:start -->", "<!-- static-report:end -->"
+DIRECTIONS = ("fwd", "bwd")
+OP_MODULES = ("linear_attention", "window_attention", "concat_conv")
+HONESTY = ("compile-time figures (sm_90 cubins compiled on a CPU) and predictions of profiling/cost_model.py; "
+           "not measurements")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Capturing the launches of the step
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _use_kernels_at(commit: str | None) -> None:
+    """Import the `kernels` package as it was at `commit` (the baseline's), the rest (bench, sca_mtl, profiling) from
+    this checkout: the package is extracted with `git archive` into a temporary directory put first on sys.path."""
+    if commit is None:
+        return
+    holder = tempfile.mkdtemp(prefix="static-report-kernels-")
+    archive = subprocess.run(["git", "archive", commit, "kernels"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", holder], input=archive, check=True)
+    sys.path.insert(0, holder)
+
+
+def _bypass_device_checks(modules: list) -> None:
+    """The launchers refuse CPU tensors outside the interpreter. Today that is one function, kernels._triton's
+    check_device, imported by name into each op module; the baseline commit 3d4e074 predates it: its linear attention
+    has `_check_device`, its window attention compares against its module flag INTERPRETED (read nowhere else after
+    import: the kernels' constexpr copy of it was taken then) and its concat conv checks nothing."""
+    for module in modules:
+        for name in ("check_device", "_check_device"):
+            if hasattr(module, name):
+                setattr(module, name, lambda *args: None)
+        if not hasattr(module, "check_device") and hasattr(module, "INTERPRETED"):
+            module.INTERPRETED = True
+
+
+def _tensors(values) -> Iterator:
+    for value in values:
+        if hasattr(value, "data_ptr"):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from _tensors(value)
+        elif isinstance(value, dict):
+            yield from _tensors(value.values())
+
+
+class Interceptor:
+    """While active, `kernel[grid](...)` records its specialisation in `launches` (when `recording`) instead of
+    launching anything."""
+
+    def __init__(self, specialiser):
+        self.specialiser = specialiser
+        self.launches: list = []
+        self.recording = True
+
+    @contextmanager
+    def active(self) -> Iterator[Interceptor]:
+        from triton.runtime.jit import JITFunction
+
+        from profiling import _sass
+
+        original = JITFunction.run
+
+        def run(kernel, *args, grid, warmup, **kwargs):
+            if self.recording:
+                if not all(_sass.storage_aligned(t) for t in _tensors([*args, *kwargs.values()])):
+                    raise RuntimeError(f"{kernel.__name__}: a tensor whose storage is not 16-byte aligned, unlike "
+                                       "any CUDA allocation: the launch would not be specialised as on the GPU")
+                self.launches.append(self.specialiser(kernel, grid, args, kwargs))
+
+        JITFunction.run = run
+        try:
+            yield self
+        finally:
+            JITFunction.run = original
+
+    def take(self) -> list:
+        launches, self.launches = self.launches, []
+        return launches
+
+
+def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
+    """direction -> (launches, host seconds per call) of one op call on bf16 CPU tensors."""
+    import torch
+
+    import kernels
+    from bench.shapes import make_args
+
+    op = kernels.get_op(call.op, "triton")
+    args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
+    leaves = list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
+    out = op(*args, **kwargs)
+    upstream = torch.empty_like(out)
+    forward = interceptor.take()
+    torch.autograd.grad(out, leaves, upstream, retain_graph=True)  # grad, not backward: no copies into .grad
+    backward = interceptor.take()
+    interceptor.recording = False
+    try:
+        fwd_time = host_seconds(lambda: op(*args, **kwargs), repeats)
+        bwd_time = host_seconds(lambda: torch.autograd.grad(out, leaves, upstream, retain_graph=True), repeats)
+    finally:
+        interceptor.recording = True
+    return {"fwd": (forward, fwd_time), "bwd": (backward, bwd_time)}
+
+
+def host_seconds(fn, repeats: int) -> float:
+    """The least wall time of `fn` over `repeats` calls (interference from other processes on a shared CPU only adds
+    to it), with the torch glue's arithmetic skipped (`_glue_arithmetic_skipped`) and on one thread (`main` sets
+    it: a thread pool's start-up on a shared CPU costs milliseconds per parallel op, no part of a launcher's cost)."""
+    times = []
+    with _glue_arithmetic_skipped():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@contextmanager
+def _glue_arithmetic_skipped() -> Iterator[None]:
+    """While timing the host, the arithmetic torch runs between launches (zero fills, sums of partials, dtype copies:
+    GLUE_ARITHMETIC) returns its result uninitialised instead of computing it: on a GPU it is asynchronous kernels,
+    while on this CPU it would take milliseconds and page faults. The operators' CPU kernels are overridden through
+    torch.library and restored on exit."""
+    import torch
+
+    library = torch.library.Library("aten", "IMPL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Overriding a previously registered kernel": the point
+        for name, kernel in GLUE_ARITHMETIC.items():
+            library.impl(name, kernel, "CPU")
+    try:
+        yield
+    finally:
+        library._destroy()
+
+
+def _sum_uncomputed(self, dim, keepdim=False, dtype=None):
+    reduced = {d % self.dim() for d in dim} if dim else set(range(self.dim()))
+    shape = [1 if i in reduced else size for i, size in enumerate(self.shape) if keepdim or i not in reduced]
+    return self.new_empty(shape, dtype=dtype or self.dtype)
+
+
+# The torch glue's arithmetic between launches (aten operator -> its result without the arithmetic).
+GLUE_ARITHMETIC = {
+    "fill_.Scalar": lambda self, value: self,
+    "copy_": lambda self, src, non_blocking=False: self,
+    "sum.dim_IntList": _sum_uncomputed,
+}
+
+
+def distinct(launches: list) -> list[tuple]:
+    """(specialisation, count) of the distinct launches, in first-launch order."""
+    counts: dict = {}
+    for spec in launches:
+        key = (spec.key(), spec.grid, spec.scalars, tuple(t and t[1] for t in spec.tensors))
+        if key in counts:
+            counts[key][1] += 1
+        else:
+            counts[key] = [spec, 1]
+    return [tuple(entry) for entry in counts.values()]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Compiler:
+    """Compiles each distinct specialisation once per run and keeps what the records need."""
+
+    def __init__(self, specialiser):
+        self.specialiser = specialiser
+        self._codes: dict = {}
+
+    def code(self, spec):
+        from profiling import _sass
+
+        key = spec.key()
+        if key not in self._codes:
+            self._codes[key] = _sass.kernel_code(self.specialiser.compile(spec))
+        return self._codes[key]
+
+
+def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict,
+                  host_seconds: float) -> dict:
+    """The JSONL record of one distinct launch (see the module docstring)."""
+    from profiling import _sass, cost_model
+
+    code = compiler.code(spec)
+    static = _sass.static_counts(code)
+    programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
+    ctas = cost_model.ctas_per_sm(static["registers"], static["shared_bytes"], spec.options.num_warps)
+    nbytes, flops = costs[direction]
+    record = dict(
+        kind="launch", op=call.op, kernel=spec.kernel.__name__, case=call.case, direction=direction,
+        calls_per_step=call.count, launches=count, grid=list(spec.grid), num_warps=spec.options.num_warps,
+        num_stages=spec.options.num_stages, constexprs=_constexpr_names(spec), **static, ctas_per_sm=ctas,
+        waves=round(cost_model.waves(programs, ctas), 3), **_sass.dynamic_counts(code, spec),
+        bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
+        host_us=round(host_seconds * 1e6, 1),
+    )
+    return with_prediction(record)
+
+
+def with_prediction(record: dict) -> dict:
+    """The record with `predicted_us` and `bound_by` from today's cost model (also applied to kept baselines)."""
+    from profiling import cost_model
+
+    terms = cost_model.terms_us(record)
+    return {**record, "predicted_us": round(cost_model.predicted_us(record), 2), "bound_by": max(terms, key=terms.get)}
+
+
+def _constexpr_names(spec) -> dict:
+    """The launch's compile-time constants by parameter name (tensor-valued or structural ones as text)."""
+    names = list(spec.signature)
+    return {names[path[0]]: value if isinstance(value, (int, float, str, bool)) else str(value)
+            for path, value in spec.constexprs.items() if len(path) == 1}
+
+
+def step_records(calls, repeats: int, log=print) -> list[dict]:
+    """Capture, compile and price every distinct launch of `calls` (forward and backward of each)."""
+    from bench.costs import call_costs
+    from profiling import _sass
+
+    specialiser = _sass.Specialiser()
+    interceptor, compiler = Interceptor(specialiser), Compiler(specialiser)
+    _bypass_device_checks([importlib.import_module(f"kernels.{name}") for name in OP_MODULES])
+    records = []
+    with interceptor.active():
+        for call in calls:
+            started = time.perf_counter()
+            captured, costs = capture_call(call, interceptor, repeats), call_costs(call)
+            for direction in DIRECTIONS:
+                launches, host_seconds = captured[direction]
+                records += [launch_record(call, direction, spec, count, compiler, costs, host_seconds)
+                            for spec, count in distinct(launches)]
+            log(f"{call.case}: {sum(len(captured[d][0]) for d in DIRECTIONS)} launches, "
+                f"{time.perf_counter() - started:.1f} s")
+    return records
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files: JSONL, markdown, README section
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def header(kernels_commit: str | None, size, batch: int, records: list[dict]) -> dict:
+    """What the file describes: versions, the commit of the kernels, the step, and that nothing was measured."""
+    import torch
+    import triton
+
+    if kernels_commit is None:
+        commit = _git("rev-parse", "HEAD")
+        changed = bool(_git("status", "--porcelain", "--", "kernels"))
+        described = f"{commit}{' with uncommitted changes in kernels/' if changed else ''}"
+    else:
+        described = _git("rev-parse", kernels_commit)
+    return dict(
+        kind="header", what=f"every Triton launch of one SCA-MTL training step, {HONESTY}",
+        kernels_commit=described, report_commit=_git("rev-parse", "HEAD"), triton=triton.__version__,
+        torch=torch.__version__, target="sm_90 (H100/H200), 132 SMs", step=f"NYUD-v2 3 tasks, {size[0]}x{size[1]}, "
+        f"batch {batch}, bf16, forward and backward", model="profiling/cost_model.py", host_cpu=_cpu_name(),
+        date=time.strftime("%Y-%m-%d"), records=len(records),
+    )
+
+
+def _cpu_name() -> str:
+    """The CPU the host times were taken on (they scale with it)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
+def read_report(path: Path) -> tuple[dict, list[dict]]:
+    """(header, launch records with today's predictions) of a JSONL report."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    head = next(r for r in rows if r.get("kind") == "header")
+    return head, [with_prediction(r) for r in rows if r.get("kind") == "launch"]
+
+
+def write_report(path: Path, head: dict, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for row in (head, *records):
+            f.write(json.dumps(row) + "\n")
+
+
+def per_call(records: list[dict]) -> dict:
+    """(op, case, direction) -> the op call's totals: predicted_us over its launches, floor, host time, calls."""
+    calls: dict = {}
+    for r in records:
+        key = (r["op"], r["case"], r["direction"])
+        entry = calls.setdefault(key, dict(predicted_us=0.0, launches=0, floor_us=r["floor_us"], host_us=r["host_us"],
+                                           calls_per_step=r["calls_per_step"]))
+        entry["predicted_us"] += r["launches"] * r["predicted_us"]
+        entry["launches"] += r["launches"]
+    return calls
+
+
+def measured_us(results_dir: Path = MEASURED_DIR) -> dict:
+    """(case, mode) -> the newest measured GPU time (us) of the Triton provider in bf16, from bench/results/*.jsonl
+    (bench/gpu_session.py's rows: op, case, provider, mode, ms; a dry run's rows are no measurements)."""
+    newest: dict = {}
+    for path in sorted(results_dir.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("provider") != "triton" or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
+                    or row.get("dry_run"):
+                continue
+            key = (row.get("case"), row.get("mode"))
+            if key not in newest or row.get("date", "") >= newest[key][0]:
+                newest[key] = (row.get("date", ""), 1000 * row["ms"])
+    return {key: value for key, (_, value) in newest.items()}
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def call_table(records: list[dict], baseline: list[dict] | None, measured: dict) -> list[str]:
+    """One row per op call and direction: floor, prediction, the baseline's prediction, measured time, host time."""
+    today, before = per_call(records), per_call(baseline or [])
+    lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
+             "| measured us | host us |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
+        old = before.get((op, case, direction), {}).get("predicted_us")
+        lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
+                     f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
+                     f"{_ratio(entry['predicted_us'], old)} | {_us(measured.get((case, direction)))} | "
+                     f"{_us(entry['host_us'])} |")
+    return lines
+
+
+def launch_table(records: list[dict]) -> list[str]:
+    """One row per distinct launch, the slowest predicted first."""
+    lines = ["| kernel | op call | dir | grid | warps/stages | regs | spill B | smem KB | CTAs/SM | waves | MMA "
+             "| async | LDG vec/scalar | MUFU | SASS | loop x trips | predicted us | bound by |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: -r["predicted_us"]):
+        trips = "-" if not r["loop_instructions"] else "?" if r["loop_trips"] is None else r["loop_trips"]
+        lines.append(
+            f"| {r['kernel']} | {r['case']} | {r['direction']} | {'x'.join(map(str, r['grid']))} | "
+            f"{r['num_warps']}/{r['num_stages']} | {r['registers']} | {r['spill_bytes']} | "
+            f"{r['shared_bytes'] / 1024:.1f} | {r['ctas_per_sm']} | {r['waves']} | {r['tensor_core_ops']} | "
+            f"{r['async_copies']} | {r['vector_loads']}/{r['scalar_loads']} | {r['mufu']} | {r['sass_instructions']} | "
+            f"{r['loop_instructions']} x {trips}{'' if r['trips_matched'] else ' (?)'} | {_us(r['predicted_us'])} | "
+            f"{r['bound_by']} |")
+    return lines
+
+
+def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: dict) -> str:
+    """The report of one file: its header in words, then the op-call and launch tables."""
+    base_head, base_records = baseline or ({}, None)
+    described = (f"the kernels at {base_head['kernels_commit']}" if baseline else "no kept baseline for this version")
+    parts = [
+        f"# Static cost report: triton {head['triton']}, {head['target']}",
+        "",
+        f"**{head['what'][0].upper()}{head['what'][1:]}.** Step: {head['step']}. Kernels: {head['kernels_commit']}. "
+        f"Torch {head['torch']}; report made {head['date']} by profiling/static_report.py at {head['report_commit']}. "
+        f"Predictions from {head['model']} (its docstring gives the formula and constants); the baseline column is "
+        f"{described}, re-predicted with today's model. Measured times, where a GPU session produced them, are "
+        f"bench/gpu_session.py's (bf16, Triton provider). Host times: one thread of {head['host_cpu']}.",
+        "",
+        "## Per op call (predicted: the sum over its launches)",
+        "",
+        *call_table(records, base_records, measured),
+        "",
+        "## Per launch",
+        "",
+        "regs: registers per thread; spill B: bytes stored to local memory; smem KB: shared memory per CTA; MMA, "
+        "async, LDG, MUFU, SASS: static SASS instruction counts (tensor-core, cp.async/TMA, global loads by width, "
+        "special-function, all); loop x trips: the main loop's static instructions and its trips per program "
+        "for this launch ((?): loop nests of SASS and TTIR disagreed, dynamic counts are low).",
+        "",
+        *launch_table(records),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None) -> None:
+    path.write_text(markdown(head, records, baseline, measured_us()))
+
+
+def baseline_path(version: str, out_dir: Path = OUT_DIR) -> Path:
+    return out_dir / f"baseline-triton-{version}.jsonl"
+
+
+def readme_section(out_dir: Path = OUT_DIR) -> str:
+    """Per Triton version and op/direction: step totals of floor and predictions (today, baseline), and the worst
+    registers, spills and residency of its launches (the baseline's in parentheses)."""
+    lines = [f"Generated by `make static-report` from `{out_dir.relative_to(ROOT)}/`: {HONESTY}. Step totals over the "
+             "calls of one training step (us per step); per op call and per launch in the `.md` files there."]
+    for path in sorted(out_dir.glob("triton-*.jsonl")):
+        head, records = read_report(path)
+        base = baseline_path(head["triton"], out_dir)
+        base_head, base_records = read_report(base) if base.exists() else ({}, [])
+        lines += ["", f"triton {head['triton']} (kernels {head['kernels_commit'][:12]}; baseline: kernels "
+                  f"{base_head.get('kernels_commit', 'none')[:12]}; `{path.relative_to(ROOT).with_suffix('.md')}`):",
+                  "", "| op | dir | floor | predicted | baseline predicted | max regs | spill B | min CTAs/SM |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for op in dict.fromkeys(r["op"] for r in records):
+            for direction in DIRECTIONS:
+                mine = [r for r in records if r["op"] == op and r["direction"] == direction]
+                old = [r for r in base_records if r["op"] == op and r["direction"] == direction]
+                lines.append(f"| {op} | {direction} | {_us(_step_floor(mine))} | {_us(_step_predicted(mine))} | "
+                             f"{_us(_step_predicted(old) if old else None)} | {_worst(mine, old, 'registers', max)} | "
+                             f"{_worst(mine, old, 'spill_bytes', sum)} | {_worst(mine, old, 'ctas_per_sm', min)} |")
+    return "\n".join(lines)
+
+
+def _worst(records: list[dict], baseline: list[dict], field: str, combine) -> str:
+    """`combine` of a field over today's launches, and over the baseline's in parentheses."""
+    today = combine(r[field] for r in records)
+    return f"{today} ({combine(r[field] for r in baseline)})" if baseline else f"{today}"
+
+
+def _step_predicted(records: list[dict]) -> float:
+    return sum(r["calls_per_step"] * entry for r in records for entry in [r["launches"] * r["predicted_us"]])
+
+
+def _step_floor(records: list[dict]) -> float:
+    return sum(e["calls_per_step"] * e["floor_us"] for e in per_call(records).values())
+
+
+def update_readme(section: str, readme: Path = README) -> None:
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + section + "\n" + text[end:])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="only regenerate the README section from --out")
+    parser.add_argument("--baseline", action="store_true", help="write baseline-triton-<version>.* (kept)")
+    parser.add_argument("--kernels-commit", help="profile the kernels package of this commit (git archive)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: the model's")
+    parser.add_argument("--batch", type=int, default=None, help="default: the model's")
+    parser.add_argument("--cases", nargs="*", help="only op calls whose case contains one of these strings")
+    parser.add_argument("--repeats", type=int, default=9, help="host-time repetitions per op call and direction")
+    args = parser.parse_args(argv)
+    if args.readme:
+        update_readme(readme_section(args.out))
+        return
+    os.environ["TRITON_INTERPRET"] = "0"  # before anything imports triton: the kernels must stay JIT functions
+    _use_kernels_at(args.kernels_commit)
+    import torch
+
+    torch.set_num_threads(1)  # see host_seconds
+    import kernels  # noqa: F401  (this checkout's or --kernels-commit's, before bench imports anything)
+    from bench.shapes import MODEL_BATCH, MODEL_SIZE, model_op_calls
+
+    size, batch = tuple(args.size or MODEL_SIZE), args.batch or MODEL_BATCH
+    calls = [call for call in model_op_calls(size=size, batch=batch)
+             if not args.cases or any(part in call.case for part in args.cases)]
+    started = time.perf_counter()
+    records = step_records(calls, args.repeats, log=lambda line: print(line, file=sys.stderr, flush=True))
+    head = header(args.kernels_commit, size, batch, records)
+    path = (baseline_path(head["triton"], args.out) if args.baseline else args.out / f"triton-{head['triton']}.jsonl")
+    write_report(path, head, records)
+    baseline = None if args.baseline or not baseline_path(head["triton"], args.out).exists() else \
+        read_report(baseline_path(head["triton"], args.out))
+    write_markdown(path.with_suffix(".md"), head, records, baseline)
+    print(f"{path}: {len(records)} distinct launches of {len(calls)} op calls, {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

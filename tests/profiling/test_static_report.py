@@ -1,0 +1,170 @@
+"""The static cost report (profiling/static_report.py): a few launches of a tiny model captured, compiled for sm_90 and
+priced in a fresh process (TRITON_INTERPRET=0 there: the interpreter would replace the kernels); the model's pure
+parts on known inputs; and the kept baselines cover every op call of the step."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.costs import call_costs
+from bench.shapes import model_op_calls
+from profiling import _sass, cost_model
+from profiling.static_report import (
+    DIRECTIONS,
+    OUT_DIR,
+    README,
+    README_END,
+    README_START,
+    call_table,
+    measured_us,
+    read_report,
+    readme_section,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+# One window attention (one kernel per direction) and one linear attention (five kernels) of a 64 x 96 model.
+TINY_CASES = ["window_attention/16x24-c18-h6-shift3", "linear_cross_attention/b6-d36-384"]
+TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY_CASES]
+BASELINE_COMMIT = "3d4e074"
+FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
+          "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
+          "mufu", "sass_instructions", "loop_instructions", "bytes", "flops", "floor_us", "predicted_us", "host_us")
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("static")
+    result = subprocess.run([sys.executable, "-m", "profiling.static_report", "--out", str(out), *TINY], cwd=ROOT,
+                            env={**os.environ, "TRITON_INTERPRET": "0"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (path,) = out.glob("triton-*.jsonl")
+    return path
+
+
+def test_tiny_report_has_every_field_of_every_launch(tiny_report):
+    head, records = read_report(tiny_report)
+    assert "not measurements" in head["what"] and head["kernels_commit"]
+    assert {(r["case"], r["direction"]) for r in records} == {(c, d) for c in TINY_CASES for d in DIRECTIONS}
+    for r in records:
+        assert all(r[field] is not None for field in FIELDS), r
+        assert 0 < r["registers"] <= cost_model.MAX_REGISTERS and r["ctas_per_sm"] >= 1 and r["sass_instructions"]
+        assert r["ctas_per_sm"] == cost_model.ctas_per_sm(r["registers"], r["shared_bytes"], r["num_warps"])
+        assert r["waves"] == pytest.approx(math.prod(r["grid"]) / (cost_model.SMS * r["ctas_per_sm"]), abs=1e-3)
+    products = [r for r in records if r["kernel"] in ("_window_attention_fwd_kernel", "_window_attention_bwd_kernel")]
+    assert len(products) == 2 and all(r["tensor_core_ops"] and r["tensor_flops"] for r in products)
+    markdown = tiny_report.with_suffix(".md").read_text()
+    assert "not measurements" in markdown and all(r["kernel"] in markdown for r in records)
+
+
+def test_predictions_are_the_cost_model_of_the_records_fields(tiny_report):
+    """What the model guarantees: the stored prediction is today's function of the record, at least the launch cost
+    plus each of its terms, and never below the time its DRAM bytes take at full bandwidth."""
+    _, records = read_report(tiny_report)
+    for r in records:
+        assert r["predicted_us"] == pytest.approx(cost_model.predicted_us(r), abs=0.01)
+        terms = cost_model.terms_us(r)
+        assert r["predicted_us"] >= cost_model.LAUNCH_US + max(terms.values()) - 0.01
+        assert r["predicted_us"] >= cost_model.LAUNCH_US + r["dram_bytes"] / cost_model.BANDWIDTH * 1e6 - 0.01
+        assert r["floor_us"] == pytest.approx(cost_model.floor_us(r["bytes"], r["flops"]), abs=0.01)
+
+
+def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
+    """GPU rows of the Triton provider in bf16 (the newest per call and mode; a dry run's never) join the table."""
+    _, records = read_report(tiny_report)
+    case = records[0]["case"]
+    rows = [dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.5, date="2026-12-01"),
+            dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.25, date="2026-12-02"),
+            dict(op="x", case=case, provider="torch", mode="bwd", dtype="bfloat16", ms=9.0, date="2026-12-02"),
+            dict(op="x", case=case, provider="triton", mode="bwd", dtype="bfloat16", ms=7.0, dry_run=True)]
+    (tmp_path / "device.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    measured = measured_us(tmp_path)
+    assert measured == {(case, "fwd"): 250.0}
+    row = next(line for line in call_table(records, None, measured) if f"| {case} | fwd |" in line)
+    assert "| 250.0 |" in row
+
+
+def test_residency_limits():
+    assert cost_model.ctas_per_sm(255, 0, 8) == 1  # 8 warps x 8192 registers: one CTA's registers fill the SM
+    assert cost_model.ctas_per_sm(128, 0, 4) == 4  # registers allow 4 CTAs of 4 warps
+    assert cost_model.ctas_per_sm(32, 0, 4) == 16  # warps: 64 per SM
+    assert cost_model.ctas_per_sm(32, 100 * 1024, 4) == 2  # shared memory, 1 KB reserved per CTA
+    assert cost_model.ctas_per_sm(32, 228 * 1024, 4) == 0  # over the 227 KB a block may use
+
+
+def test_floors_of_the_model_calls_quoted_by_the_kernel_issues():
+    """The op calls' minimal bytes/FLOPs (bench/costs.py) give the floors the kernel issues were filed with."""
+    floors = {(c.case, d): cost_model.floor_us(*call_costs(c)[d]) for c in model_op_calls() for d in DIRECTIONS}
+    assert floors["concat_conv1x1/13in-120x160+60x80+30x40+15x20-1080to1080", "fwd"] == pytest.approx(134, abs=1)
+    assert floors["linear_cross_attention/b48-d36-19200", "fwd"] == pytest.approx(88, abs=1)
+    assert floors["linear_cross_attention/b48-d36-19200", "bwd"] == pytest.approx(155, abs=1)
+    assert floors["window_attention/120x160-c18-h6-shift3", "fwd"] == pytest.approx(7.4, abs=0.1)
+
+
+def test_loop_trips_and_memory_from_the_ir():
+    """Bounds from arguments, constants and program 0; a loop of one trip flattened, as the backend compiles it; bytes
+    per pointer argument weighted by trips, none in a branch known not taken."""
+    ttir = """
+  tt.func public @k(%x_ptr: !tt.ptr<bf16> {tt.divisibility = 16 : i32} loc("x"), %n: i32 loc("n")) attributes {} {
+    %c0_i32 = arith.constant 0 : i32 loc(#loc)
+    %c1_i32 = arith.constant 1 : i32 loc(#loc)
+    %c32_i32 = arith.constant 32 : i32 loc(#loc)
+    %pid = tt.get_program_id x : i32 loc(#loc)
+    %programs = tt.get_num_programs x : i32 loc(#loc)
+    %empty = arith.cmpi eq, %n, %c0_i32 : i32 loc(#loc)
+    %ptrs = tt.splat %x_ptr : !tt.ptr<bf16> -> tensor<32x!tt.ptr<bf16>> loc(#loc)
+    scf.for %w = %pid to %n step %programs  : i32 {
+      scf.for %k = %c0_i32 to %n step %c32_i32  : i32 {
+        %v = tt.load %ptrs : tensor<32x!tt.ptr<bf16>> loc(#loc)
+      } loc(#loc)
+    } loc(#loc)
+    scf.for %once = %pid to %c1_i32 step %programs  : i32 {
+      scf.for %t = %c0_i32 to %n step %c1_i32  : i32 {
+      } loc(#loc)
+    } loc(#loc)
+    scf.if %empty {
+      tt.store %ptrs, %v : tensor<32x!tt.ptr<bf16>> loc(#loc)
+    } loc(#loc)
+  } loc(#loc)"""
+    loops, traffic = _sass.read_ttir(ttir, (None, 100), (8, 1, 1))
+    assert [(loop.trips, [child.trips for child in loop.children]) for loop in loops] == [(13, [4]), (1, [100])]
+    assert traffic == {0: 13 * 4 * 32 * 2}
+    sass = [_sass.Loop(0x100, 0x400, [_sass.Loop(0x200, 0x300, [])]), _sass.Loop(0x500, 0x600, [])]
+    assert _sass.assign_trips(sass, loops)
+    assert (sass[0].trips, sass[0].children[0].trips, sass[1].trips) == (13, 4, 100)
+    assert _sass.dram_bytes(traffic, ((0x1000, 1000), None), programs=8) == 1000  # at most the tensor's extent
+
+
+def test_sass_widths_and_tensor_core_work():
+    def ins(opcode, *modifiers):
+        return _sass.Instruction(0, opcode, modifiers, None)
+
+    assert [_sass.width_bytes(ins("LDG", *m)) for m in (("E", "128"), ("E", "64"), ("E",), ("E", "U16"))] == \
+        [16, 8, 4, 2]
+    assert _sass.mma_flops(ins("HGMMA", "64x128x16", "F32", "BF16")) == ("BF16", 2 * 64 * 128 * 16 // 4)
+    assert _sass.mma_flops(ins("HMMA", "16816", "F32", "BF16")) == ("BF16", 2 * 16 * 8 * 16)
+
+
+@pytest.mark.parametrize("path", sorted(OUT_DIR.glob("baseline-triton-*.jsonl")), ids=lambda p: p.stem)
+def test_kept_baseline_covers_every_op_call_of_the_step(path):
+    head, records = read_report(path)
+    assert head["kernels_commit"].startswith(BASELINE_COMMIT)
+    calls = {c.case: c.count for c in model_op_calls()}
+    assert {(r["case"], r["direction"]) for r in records} == {(c, d) for c in calls for d in DIRECTIONS}
+    assert all(r["calls_per_step"] == calls[r["case"]] and r["launches"] >= 1 for r in records)
+
+
+def test_every_report_has_its_kept_baseline():
+    versions = {json.loads(p.read_text().splitlines()[0])["triton"] for p in OUT_DIR.glob("triton-*.jsonl")}
+    assert versions, "no static report committed"
+    assert all((OUT_DIR / f"baseline-triton-{v}.jsonl").exists() for v in versions)
+
+
+def test_readme_section_is_generated_from_the_committed_reports():
+    text = README.read_text()
+    section = text[text.index(README_START) + len(README_START):text.index(README_END)]
+    assert section.strip() == readme_section().strip(), "run `make static-report` (or --readme) to regenerate it"

@@ -1,0 +1,120 @@
+"""The GPU session (bench/gpu_session.py) on the CPU: its dry run goes through every unit at tiny shapes, so that what
+only the lent GPU machine runs, in one try, does not first break there; a unit past its timeout is killed and
+recorded; a carried-back session is recorded with the device and versions that measured it."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import gpu_session  # noqa: E402
+
+DRY_RUN_SECONDS = 170  # the dry run's own budget is under 3 minutes on a 2-core CPU; it took 75-120 s there
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu-session")
+    results = sorted((ROOT / "bench" / "results").glob("*"))
+    run = subprocess.run([sys.executable, "bench/gpu_session.py", "--out", str(out), "--dry-run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=DRY_RUN_SECONDS)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert sorted((ROOT / "bench" / "results").glob("*")) == results, "a dry run recorded results"
+    rows = [json.loads(line) for line in (out / gpu_session.RESULTS).read_text().splitlines()]
+    return out, rows, run.stdout
+
+
+def test_files_fit_the_carry_back_limits(dry_run):
+    out, _, _ = dry_run
+    files = {path.name: path.stat().st_size for path in out.iterdir()}
+    assert len(files) <= gpu_session.MAX_FILES and max(files.values()) <= gpu_session.MAX_FILE_BYTES
+    plots = {f"{name}.png" for name in (*gpu_session.OPS, "training_step")}
+    assert {gpu_session.RESULTS, gpu_session.LOG, gpu_session.TOP_KERNELS, *plots} <= set(files)
+
+
+def test_every_unit_reports_a_status_and_no_row_claims_a_measurement(dry_run):
+    _, rows, _ = dry_run
+    statuses = {r["unit"]: r for r in rows if r.get("op") == "gpu_session"}
+    assert list(statuses) == [unit.name for unit in gpu_session.UNITS]
+    assert {r["step"] for r in statuses.values()} == set("abcdef")
+    assert all(r["status"] in ("ok", "partial") for r in statuses.values() if r["unit"] not in ("step-compile",
+                                                                                              "step-compile+triton"))
+    assert all(r.get("dry_run") for r in rows)
+
+
+def test_each_op_ran_every_mode_with_the_reference_and_triton(dry_run):
+    _, rows, _ = dry_run
+    for op in gpu_session.OPS:
+        timed = {(r["provider"], r["mode"]) for r in rows if r.get("op") == op and "ms" in r}
+        providers = {provider for provider, _ in timed}
+        assert "triton" in providers and len(providers) >= 3, (op, providers)  # the reference, Triton, compile
+        assert {mode for provider, mode in timed if provider == "triton"} == set(gpu_session.MODES)
+    errors = [(r["op"], r["provider"]) for r in rows if "error" in r]
+    assert errors == [("window_attention", "flex")], errors  # FlexAttention has no backward on the CPU
+
+
+def test_graphs_tests_step_and_profile_rows(dry_run):
+    _, rows, _ = dry_run
+    graphs = [r for r in rows if r.get("op") == "cuda_graph"]
+    assert {r["subject"] for r in graphs} == {*gpu_session.OPS, "training_step"}
+    assert all(r["bitwise_equal"] for r in graphs)  # (in the dry run a second eager call stands in for the replay)
+    assert any(r.get("op") == "pytest" and r.get("outcome") == "skipped" for r in rows)
+    steps = [r for r in rows if r.get("op") == "training_step" and "ms" in r]
+    assert [r["provider"] for r in steps] == ["eager"] and steps[0]["family_ms"]
+    assert len([r for r in rows if r.get("op") == "top_kernels"]) == 25
+
+
+def test_the_summary_is_printed_last(dry_run):
+    _, _, stdout = dry_run
+    lines = stdout.rstrip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("== gpu session summary"))
+    assert "DRY RUN" in lines[start]
+    assert all(line.startswith("training_step") for line in lines[-4:])
+    assert any(line.startswith("window_attention ") and " sdpa " in line for line in lines[start:])
+
+
+def test_compiled_providers_only_run_while_the_budget_lasts(tmp_path):
+    gpu_session.ops(gpu_session.Context(tmp_path, "d", "ops", dry_run=True, deadline=time.time()))
+    rows = [json.loads(line) for line in (tmp_path / gpu_session.RESULTS).read_text().splitlines()]
+    skipped = {(r["op"], r["provider"]) for r in rows if r.get("skipped") == "budget"}
+    assert skipped == {("linear_cross_attention", "torch_compile"), ("window_attention", "reference_compiled"),
+                       ("window_attention", "flex"), ("concat_conv1x1", "compile")}
+    assert {r["op"] for r in rows if r.get("provider") == "triton" and "ms" in r} == set(gpu_session.OPS)
+
+
+def test_a_unit_past_its_timeout_is_killed_and_recorded(tmp_path):
+    unit = next(u for u in gpu_session.UNITS if u.name == "environment")
+    status = gpu_session._run_unit(tmp_path, unit, timeout=0.5, dry_run=True)
+    assert status["status"] == "timeout" and status["seconds"] < 30
+
+
+def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_path, monkeypatch):
+    from bench import _common, report
+
+    out, rows, _ = dry_run
+    with pytest.raises(SystemExit, match="dry run"):
+        gpu_session.record(out)
+    real = tmp_path / "session"
+    real.mkdir()
+    for row in rows:
+        row.pop("dry_run")
+    environment = next(row for row in rows if row["op"] == "environment")
+    environment.update(device="NVIDIA H200", commit=None)  # as a GPU machine's copy of the tree without git says
+    (real / gpu_session.RESULTS).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "README.md").write_text(f"{report.START}\n{report.END}\n")
+    for module in (_common, report):
+        monkeypatch.setattr(module, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "README", tmp_path / "README.md")
+    path = gpu_session.record(real)
+    assert path.name == "nvidia-h200.jsonl"
+    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(recorded) == len(rows) and all(r["device"] == "NVIDIA H200" for r in recorded)
+    assert all(r["commit_source"] == "recording checkout" for r in recorded)
+    assert "**window_attention** on NVIDIA H200" in (tmp_path / "README.md").read_text()
