@@ -448,7 +448,8 @@ def _concat_conv1x1_bwd_dw_kernel(
             tl.store(part_rows + bias_col, bias_acc, mask=mask_m)
 
 
-@triton.jit
+# d bias is an (M, 1) view with stride 1 along M: a stride_om specialised to 1 made triton 3.9 spill (8-52 bytes).
+@triton.jit(do_not_specialize=["stride_om"])
 def _concat_conv1x1_bwd_reduce_kernel(
     part_ptr, splits, stride_ps, stride_pm,  # fp32 partials (splits, M, R + 16)
     map_ptr,  # int64 (N,): the partials column of output column n
@@ -1039,7 +1040,9 @@ def aot_configs() -> list[AotConfig]:
         fp32_sides = ((False, True) if dtype != torch.float32 else (False,))
         configs.append(_aot_config(_concat_conv1x1_merge_kernel, dtype, small, EW_WARPS, 1, False))
         configs.append(_aot_config(_concat_conv1x1_bwd_dz_kernel, dtype, dict(BLOCK=EW_BLOCK), EW_WARPS, 1, False))
-        configs.append(_aot_config(_concat_conv1x1_bwd_reduce_kernel, dtype, small, EW_WARPS, 1, False))
+        for reduced in ({}, {"N": 1}):  # d W, and d bias (one column: the JIT specialises N = 1)
+            configs.append(_aot_config(_concat_conv1x1_bwd_reduce_kernel, dtype, {**small, **reduced}, EW_WARPS, 1,
+                                       False, label=", d bias" if reduced else ""))
         for precision in precisions:
             mma = precision != "ieee"
             gemm = GEMM_TILES[precision]
