@@ -63,6 +63,7 @@ from bench._common import (  # noqa: E402
     save,
 )
 from bench.shapes import OpCall, model_op_calls  # noqa: E402
+from kernels.reference.window_attention import merged_windows, windowed_qkv  # noqa: E402
 
 OP = "window_attention"
 WINDOW = 7
@@ -174,35 +175,6 @@ LEVELS = {"block": block_providers, "op": op_providers}  # block first: its timm
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _windows(qkv: torch.Tensor, qkv_pad: torch.Tensor, num_heads: int, window_size: int, shift_size: int) -> tuple:
-    """Pad the map to whole windows with `qkv_pad`, roll by -shift, partition: q, k, v each (B, nW, heads, N, d), and
-    the padded size. (The copies a user of an attention library makes; the Triton op does them by index.)"""
-    from kernels.reference.window_attention import _partition
-
-    batch, height, width, three_c = qkv.shape
-    pad_h, pad_w = -height % window_size, -width % window_size
-    x = qkv
-    if pad_w:
-        x = torch.cat([x, qkv_pad.expand(batch, height, pad_w, three_c)], dim=2)
-    if pad_h:
-        x = torch.cat([x, qkv_pad.expand(batch, pad_h, width + pad_w, three_c)], dim=1)
-    if shift_size:
-        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
-    padded = (height + pad_h, width + pad_w)
-    windows = _partition(x.view(batch, *padded, 3, num_heads, three_c // (3 * num_heads)), window_size)
-    q, k, v = windows.permute(3, 0, 1, 4, 2, 5).unbind(0)
-    return q, k, v, padded
-
-
-def _merged(out: torch.Tensor, padded: tuple, size: tuple, window_size: int, shift_size: int) -> torch.Tensor:
-    """(B, nW, heads, N, d) windows back to the (B, H, W, C) map: merge, roll back, crop."""
-    from kernels.reference.window_attention import _merge
-
-    batch = out.shape[0]
-    out = _merge(out.transpose(2, 3), window_size, *padded).reshape(batch, *padded, -1)
-    if shift_size:
-        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
-    return out[:, :size[0], :size[1]]
 
 
 def _window_regions(padded: tuple, window_size: int, shift_size: int, device) -> torch.Tensor:
@@ -214,7 +186,7 @@ def _window_regions(padded: tuple, window_size: int, shift_size: int, device) ->
 
 def sdpa_window_attention(qkv, rel_bias, qkv_pad, *, num_heads: int, window_size: int, shift_size: int = 0):
     """F.scaled_dot_product_attention per window, the bias (+ the -100 shift mask) as one attn_mask in q's dtype."""
-    q, k, v, padded = _windows(qkv, qkv_pad, num_heads, window_size, shift_size)
+    q, k, v, padded = windowed_qkv(qkv, qkv_pad, num_heads, window_size, shift_size)
     batch, windows, heads, tokens, head_dim = q.shape
     mask = rel_bias.to(q.dtype)[None]  # (1, heads, N, N): broadcast over the windows
     if shift_size:
@@ -223,7 +195,8 @@ def sdpa_window_attention(qkv, rel_bias, qkv_pad, *, num_heads: int, window_size
         mask = (mask + shift[:, None]).expand(batch, -1, -1, -1, -1).reshape(batch * windows, heads, tokens, tokens)
     out = F.scaled_dot_product_attention(*(t.reshape(batch * windows, heads, tokens, head_dim) for t in (q, k, v)),
                                          attn_mask=mask)
-    return _merged(out.view(batch, windows, heads, tokens, head_dim), padded, qkv.shape[1:3], window_size, shift_size)
+    out = out.view(batch, windows, heads, tokens, head_dim)
+    return merged_windows(out, padded, qkv.shape[1:3], window_size, shift_size)
 
 
 class FlexWindowAttention:
@@ -243,7 +216,7 @@ class FlexWindowAttention:
         return torch.compile(flex_attention, backend=self._compile_backend, dynamic=False)
 
     def __call__(self, qkv, rel_bias, qkv_pad, *, num_heads: int, window_size: int, shift_size: int = 0):
-        q, k, v, padded = _windows(qkv, qkv_pad, num_heads, window_size, shift_size)
+        q, k, v, padded = windowed_qkv(qkv, qkv_pad, num_heads, window_size, shift_size)
         batch, windows, heads, tokens, head_dim = q.shape
         width = max(16, 1 << (head_dim - 1).bit_length())  # FlexAttention's head dims: powers of two >= 16
 
@@ -259,7 +232,7 @@ class FlexWindowAttention:
         out = self._flex(sequence(q), sequence(k), sequence(v), score_mod=score_mod, block_mask=self._block_masks[key],
                          scale=head_dim**-0.5)
         out = out[..., :head_dim].reshape(batch, heads, windows, tokens, head_dim).transpose(1, 2)
-        return _merged(out, padded, qkv.shape[1:3], window_size, shift_size)
+        return merged_windows(out, padded, qkv.shape[1:3], window_size, shift_size)
 
     def _block_mask(self, padded: tuple, window_size: int, shift_size: int, device):
         from torch.nn.attention.flex_attention import create_block_mask

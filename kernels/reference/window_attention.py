@@ -60,6 +60,34 @@ def shift_mask(height: int, width: int, window_size: int, shift_size: int, devic
     return torch.zeros(different.shape, device=device).masked_fill(different, SHIFT_MASK_VALUE)
 
 
+def windowed_qkv(qkv: torch.Tensor, fill: torch.Tensor, num_heads: int, window_size: int, shift_size: int) -> tuple:
+    """Pad the (B, H, W, 3C) map bottom/right to whole windows with `fill` (the (3C,) q, k, v of padded tokens), roll
+    it by (-shift, -shift) and partition it: q, k, v each (B, nW, heads, N, head_dim), and the padded size."""
+    batch, height, width, three_c = qkv.shape
+    pad_h, pad_w = -height % window_size, -width % window_size
+    x = qkv
+    if pad_w:
+        x = torch.cat([x, fill.expand(batch, height, pad_w, three_c)], dim=2)
+    if pad_h:
+        x = torch.cat([x, fill.expand(batch, pad_h, width + pad_w, three_c)], dim=1)
+    if shift_size:
+        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    padded = (height + pad_h, width + pad_w)
+    windows = _partition(x.view(batch, *padded, 3, num_heads, three_c // (3 * num_heads)), window_size)
+    q, k, v = windows.permute(3, 0, 1, 4, 2, 5).unbind(0)
+    return q, k, v, padded
+
+
+def merged_windows(out: torch.Tensor, padded: tuple, size: tuple, window_size: int, shift_size: int) -> torch.Tensor:
+    """The inverse of `windowed_qkv` for the attention's output: (B, nW, heads, N, head_dim) windows back to the
+    (B, H, W, C) map of `size`: merge, roll back by (shift, shift), crop the padding."""
+    batch = out.shape[0]
+    out = _merge(out.transpose(2, 3), window_size, *padded).reshape(batch, *padded, -1)
+    if shift_size:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out[:, :size[0], :size[1]]
+
+
 @autocast_aware
 def window_attention_ref(
     qkv: torch.Tensor,
@@ -73,30 +101,12 @@ def window_attention_ref(
 ) -> torch.Tensor:
     """qkv: (B, H, W, 3C), rel_bias: (num_heads, w*w, w*w), qkv_pad: (3C,) or None -> (B, H, W, C)."""
     check_window_attention(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
-    batch, height, width, three_c = qkv.shape
-    channels = three_c // 3
-    head_dim = channels // num_heads
+    head_dim = qkv.shape[-1] // (3 * num_heads)
     scale = head_dim**-0.5 if scale is None else scale
-
-    fill = qkv_pad if qkv_pad is not None else qkv.new_zeros(three_c)
-    pad_h, pad_w = -height % window_size, -width % window_size
-    x = qkv
-    if pad_w:
-        x = torch.cat([x, fill.expand(batch, height, pad_w, three_c)], dim=2)
-    if pad_h:
-        x = torch.cat([x, fill.expand(batch, pad_h, width + pad_w, three_c)], dim=1)
-    padded_h, padded_w = height + pad_h, width + pad_w
-    if shift_size:
-        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
-
-    windows = _partition(upcast(x).view(batch, padded_h, padded_w, 3, num_heads, head_dim), window_size)
-    q, k, v = windows.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nW, heads, N, head_dim)
+    fill = qkv_pad if qkv_pad is not None else qkv.new_zeros(qkv.shape[-1])
+    q, k, v, padded = windowed_qkv(upcast(qkv), upcast(fill), num_heads, window_size, shift_size)
     scores = (q * scale) @ k.transpose(-2, -1) + upcast(rel_bias)  # (B, nW, heads, N, N)
     if shift_size:
-        scores = scores + shift_mask(padded_h, padded_w, window_size, shift_size, qkv.device)[:, None].to(scores)
+        scores = scores + shift_mask(*padded, window_size, shift_size, qkv.device)[:, None].to(scores)
     out = scores.softmax(dim=-1) @ v  # (B, nW, heads, N, head_dim)
-
-    out = _merge(out.transpose(2, 3), window_size, padded_h, padded_w).reshape(batch, padded_h, padded_w, channels)
-    if shift_size:
-        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
-    return out[:, :height, :width].to(qkv.dtype)
+    return merged_windows(out, padded, qkv.shape[1:3], window_size, shift_size).to(qkv.dtype)
