@@ -81,8 +81,8 @@ def windowed_qkv(qkv: torch.Tensor, fill: torch.Tensor, num_heads: int, window_s
 def merged_windows(out: torch.Tensor, padded: tuple, size: tuple, window_size: int, shift_size: int) -> torch.Tensor:
     """The inverse of `windowed_qkv` for the attention's output: (B, nW, heads, N, head_dim) windows back to the
     (B, H, W, C) map of `size`: merge, roll back by (shift, shift), crop the padding."""
-    batch = out.shape[0]
-    out = _merge(out.transpose(2, 3), window_size, *padded).reshape(batch, *padded, -1)
+    batch, _, heads, _, head_dim = out.shape
+    out = _merge(out.transpose(2, 3), window_size, *padded).reshape(batch, *padded, heads * head_dim)
     if shift_size:
         out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
     return out[:, :size[0], :size[1]]
