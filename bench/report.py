@@ -183,6 +183,16 @@ def section() -> str:
     return "\n".join(parts).strip()
 
 
+def replace_readme_section(start: str, end: str, text: str, readme: Path = README) -> None:
+    """Rewrite what lies between the marker comments `start` and `end` of the README (a generated section)."""
+    content = readme.read_text()
+    if start not in content or end not in content:
+        raise SystemExit(f"{readme} lacks the markers {start} ... {end}")
+    before, rest = content.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{text}\n{end}{after}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print", action="store_true", help="print the section instead of writing README.md")
@@ -191,12 +201,7 @@ def main(argv=None) -> None:
     if args.print:
         print(text)
         return
-    readme = README.read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"{README} lacks the markers {START} ... {END}")
-    before, rest = readme.split(START, 1)
-    _, after = rest.split(END, 1)
-    README.write_text(f"{before}{START}\n{text}\n{END}{after}")
+    replace_readme_section(START, END, text)
     print(f"README.md results section rewritten from {len(list(RESULTS_DIR.glob('*.jsonl')))} result file(s)")
 
 

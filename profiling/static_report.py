@@ -491,12 +491,6 @@ def _step_floor(records: list[dict]) -> float:
     return sum(e["calls_per_step"] * e["floor_us"] for e in per_call(records).values())
 
 
-def update_readme(section: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    readme.write_text(text[:start] + "\n" + section + "\n" + text[end:])
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------------------
@@ -514,7 +508,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=9, help="host-time repetitions per op call and direction")
     args = parser.parse_args(argv)
     if args.readme:
-        update_readme(readme_section(args.out))
+        from bench.report import replace_readme_section
+
+        replace_readme_section(README_START, README_END, readme_section(args.out), README)
         return
     os.environ["TRITON_INTERPRET"] = "0"  # before anything imports triton: the kernels must stay JIT functions
     _use_kernels_at(args.kernels_commit)
