@@ -183,8 +183,10 @@ def section() -> str:
     return "\n".join(parts).strip()
 
 
-def replace_readme_section(start: str, end: str, text: str, readme: Path = README) -> None:
-    """Rewrite what lies between the marker comments `start` and `end` of the README (a generated section)."""
+def replace_readme_section(start: str, end: str, text: str, readme: Path | None = None) -> None:
+    """Rewrite what lies between the marker comments `start` and `end` of `readme` (default: the module's README,
+    looked up at the call) with `text`: a generated section."""
+    readme = README if readme is None else readme
     content = readme.read_text()
     if start not in content or end not in content:
         raise SystemExit(f"{readme} lacks the markers {start} ... {end}")
