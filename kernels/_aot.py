@@ -29,6 +29,9 @@ class AotConfig:
     num_stages: int
     tensor_cores: bool  # whether its tl.dot products must become MMA instructions
     extra: dict = field(default_factory=dict)
+    # Arguments the compile may assume divisible by 16 (pointers: 16-byte aligned), as the JIT specialises them for a
+    # launch; the launcher picks this configuration only where they are. Empty: the worst case (every load scalar).
+    divisible: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ def compile_for_hopper(config: AotConfig) -> AotReport:
 
     from ._cubin import instructions, resources, spill_bytes
 
-    source = ASTSource(fn=config.kernel, signature=config.signature, constexprs=config.constexprs)
+    attrs = {(i,): [["tt.divisibility", 16]] for i, param in enumerate(config.kernel.params)
+             if param.name in config.divisible}
+    source = ASTSource(fn=config.kernel, signature=config.signature, constexprs=config.constexprs, attrs=attrs)
     compiled = triton.compile(
         source, target=GPUTarget(*HOPPER), options=dict(num_warps=config.num_warps, num_stages=config.num_stages)
     )

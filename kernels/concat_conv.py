@@ -89,32 +89,31 @@ parameter gradients; KERNELS.md C.3 (NCHW-native GEMM per image, M-fastest raste
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_concat_conv1x1
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, check_kernel_dtype, sm_count
 from ._library import custom_op
-from ._triton import aot_signature, cdiv, check_device, dot, sum_
+from ._triton import cdiv, check_device, dot, sum_
+from .concat_conv_plan import (
+    ALIGN_ELEMENTS,
+    Group,
+    Layout,
+    Plan,
+    Signature,
+    Tiles,
+    backward_tiles,
+    forward_tiles,
+    launch_rows,
+    make_plan,
+    overflowing_resolutions,
+    vectorised_launch,
+)
 
-# GEMM tiles: output channels (d x: input rows) x pixels x K for the forward and d x; output channels x input rows
-# x pixels (the reduced dimension) for d W. Chosen so that no configuration spills registers even where the compiler
-# cannot prove 16-byte alignment and every load is scalar (a 15 x 20 map; the ahead-of-time compile): 128 rows on
-# tensor cores, 64 for IEEE fp32, whose FMA products hold both operands in registers.
-GEMM_TILES = {"tf32": dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), "ieee": dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)}
-# The full-resolution launch that adds the upsampled low-resolution products holds their bilinear taps beside the
-# accumulator: half the output-channel rows (with 128 / 64 rows it spilled 130-420 bytes on triton 3.6).
-EPILOGUE_TILES = {precision: dict(tiles, BLOCK_M=tiles["BLOCK_M"] // 2) for precision, tiles in GEMM_TILES.items()}
-# The numbers of low-resolution groups (NUM_UP, a compile-time constant) the ahead-of-time configurations cover: 0 for
-# the low-resolution launches, 1 and the aggregation's 3 for the full-resolution one (every count compiles alike).
-AOT_NUM_UPS = (0, 1, 3)
-GEMM_WARPS = 8
-GEMM_STAGES = 3
 MAX_SPLITS = 32
 PROGRAMS_PER_SM = 2  # d W: aim for this many programs per SM when choosing the number of pixel splits
 # Adjoint of the upsampling: channels x source columns per program, output columns per banded product (a program's
@@ -131,10 +130,12 @@ EW_BLOCK = 1024
 EW_WARPS = 4
 SMALL_BLOCK_M = 32
 SMALL_BLOCK_N = 64
-# Row offsets are stored in units of ALIGN_ELEMENTS when every row of a group allows it, and every group's rows
-# (= merged-weight columns) start at a multiple of it (see the docstring).
-ALIGN_ELEMENTS = 16
-TABLE_FIELDS = 4  # per virtual row: offset, batch stride, y stride, x stride
+# Upsampling epilogue: source columns of Y_g per tensor-core product (the smallest K of a TF32 product; a tile of
+# 32 columns reads 18 at a factor 2, 10 at 4, 6 at 8).
+UP_BLOCK = 16
+# The element offsets of a group's other tensors from its first: per call, not specialised (the JIT would otherwise
+# compile a variant per divisibility of an address difference).
+_DELTAS = ["delta1", "delta2", "delta3"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -154,29 +155,98 @@ def _source_index(dst, scale, size_src):
 
 
 @triton.jit
-def _row_bases(rows_ptr, rows_stride, row_unit, offs_r, mask_r, pid_b):
-    """int64 element offsets of rows `offs_r` of image pid_b: (offset + pid_b * batch stride) * unit."""
-    offset = tl.load(rows_ptr + offs_r, mask=mask_r, other=0)
-    stride_b = tl.load(rows_ptr + rows_stride + offs_r, mask=mask_r, other=0)
-    return (offset + pid_b.to(tl.int64) * stride_b) * row_unit
+def _tap_weights(lo, hi, lam, index):
+    """The weight of source index `index` in the bilinear sum of the output indices whose taps are (lo, hi, lam):
+    1 - lam at lo, lam at hi (both at the last source index), 0 elsewhere. Shapes broadcast."""
+    return tl.where(lo == index, 1.0 - lam, 0.0) + tl.where(hi == index, lam, 0.0)
+
+
+@triton.jit
+def _row_offsets(rows_ptr, rows_stride, row_unit, delta1, delta2, delta3, offs_r, mask_r, pid_b):
+    """int64 element offsets, from the launch's base pointer (its slot-0 tensor), of rows `offs_r` of image pid_b:
+    (delta of the row's tensor + channel offset + pid_b * batch stride) * unit, from the plan's row table
+    (TABLE_FIELDS, rows_stride) and the call's deltas (kernels/concat_conv_plan.py)."""
+    slot = tl.load(rows_ptr + offs_r, mask=mask_r, other=0)
+    offset = tl.load(rows_ptr + rows_stride + offs_r, mask=mask_r, other=0)
+    stride_b = tl.load(rows_ptr + 2 * rows_stride + offs_r, mask=mask_r, other=0)
+    delta = tl.where(slot == 1, delta1, tl.where(slot == 2, delta2, tl.where(slot == 3, delta3, 0)))
+    return (delta + offset + pid_b.to(tl.int64) * stride_b) * row_unit
 
 
 @triton.jit
 def _load_rows(
-    x_ptr, rows_ptr, rows_stride, row_unit,  # base pointer and (TABLE_FIELDS, rows_stride) int64 row table
+    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit,  # a group's tensors and the row table
     offs_r, mask_r, pid_b,  # virtual rows (absolute indices into the table) and image
-    offs_p, py, px, mask_p,  # pixels (flat, and as y, x) of the tile
+    pix, py, px, mask_p,  # pixels of the tile: flat index, y, x
     PIXEL_CONTIG: tl.constexpr,  # every row has x stride 1 and y stride = width: flat pixel offsets
 ):
     """The (rows, pixels) tile of the virtual concatenation at the rows' own resolution, zero outside."""
-    base = _row_bases(rows_ptr, rows_stride, row_unit, offs_r, mask_r, pid_b)
+    base = _row_offsets(rows_ptr, rows_stride, row_unit, delta1, delta2, delta3, offs_r, mask_r, pid_b)
     if PIXEL_CONTIG:
-        offs = base[:, None] + offs_p[None, :]
+        offs = base[:, None] + pix[None, :]
     else:
-        stride_y = tl.load(rows_ptr + 2 * rows_stride + offs_r, mask=mask_r, other=0)
-        stride_x = tl.load(rows_ptr + 3 * rows_stride + offs_r, mask=mask_r, other=0)
+        stride_y = tl.load(rows_ptr + 3 * rows_stride + offs_r, mask=mask_r, other=0)
+        stride_x = tl.load(rows_ptr + 4 * rows_stride + offs_r, mask=mask_r, other=0)
         offs = base[:, None] + stride_y[:, None] * py[None, :] + stride_x[:, None] * px[None, :]
     return tl.load(x_ptr + offs, mask=mask_r[:, None] & mask_p[None, :], other=0.0)
+
+
+@triton.jit
+def _pixel_tile(pid_n, height, width, hw, BLOCK_N: tl.constexpr, TILE_W: tl.constexpr):
+    """(flat index, y, x, mask) of the pixels of tile pid_n: BLOCK_N consecutive pixels (TILE_W = 0) or
+    BLOCK_N / TILE_W rows of TILE_W columns from (tile_y, tile_x); and (tile_y, tile_x)."""
+    n = tl.arange(0, BLOCK_N)
+    if TILE_W == 0:
+        pix = pid_n * BLOCK_N + n
+        py = pix // width
+        px = pix % width
+        mask = pix < hw
+        tile_y = pid_n * BLOCK_N // width
+        tile_x = pid_n * BLOCK_N % width
+    else:
+        tiles_x = cdiv(width, TILE_W)
+        tile_y = (pid_n // tiles_x) * (BLOCK_N // TILE_W)
+        tile_x = (pid_n % tiles_x) * TILE_W
+        py = tile_y + n // TILE_W
+        px = tile_x + n % TILE_W
+        mask = (py < height) & (px < width)
+        pix = py * width + px
+    return pix, py, px, mask, tile_y, tile_x
+
+
+@triton.jit
+def _add_upsampled(
+    acc, up_ptr, ups_ptr, g, NUM_UP: tl.constexpr,  # fp32 Y buffer, its (3, NUM_UP) table, the group
+    planes, mask_m, py, px, tile_y, tile_x, height, width,  # the tile: (b, m) planes, pixels, its first row and column
+    DOT_PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, UP_BLOCK: tl.constexpr,
+):
+    """acc + up_g(Y_g) on the tile's pixels, as tensor-core products with the bilinear weights: for every source row
+    r the tile reads and every block of UP_BLOCK source columns c, acc += Y_g[:, r, c] . (w_y(r) w_x(c)), the
+    (UP_BLOCK, pixels) weights built in registers from the tap formula. The tile (TILE_H x TILE_W pixels, a window of
+    about TILE_H / s + 2 rows and TILE_W / s + 2 columns of Y_g at a factor s) reads each value of the window once,
+    with no per-output gather."""
+    up_offset = tl.load(ups_ptr + g)
+    up_h = tl.load(ups_ptr + NUM_UP + g).to(tl.int32)
+    up_w = tl.load(ups_ptr + 2 * NUM_UP + g).to(tl.int32)
+    scale_y = up_h / height
+    scale_x = up_w / width
+    lo_y, hi_y, lam_y = _source_index(py, scale_y, up_h)
+    lo_x, hi_x, lam_x = _source_index(px, scale_x, up_w)
+    # The window: taps grow with the output index, so the tile's first and last (valid) row and column bound it.
+    r_first, _, _ = _source_index(tile_y, scale_y, up_h)
+    _, r_last, _ = _source_index(tl.minimum(tile_y + TILE_H, height) - 1, scale_y, up_h)
+    c_first, _, _ = _source_index(tile_x, scale_x, up_w)
+    _, c_last, _ = _source_index(tl.minimum(tile_x + TILE_W, width) - 1, scale_x, up_w)
+    plane = up_ptr + up_offset + planes * (up_h * up_w)
+    for r in range(r_first, r_last + 1):
+        w_y = _tap_weights(lo_y, hi_y, lam_y, r)
+        for c0 in range(c_first, c_last + 1, UP_BLOCK):
+            offs_c = c0 + tl.arange(0, UP_BLOCK)
+            y = tl.load(plane[:, None] + (r * up_w + offs_c)[None, :],
+                        mask=mask_m[:, None] & (offs_c <= c_last)[None, :], other=0.0)
+            weights = _tap_weights(lo_x[None, :], hi_x[None, :], lam_x[None, :], offs_c[:, None]) * w_y[None, :]
+            acc = dot(y, weights, acc, DOT_PRECISION)
+    return acc
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -188,12 +258,12 @@ def _load_rows(
 def _concat_conv1x1_merge_kernel(
     w_ptr, stride_wm, stride_wk,  # weight (M, Cin), any strides
     cols_ptr, max_repeats,  # int64 (max_repeats, R): the weight columns summed into row r, -1 where none
-    out_ptr,  # (M, R), contiguous, in the weight dtype: the weight in row order (merged over repeats)
-    M, R,
+    out_ptr,  # (rows_out, R), contiguous, in the weight dtype: the weight in row order (merged over repeats)
+    M, rows_out, R,  # rows_out >= M: the rows beyond M (padding to the GEMM's tile) are zero
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    num_m = cdiv(M, BLOCK_M)
+    num_m = cdiv(rows_out, BLOCK_M)
     offs_m = (pid % num_m) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_r = (pid // num_m) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
@@ -204,16 +274,17 @@ def _concat_conv1x1_merge_kernel(
         ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm + cols[None, :] * stride_wk
         acc += tl.load(ptrs, mask=mask_m[:, None] & (cols >= 0)[None, :], other=0.0).to(tl.float32)
     out = out_ptr + offs_m[:, None].to(tl.int64) * R + offs_r[None, :]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_r[None, :])
+    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < rows_out)[:, None] & mask_r[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_DELTAS)
 def _concat_conv1x1_fwd_kernel(
-    # virtual input rows of this launch (one resolution): base pointer, int64 table (TABLE_FIELDS, rows_stride),
-    # its unit, and the launch's rows [row0, row0 + num_rows)
-    x_ptr, rows_ptr, rows_stride, row_unit, row0, num_rows,
-    # the weight in row order (M, R): column row0 + k multiplies row row0 + k
-    w_ptr, stride_wm, stride_wk,
+    # the launch's tensors (one resolution: the first, and the others' deltas from it), its row table
+    # (TABLE_FIELDS, rows_stride) and unit, and its rows [row0, row0 + num_rows), padded to row0 + padded_rows
+    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0, num_rows, padded_rows,
+    # the weight in row order (rows padded to BLOCK_M, zero columns in the row padding): column row0 + k
+    # multiplies row row0 + k; every tile is whole, so its loads need no mask
+    w_ptr, stride_wm,
     # epilogue (full-resolution launch): bias (M,), residual (B, M, H, W) any strides, fp32 buffer of the
     # low-resolution products Y_g and its int64 table (3, NUM_UP): offset of (B, M, h_g, w_g), h_g, w_g
     bias_ptr, stride_bias,
@@ -221,55 +292,42 @@ def _concat_conv1x1_fwd_kernel(
     up_ptr, ups_ptr,
     # output (B, M, height * width), pixels contiguous: the op's output, or Y_g (fp32) in a low-resolution launch
     out_ptr, stride_ob, stride_om,
-    # sizes: output channels, batch, this launch's pixel grid
-    M, batch, height, width, hw,
-    # runtime epilogue switches (0/1)
-    has_bias, has_residual, relu,
+    M, height, width, hw,  # output channels, this launch's pixel grid
+    has_bias, has_residual, relu,  # runtime epilogue switches (0/1)
     PIXEL_CONTIG: tl.constexpr, DOT_PRECISION: tl.constexpr,
     NUM_UP: tl.constexpr,  # low-resolution groups added in the epilogue: 0 except in the full-resolution launch
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    TILE_W: tl.constexpr,  # 0: flat pixel tiles; else tiles of BLOCK_N / TILE_W rows of TILE_W columns
+    UP_BLOCK: tl.constexpr,  # source columns per product of the upsampling epilogue
 ):
     pid = tl.program_id(0)
     num_m = cdiv(M, BLOCK_M)
-    num_n = cdiv(hw, BLOCK_N)
+    if TILE_W == 0:
+        num_n = cdiv(hw, BLOCK_N)
+    else:
+        num_n = cdiv(height, BLOCK_N // TILE_W) * cdiv(width, TILE_W)
     pid_m = pid % num_m  # output-channel tiles fastest: the tiles sharing an input tile run back to back
     pid_n = (pid // num_m) % num_n
     pid_b = pid // (num_m * num_n)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_p = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
-    mask_p = offs_p < hw
-    py = offs_p // width
-    px = offs_p % width
+    pix, py, px, mask_p, tile_y, tile_x = _pixel_tile(pid_n, height, width, hw, BLOCK_N, TILE_W)
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    w_ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm
-    for k0 in range(0, num_rows, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        mask_k = offs_k < num_rows
-        x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_k, mask_k, pid_b,
-                       offs_p, py, px, mask_p, PIXEL_CONTIG)
-        w = tl.load(w_ptrs + (row0 + offs_k)[None, :] * stride_wk, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-        acc = dot(w, x, acc, DOT_PRECISION)
+    w_ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm + row0 + tl.arange(0, BLOCK_K)[None, :]
+    for k0 in range(0, padded_rows, BLOCK_K):
+        offs_k = row0 + k0 + tl.arange(0, BLOCK_K)
+        x = _load_rows(x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit,
+                       offs_k, offs_k < row0 + num_rows, pid_b, pix, py, px, mask_p, PIXEL_CONTIG)
+        acc = dot(tl.load(w_ptrs + k0), x, acc, DOT_PRECISION)
 
     if has_bias:
         acc += tl.load(bias_ptr + offs_m * stride_bias, mask=mask_m, other=0.0).to(tl.float32)[:, None]
-    mask = mask_m[:, None] & mask_p[None, :]
     planes = (pid_b * M + offs_m).to(tl.int64)  # (b, m) plane of the fp32 Y_g blocks (B M < 2^31: checked)
     for g in range(NUM_UP):
-        up_offset = tl.load(ups_ptr + g)
-        up_h = tl.load(ups_ptr + NUM_UP + g).to(tl.int32)
-        up_w = tl.load(ups_ptr + 2 * NUM_UP + g).to(tl.int32)
-        y0, y1, ly = _source_index(py, up_h / height, up_h)
-        x0, x1, lx = _source_index(px, up_w / width, up_w)
-        plane = up_ptr + (up_offset + planes * (up_h * up_w))[:, None]
-        v00 = tl.load(plane + (y0 * up_w + x0)[None, :], mask=mask, other=0.0)
-        v01 = tl.load(plane + (y0 * up_w + x1)[None, :], mask=mask, other=0.0)
-        v10 = tl.load(plane + (y1 * up_w + x0)[None, :], mask=mask, other=0.0)
-        v11 = tl.load(plane + (y1 * up_w + x1)[None, :], mask=mask, other=0.0)
-        top = (1.0 - lx)[None, :] * v00 + lx[None, :] * v01
-        bottom = (1.0 - lx)[None, :] * v10 + lx[None, :] * v11
-        acc += (1.0 - ly)[None, :] * top + ly[None, :] * bottom
+        acc = _add_upsampled(acc, up_ptr, ups_ptr, g, NUM_UP, planes, mask_m, py, px, tile_y, tile_x, height, width,
+                             DOT_PRECISION, BLOCK_N // max(TILE_W, 1), TILE_W, UP_BLOCK)
+    mask = mask_m[:, None] & mask_p[None, :]
     if has_residual:
         res_rows = pid_b.to(tl.int64) * stride_rb + offs_m.to(tl.int64) * stride_rm
         res_cols = py.to(tl.int64) * stride_ry + px.to(tl.int64) * stride_rx
@@ -277,7 +335,7 @@ def _concat_conv1x1_fwd_kernel(
     if relu:
         acc = tl.where(acc < 0.0, 0.0, acc)  # NaN stays NaN, as in torch.relu
     out_rows = pid_b.to(tl.int64) * stride_ob + offs_m.to(tl.int64) * stride_om
-    tl.store(out_ptr + out_rows[:, None] + offs_p[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + out_rows[:, None] + pix[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -305,9 +363,16 @@ def _concat_conv1x1_bwd_dz_kernel(
 
 
 @triton.jit
+def _store_adjoint(ptrs, acc, first, mask):
+    """Stores a source row of D_g, adding what an earlier chunk of output columns stored (not `first`)."""
+    previous = tl.where(first, 0.0, tl.load(ptrs, mask=mask, other=0.0).to(tl.float32))
+    tl.store(ptrs, (acc + previous).to(ptrs.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _concat_conv1x1_bwd_up_kernel(
     z_ptr, stride_zb, stride_zm,  # dZ (B, M, H * W), pixels contiguous
-    d_ptr, stride_db, stride_dm,  # D_g = U_g^T dZ (B, M, h * w), fp32
+    d_ptr, stride_db, stride_dm,  # D_g = U_g^T dZ (B, M, h * w), bf16 for bf16 dZ, else fp32
     M, height, width, h, w,  # output channels; output and source resolution
     cols_per_program,  # source columns a program completes (their output-column window fits in about SPAN)
     DOT_PRECISION: tl.constexpr,
@@ -354,7 +419,7 @@ def _concat_conv1x1_bwd_up_kernel(
             lo_y, hi_y, lam_y = _source_index(y, scale_y, h)
             if lo_y != row:
                 out = d_rows + row * w
-                tl.store(out, acc + tl.where(first, 0.0, tl.load(out, mask=mask_d, other=0.0)), mask=mask_d)
+                _store_adjoint(out, acc, first, mask_d)
                 acc = acc_next
                 acc_next = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
                 row = lo_y
@@ -362,16 +427,17 @@ def _concat_conv1x1_bwd_up_kernel(
             acc += tl.where(same, 1.0, 1.0 - lam_y) * t
             acc_next += tl.where(same, 0.0, lam_y) * t
         out = d_rows + row * w  # row = h - 1: the last output row reads the last source row
-        tl.store(out, acc + tl.where(first, 0.0, tl.load(out, mask=mask_d, other=0.0)), mask=mask_d)
+        _store_adjoint(out, acc, first, mask_d)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_DELTAS)
 def _concat_conv1x1_bwd_dx_kernel(
-    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ (input dtype) or the fp32 adjoint
+    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ or the adjoint (input dtype or fp32)
     w_ptr, stride_wm, stride_wk,  # the weight merged over repeated inputs, in row order (M, R)
-    # gradient rows: base pointer, int64 table (2, rows_stride) of offset and batch stride, its unit, the rows
-    dx_ptr, dxrows_ptr, rows_stride, row_unit, row0, num_rows,
-    M, batch, hw,
+    # the gradients of the group's tensors (the first, and the others' deltas from it), their row table
+    # (TABLE_FIELDS, rows_stride) and unit, the rows
+    dx_ptr, delta1, delta2, delta3, dxrows_ptr, rows_stride, row_unit, row0, num_rows,
+    M, hw,
     DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -398,15 +464,15 @@ def _concat_conv1x1_bwd_dx_kernel(
                     other=0.0)
         acc = dot(wt.to(z.dtype), z, acc, DOT_PRECISION)
 
-    base = _row_bases(dxrows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b)
+    base = _row_offsets(dxrows_ptr, rows_stride, row_unit, delta1, delta2, delta3, row0 + offs_r, mask_r, pid_b)
     tl.store(dx_ptr + base[:, None] + offs_p[None, :], acc.to(dx_ptr.dtype.element_ty),
              mask=mask_r[:, None] & mask_p[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_DELTAS)
 def _concat_conv1x1_bwd_dw_kernel(
-    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ (input dtype) or the fp32 adjoint
-    x_ptr, rows_ptr, rows_stride, row_unit, row0, num_rows,  # the group's unique-input rows (as in the forward)
+    z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ or the adjoint (input dtype or fp32)
+    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0, num_rows,  # the group's rows (as forward)
     part_ptr, stride_ps, stride_pm, bias_col,  # fp32 partials (SPLIT, M, R + 16); column bias_col (R) = d bias
     M, batch, width, hw, blocks_per_split,  # pixel blocks (an image's BLOCK_K pixels) per split
     has_dbias,  # this launch also writes the d bias partials (the row sums of Z)
@@ -436,8 +502,8 @@ def _concat_conv1x1_bwd_dw_kernel(
         mask_p = offs_p < hw
         z = tl.load(z_rows + pid_b.to(tl.int64) * stride_zb + offs_p[None, :], mask=mask_m[:, None] & mask_p[None, :],
                     other=0.0)
-        x = _load_rows(x_ptr, rows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r, pid_b,
-                       offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
+        x = _load_rows(x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r,
+                       pid_b, offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
         acc = dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
         bias_acc += sum_(z.to(tl.float32), 1)
 
@@ -473,214 +539,6 @@ def _concat_conv1x1_bwd_reduce_kernel(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Planning: resolution groups, virtual rows, tables
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Group:
-    """The tensors of one resolution, as virtual rows [row0, row0 + num_rows)."""
-
-    height: int
-    width: int
-    members: tuple  # indices into the layout's tensors
-    row0: int  # a multiple of ALIGN_ELEMENTS
-    num_rows: int
-    full: bool  # at the output resolution (no upsampling)
-    up_offset: int  # low-resolution groups: element offset of its (B, M, h, w) block in the fp32 Y / D buffer
-    pixel_contig: bool  # every tensor of the group has x stride 1 and y stride = width
-
-    @property
-    def pixels(self) -> int:
-        return self.height * self.width
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Virtual rows of a list of tensors grouped by resolution (the full-resolution group first, then by first
-    appearance), every group starting at a multiple of ALIGN_ELEMENTS (the rows in between are never read)."""
-
-    groups: tuple
-    first_rows: tuple  # tensor -> its first virtual row
-    rows: int  # R, padded to a multiple of ALIGN_ELEMENTS
-    up_elements: int  # size of the fp32 buffer of the low-resolution groups' (B, M, h, w) blocks
-
-    @property
-    def low_groups(self) -> list:
-        return [g for g in self.groups if not g.full]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Shapes only, no tensors. The forward multiplies every segment by its own weight columns (as the reference: a
-    repeated input is read once per segment, from L2); the backward works on the unique inputs, whose d x is the
-    product with their merged columns and whose d W is computed once for all their segments (see the docstring)."""
-
-    occurrence: tuple  # segment -> unique input
-    segment_channels: tuple
-    segments: _Layout  # forward rows
-    uniques: _Layout  # backward rows
-    batch: int
-    out_channels: int
-    out_size: tuple
-
-    def rowless(self) -> _Group:
-        """A full-resolution group without rows: the forward epilogue and d bias when no input is at full size."""
-        return _Group(*self.out_size, (), 0, 0, True, 0, True)
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return triton.cdiv(n, multiple) * multiple
-
-
-def _pixel_contig(x: torch.Tensor) -> bool:
-    h, w = x.shape[2:]
-    return (w <= 1 or x.stride(3) == 1) and (h <= 1 or x.stride(2) == w)
-
-
-def _layout(tensors: Sequence[torch.Tensor], out_size: tuple, out_channels: int) -> _Layout:
-    resolutions = list(dict.fromkeys([out_size] + [tuple(x.shape[2:]) for x in tensors]))
-    batch = tensors[0].shape[0]
-    groups, first_rows, row, up_elements = [], [0] * len(tensors), 0, 0
-    for hw in resolutions:
-        members = tuple(i for i, x in enumerate(tensors) if tuple(x.shape[2:]) == hw and x.shape[1])
-        if not members:  # tensors without channels contribute nothing
-            continue
-        row0 = row = _round_up(row, ALIGN_ELEMENTS)
-        for i in members:
-            first_rows[i] = row
-            row += tensors[i].shape[1]
-        full = hw == out_size
-        groups.append(_Group(
-            height=hw[0], width=hw[1], members=members, row0=row0, num_rows=row - row0, full=full,
-            up_offset=0 if full else up_elements, pixel_contig=all(_pixel_contig(tensors[i]) for i in members),
-        ))
-        if not full:
-            up_elements += batch * out_channels * hw[0] * hw[1]
-    return _Layout(tuple(groups), tuple(first_rows), _round_up(row, ALIGN_ELEMENTS), up_elements)
-
-
-def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
-    """(unique tensors, index of each input's unique tensor): a tensor object repeated in `inputs` is one unique
-    input."""
-    uniques, occurrence = [], []
-    for x in inputs:
-        index = next((i for i, u in enumerate(uniques) if u is x), None)
-        if index is None:
-            index = len(uniques)
-            uniques.append(x)
-        occurrence.append(index)
-    return uniques, occurrence
-
-
-def _make_plan(uniques: Sequence[torch.Tensor], occurrence: Sequence[int], out_channels: int,
-               out_size: Sequence[int]) -> _Plan:
-    inputs = [uniques[u] for u in occurrence]
-    out_size = tuple(out_size)
-    return _Plan(
-        occurrence=tuple(occurrence), segment_channels=tuple(x.shape[1] for x in inputs),
-        segments=_layout(inputs, out_size, out_channels), uniques=_layout(uniques, out_size, out_channels),
-        batch=inputs[0].shape[0], out_channels=out_channels, out_size=out_size,
-    )
-
-
-def _row_unit(tensors: Sequence[torch.Tensor], members: tuple) -> int:
-    """ALIGN_ELEMENTS if every row offset of the group relative to its base tensor (16-byte aligned itself) is a
-    multiple of it, else 1 (see the docstring)."""
-    base = tensors[members[0]]
-    size = base.element_size()
-    aligned = base.data_ptr() % (ALIGN_ELEMENTS * size) == 0 and all(
-        (tensors[i].data_ptr() - base.data_ptr()) % (ALIGN_ELEMENTS * size) == 0
-        and tensors[i].stride(0) % ALIGN_ELEMENTS == 0 and tensors[i].stride(1) % ALIGN_ELEMENTS == 0
-        for i in members
-    )
-    return ALIGN_ELEMENTS if aligned else 1
-
-
-def _row_table(layout: _Layout, tensors: Sequence[torch.Tensor], fields: int) -> tuple:
-    """(flat (fields, R) int64 values, unit per group): per virtual row its element offset from its group's base
-    tensor and its batch stride (both in the group's unit), then (fields == TABLE_FIELDS) its y and x strides."""
-    table, units = [[0] * layout.rows for _ in range(fields)], []
-    for group in layout.groups:
-        unit = _row_unit(tensors, group.members)
-        units.append(unit)
-        base = tensors[group.members[0]]
-        for i in group.members:
-            x, row = tensors[i], layout.first_rows[i]
-            delta = (x.data_ptr() - base.data_ptr()) // x.element_size()
-            strides = (x.stride(0) // unit, x.stride(2), x.stride(3))[: fields - 1]
-            for c in range(x.shape[1]):
-                table[0][row + c] = (delta + c * x.stride(1)) // unit
-                for field, stride in enumerate(strides, start=1):
-                    table[field][row + c] = stride
-    return [v for column in table for v in column], units
-
-
-def _upload(parts: dict, device: torch.device) -> dict:
-    """Flat int64 tables in one host-to-device copy (pinned and asynchronous on CUDA), returned as views by name."""
-    table = torch.tensor([v for part in parts.values() for v in part], dtype=torch.int64)
-    if device.type == "cuda":
-        table = table.pin_memory().to(device, non_blocking=True)
-    views, start = {}, 0
-    for name, part in parts.items():
-        views[name] = table[start:start + len(part)]
-        start += len(part)
-    return views
-
-
-def _segment_columns(plan: _Plan) -> list:
-    """The first weight column of every segment."""
-    columns, column = [], 0
-    for channels in plan.segment_channels:
-        columns.append(column)
-        column += channels
-    return columns
-
-
-def _forward_tables(plan: _Plan, segments: Sequence[torch.Tensor], device: torch.device) -> dict:
-    """The weight column of every forward row (-1 in padding), the input rows (TABLE_FIELDS, R_segments), the
-    low-resolution groups (offset, height, width); and the rows' unit per group."""
-    layout = plan.segments
-    cols = [-1] * layout.rows
-    for i, column in enumerate(_segment_columns(plan)):
-        for c in range(plan.segment_channels[i]):
-            cols[layout.first_rows[i] + c] = column + c
-    rows, units = _row_table(layout, segments, TABLE_FIELDS)
-    low = layout.low_groups
-    ups = [g.up_offset for g in low] + [g.height for g in low] + [g.width for g in low]
-    return {"units": units, **_upload(dict(cols=cols, rows=rows, ups=ups), device)}
-
-
-def _backward_tables(plan: _Plan, uniques: Sequence[torch.Tensor], grads: Sequence[torch.Tensor] | None,
-                     device: torch.device) -> dict:
-    """The weight columns summed into every backward row (max_repeats, R_uniques; -1 where none), the backward row
-    of every weight column (then R: the d bias column of the partials), the input rows (TABLE_FIELDS, R_uniques)
-    and the gradient rows (2, R_uniques; offsets and batch strides); and the units per group."""
-    layout = plan.uniques
-    max_repeats = max(plan.occurrence.count(u) for u in range(len(uniques)))
-    cols = [[-1] * layout.rows for _ in range(max_repeats)]
-    column_map, seen = [], [0] * len(uniques)
-    for i, (u, column) in enumerate(zip(plan.occurrence, _segment_columns(plan))):
-        for c in range(plan.segment_channels[i]):
-            cols[seen[u]][layout.first_rows[u] + c] = column + c
-            column_map.append(layout.first_rows[u] + c)
-        seen[u] += 1
-    rows, units = _row_table(layout, uniques, TABLE_FIELDS)
-    dx_rows, dx_units = _row_table(layout, grads, 2) if grads is not None else ([], [])
-    parts = dict(cols=[v for repeat in cols for v in repeat], column_map=column_map + [layout.rows], rows=rows,
-                 dx_rows=dx_rows)
-    return {"max_repeats": max_repeats, "units": units, "dx_units": dx_units, **_upload(parts, device)}
-
-
-def _dot_precision(dtype: torch.dtype) -> str:
-    """fp32 inputs multiply on TF32 tensor cores when cuDNN would (the reference is a cuDNN convolution); fp32 operands
-    formed from fp16/bf16 data (the fp32 D_g products) always do."""
-    if dtype == torch.float32 and not torch.backends.cudnn.allow_tf32:
-        return "ieee"
-    return "tf32"
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Launchers
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -706,23 +564,38 @@ def _check_triton_inputs(inputs, weight, bias, residual, out_size) -> None:
         raise ValueError(f"batch {inputs[0].shape[0]} x Cout {weight.shape[0]} output planes must fit in int32")
 
 
-def _gather_columns(weight: torch.Tensor, cols: torch.Tensor, max_repeats: int, rows: int) -> torch.Tensor:
-    """(M, rows) in the weight's dtype: column r = the sum (fp32, rounded once) of the weight columns cols[:, r]."""
+def _dot_precision(dtype: torch.dtype) -> str:
+    """fp32 inputs multiply on TF32 tensor cores when cuDNN would (the reference is a cuDNN convolution); fp32 operands
+    formed from fp16/bf16 data (Y_g in the upsampling epilogue, the fp32 D_g products) always do."""
+    if dtype == torch.float32 and not torch.backends.cudnn.allow_tf32:
+        return "ieee"
+    return "tf32"
+
+
+def _adjoint_dtype(dtype: torch.dtype) -> torch.dtype:
+    """D_g's dtype: bf16 for bf16 gradients (fp32's range, so that d x and d W run bf16 tensor-core products), fp32
+    otherwise (a sum of up to s^2 fp16 values may leave fp16's range under loss scaling)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
+def _gather_columns(weight: torch.Tensor, cols: torch.Tensor, max_repeats: int, rows_out: int,
+                    columns: int) -> torch.Tensor:
+    """(rows_out, columns) in the weight's dtype: column r = the sum (fp32, rounded once) of the weight columns
+    cols[:, r] (zero where none), rows beyond the weight's zero."""
     weight2d = weight.flatten(1)  # a view: the 1x1 dims of a 4-D weight have size 1
-    m = weight2d.shape[0]
-    out = torch.empty((m, rows), dtype=weight.dtype, device=weight.device)
+    out = torch.empty((rows_out, columns), dtype=weight.dtype, device=weight.device)
     if out.numel():
-        grid = (triton.cdiv(m, SMALL_BLOCK_M) * triton.cdiv(rows, SMALL_BLOCK_N),)
+        grid = (triton.cdiv(rows_out, SMALL_BLOCK_M) * triton.cdiv(columns, SMALL_BLOCK_N),)
         _concat_conv1x1_merge_kernel[grid](
-            weight2d, weight2d.stride(0), weight2d.stride(1), cols, max_repeats, out, m, rows,
-            BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
+            weight2d, weight2d.stride(0), weight2d.stride(1), cols, max_repeats, out, weight2d.shape[0], rows_out,
+            columns, BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
         )
     return out
 
 
 def concat_conv1x1_fwd(
-    plan: _Plan,
-    segments: Sequence[torch.Tensor],
+    plan: Plan,
+    uniques: Sequence[torch.Tensor],
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     residual: torch.Tensor | None,
@@ -736,35 +609,34 @@ def concat_conv1x1_fwd(
     out = torch.empty((batch, m, height, width), dtype=dtype, device=device)
     if out.numel() == 0:
         return out
-    tables = _forward_tables(plan, segments, device)
-    w_rows = _gather_columns(weight, tables["cols"], 1, layout.rows)  # the weight in row order, groups aligned
+    tables = plan.tables
+    w_rows = _gather_columns(weight, tables["fwd_cols"], 1, plan.weight_rows, layout.rows)
     up = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=device)
-    precision = _dot_precision(dtype)
+    precision = plan.signature.precision
 
-    def launch(index, group, out_view, stride_ob, stride_om, epilogue: bool):
-        x_base, unit = (segments[group.members[0]], tables["units"][index]) if group.num_rows else (out, 1)
-        num_up = len(layout.low_groups) if epilogue else 0
-        tiles = (EPILOGUE_TILES if num_up else GEMM_TILES)[precision]
-        grid = (triton.cdiv(m, tiles["BLOCK_M"]) * triton.cdiv(group.pixels, tiles["BLOCK_N"]) * batch,)
+    def launch(group, out_view, stride_ob, stride_om, num_up):
+        epilogue = out_view is out
+        base, deltas, unit, rows = launch_rows(plan, "fwd_rows", group, uniques) if group.num_rows else (
+            out, [0] * 3, 1, tables["fwd_cols"])
+        tiles = forward_tiles(m, precision, num_up > 0, vectorised_launch(group, base, unit, num_up > 0))
+        grid = (triton.cdiv(m, tiles.block_m) * tiles.pixel_tiles(group.height, group.width) * batch,)
         _concat_conv1x1_fwd_kernel[grid](
-            x_base, tables["rows"], layout.rows, unit, group.row0, group.num_rows,
-            w_rows, w_rows.stride(0), w_rows.stride(1),
+            base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows, group.padded_rows,
+            w_rows, w_rows.stride(0),
             bias if bias is not None else out, bias.stride(0) if bias is not None else 0,
             residual if residual is not None else out, *(residual.stride() if residual is not None else (0,) * 4),
             up, tables["ups"],
             out_view, stride_ob, stride_om,
-            m, batch, group.height, group.width, group.pixels,
+            m, group.height, group.width, group.pixels,
             int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
-            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles,
-            num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles.constexprs(),
+            UP_BLOCK=UP_BLOCK, num_warps=tiles.warps, num_stages=tiles.stages,
         )
 
-    for index, group in enumerate(layout.groups):  # Y_g = W_g X_g at each low resolution (fp32), before the epilogue
-        if not group.full:
-            y = up[group.up_offset:group.up_offset + batch * m * group.pixels]
-            launch(index, group, y, m * group.pixels, group.pixels, epilogue=False)
-    index, full = next(((i, g) for i, g in enumerate(layout.groups) if g.full), (None, plan.rowless()))
-    launch(index, full, out, out.stride(0), out.stride(1), epilogue=True)
+    for group in layout.low_groups:  # Y_g = W_g X_g at each low resolution (fp32), before the epilogue
+        y = up[group.up_offset:group.up_offset + batch * m * group.pixels]
+        launch(group, y, m * group.pixels, group.pixels, 0)
+    launch(layout.full_group or plan.rowless(), out, out.stride(0), out.stride(1), len(layout.low_groups))
     return out
 
 
@@ -788,10 +660,10 @@ def _adjoint_columns(width: int, src_width: int) -> int:
     return max(1, min(UP_BLOCK_J, int((UP_SPAN - UP_SPAN_MARGIN) * src_width / width) - 1))
 
 
-def _adjoint(layout: _Layout, dz: torch.Tensor, precision: str) -> torch.Tensor:
-    """D_g = U_g^T dZ of every low-resolution group, in one fp32 buffer of (B, M, h_g, w_g) blocks."""
+def _adjoint(layout: Layout, dz: torch.Tensor, precision: str) -> torch.Tensor:
+    """D_g = U_g^T dZ of every low-resolution group, in one buffer of (B, M, h_g, w_g) blocks (`_adjoint_dtype`)."""
     batch, m, height, width = dz.shape
-    d = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=dz.device)
+    d = torch.empty(max(layout.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
     for group in layout.low_groups:
         cols = _adjoint_columns(width, group.width)
         view = d[group.up_offset:group.up_offset + batch * m * group.pixels]
@@ -805,7 +677,7 @@ def _adjoint(layout: _Layout, dz: torch.Tensor, precision: str) -> torch.Tensor:
     return d
 
 
-def _group_z(plan: _Plan, group: _Group, dz: torch.Tensor, d: torch.Tensor | None) -> tuple:
+def _group_z(plan: Plan, group: Group, dz: torch.Tensor, d: torch.Tensor | None) -> tuple:
     """Z of a group (dZ, or its block of D) with its batch and channel strides."""
     if group.full:
         return dz, dz.stride(0), dz.stride(1)
@@ -813,30 +685,29 @@ def _group_z(plan: _Plan, group: _Group, dz: torch.Tensor, d: torch.Tensor | Non
     return view, plan.out_channels * group.pixels, group.pixels
 
 
-def _grad_inputs(plan, tables, grads, w_merged, dz, d, precision) -> None:
+def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
     """d x of every unique input into `grads` = (its merged weight columns)^T Z_g: one launch per group."""
-    tiles = GEMM_TILES[precision]
-    for group, unit in zip(plan.uniques.groups, tables["dx_units"]):
+    for group in plan.uniques.groups:
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
-        grid = (triton.cdiv(group.num_rows, tiles["BLOCK_M"]) * triton.cdiv(group.pixels, tiles["BLOCK_N"])
-                * plan.batch,)
+        base, deltas, unit, rows = launch_rows(plan, "dx_rows", group, grads, gradients=True)
+        tiles = backward_tiles(precision, vectorised_launch(group, base, unit))
+        grid = (triton.cdiv(group.num_rows, tiles.block_m) * triton.cdiv(group.pixels, tiles.block_n) * plan.batch,)
         _concat_conv1x1_bwd_dx_kernel[grid](
             z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
-            grads[group.members[0]], tables["dx_rows"], plan.uniques.rows, unit, group.row0, group.num_rows,
-            plan.out_channels, plan.batch, group.pixels,
-            DOT_PRECISION=precision, **tiles, num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+            base, *deltas, rows, plan.uniques.rows, unit, group.row0, group.num_rows, plan.out_channels, group.pixels,
+            DOT_PRECISION=precision, **tiles.gemm_constexprs(), num_warps=tiles.warps, num_stages=tiles.stages,
         )
 
 
-def _dw_tiles(m: int, group: _Group, tiles: dict) -> int:
+def _dw_tiles(m: int, group: Group, tiles: Tiles) -> int:
     """Output-channel x row tiles of a d W launch (a rowless launch still has one column of tiles, for d bias)."""
-    return triton.cdiv(m, tiles["BLOCK_M"]) * max(triton.cdiv(group.num_rows, tiles["BLOCK_N"]), 1)
+    return triton.cdiv(m, tiles.block_m) * max(triton.cdiv(group.num_rows, tiles.block_n), 1)
 
 
-def _splits(plan: _Plan, groups: Sequence[_Group], tiles: dict, device: torch.device) -> int:
+def _splits(plan: Plan, groups: Sequence[Group], tiles: Tiles, device: torch.device) -> int:
     """Pixel splits of the d W reduction: enough programs to fill the device, the same for every group."""
     fewest = min(_dw_tiles(plan.out_channels, g, tiles) for g in groups)
-    blocks = max(plan.batch * triton.cdiv(g.pixels, tiles["BLOCK_K"]) for g in groups)
+    blocks = max(plan.batch * triton.cdiv(g.pixels, tiles.block_k) for g in groups)
     return max(1, min(triton.cdiv(PROGRAMS_PER_SM * sm_count(device), fewest), blocks, MAX_SPLITS))
 
 
@@ -851,28 +722,29 @@ def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor,
     )
 
 
-def _grad_params(plan, uniques, tables, weight, bias, dz, d, precision) -> tuple:
+def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
     """d W (the weight's shape) and d bias through fp32 per-split partials (SPLIT, M, R + ALIGN_ELEMENTS; column R
     holds d bias) and a fixed-order reduce; every segment of a unique input gets its row's d W."""
     m, device, layout = plan.out_channels, dz.device, plan.uniques
-    tiles = GEMM_TILES[precision]
     groups = layout.groups or (plan.rowless(),)  # without input channels a rowless launch still sums dZ for d bias
-    splits = _splits(plan, groups, tiles, device)
+    splits = _splits(plan, groups, backward_tiles(precision, True), device)
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
     for index, group in enumerate(groups):
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
-        x_base, unit = (uniques[group.members[0]], tables["units"][index]) if group.num_rows else (dz, 1)
-        blocks = plan.batch * triton.cdiv(group.pixels, tiles["BLOCK_K"])
+        base, deltas, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
+            dz, [0] * 3, 1, plan.tables["column_map"])
+        tiles = backward_tiles(precision, vectorised_launch(group, base, unit))
+        blocks = plan.batch * triton.cdiv(group.pixels, tiles.block_k)
         _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
             z, stride_zb, stride_zm,
-            x_base, tables["rows"], layout.rows, unit, group.row0, group.num_rows,
+            base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows,
             partials, partials.stride(0), partials.stride(1), layout.rows,
             m, plan.batch, group.width, group.pixels, triton.cdiv(blocks, splits),
             int(index == 0 and bias is not None),
-            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles,
-            num_warps=GEMM_WARPS, num_stages=GEMM_STAGES,
+            PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles.gemm_constexprs(),
+            num_warps=tiles.warps, num_stages=tiles.stages,
         )
-    column_map = tables["column_map"]
+    column_map = plan.tables["column_map"]
     grad_weight = torch.empty(weight.shape, dtype=weight.dtype, device=device)
     grad2d = grad_weight.flatten(1)
     if grad2d.numel():
@@ -885,7 +757,7 @@ def _grad_params(plan, uniques, tables, weight, bias, dz, d, precision) -> tuple
 
 
 def concat_conv1x1_bwd(
-    plan: _Plan,
+    plan: Plan,
     uniques: Sequence[torch.Tensor],
     grad_out: torch.Tensor,
     out: torch.Tensor | None,
@@ -905,21 +777,21 @@ def concat_conv1x1_bwd(
         return grads_x, zeros(weight, need_w), zeros(bias, need_b), grad_out if need_r else None
     device = grad_out.device
     dz = _grad_dz(grad_out, out, relu)
-    precision = _dot_precision(weight.dtype)
+    precision = plan.signature.precision
     need_params = need_w or need_b
     grads = [torch.empty(u.shape, dtype=u.dtype, device=device) for u in uniques] if any(need_x) else None
-    tables = _backward_tables(plan, uniques, grads, device)
     d = None
     if plan.uniques.low_groups and (grads is not None or need_params):
         d = _adjoint(plan.uniques, dz, precision)
     grads_x = [None] * len(uniques)
     if grads is not None:
-        w_merged = _gather_columns(weight, tables["cols"], tables["max_repeats"], plan.uniques.rows)
-        _grad_inputs(plan, tables, grads, w_merged, dz, d, precision)
+        w_merged = _gather_columns(weight, plan.tables["bwd_cols"], plan.max_repeats, plan.out_channels,
+                                   plan.uniques.rows)
+        _grad_inputs(plan, grads, w_merged, dz, d, precision)
         grads_x = [g if need else None for g, need in zip(grads, need_x)]
     grad_w = grad_b = None
     if need_params:
-        grad_w, grad_b = _grad_params(plan, uniques, tables, weight, bias, dz, d, precision)
+        grad_w, grad_b = _grad_params(plan, uniques, weight, bias, dz, d, precision)
     return grads_x, grad_w if need_w else None, grad_b if need_b else None, dz if need_r else None
 
 
@@ -928,14 +800,60 @@ def concat_conv1x1_bwd(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _plan(uniques, occurrence, weight, out_size) -> Plan:
+    """The cached plan of this call's signature (kernels/concat_conv_plan.py)."""
+    return make_plan(Signature.of(uniques, occurrence, weight.shape[0], out_size, _dot_precision(weight.dtype)))
+
+
+def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
+    """(unique tensors, index of each input's unique tensor): a tensor object repeated in `inputs` is one unique
+    input."""
+    uniques, occurrence = [], []
+    for x in inputs:
+        index = next((i for i, u in enumerate(uniques) if u is x), None)
+        if index is None:
+            index = len(uniques)
+            uniques.append(x)
+        occurrence.append(index)
+    return uniques, occurrence
+
+
+def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: torch.Tensor, out_size) -> tuple:
+    """(inputs, weight) with the segments of every resolution that holds more distinct tensors than one launch
+    takes (MAX_GROUP_TENSORS) concatenated into one tensor, first, and the weight's columns permuted to match:
+    the same op, through autograd's cat and index_select (a copy, for calls unlike the model's)."""
+    crowded = overflowing_resolutions(inputs, out_size)
+    if not crowded:
+        return inputs, weight
+    columns = _segment_columns_of(inputs)
+    merged, rest, order = [], [], []
+    for hw in crowded:
+        members = [i for i, x in enumerate(inputs) if tuple(x.shape[2:]) == hw]
+        merged.append(torch.cat([inputs[i] for i in members], dim=1))
+        order += [c for i in members for c in columns[i]]
+    rest_members = [i for i, x in enumerate(inputs) if tuple(x.shape[2:]) not in crowded]
+    rest = [inputs[i] for i in rest_members]
+    order += [c for i in rest_members for c in columns[i]]
+    index = torch.tensor(order, device=weight.device)
+    return merged + rest, weight.flatten(1).index_select(1, index)
+
+
+def _segment_columns_of(inputs: Sequence[torch.Tensor]) -> list:
+    """The weight columns of every input, as ranges."""
+    columns, start = [], 0
+    for x in inputs:
+        columns.append(range(start, start + x.shape[1]))
+        start += x.shape[1]
+    return columns
+
+
 @custom_op("concat_conv1x1_fwd")
 def _forward_op(
     uniques: list[torch.Tensor], occurrence: list[int], weight: torch.Tensor, bias: torch.Tensor | None,
     residual: torch.Tensor | None, relu: bool, out_size: list[int],
 ) -> torch.Tensor:
     """The op on the unique inputs; segment i reads uniques[occurrence[i]]."""
-    plan = _make_plan(uniques, occurrence, weight.shape[0], out_size)
-    return concat_conv1x1_fwd(plan, [uniques[u] for u in occurrence], weight, bias, residual, relu)
+    return concat_conv1x1_fwd(_plan(uniques, occurrence, weight, out_size), uniques, weight, bias, residual, relu)
 
 
 @_forward_op.register_fake
@@ -950,7 +868,7 @@ def _backward_op(
 ) -> list[torch.Tensor]:
     """The gradients that `needs` asks for (per unique input, then weight, bias, residual), in that order: an
     operator cannot return None."""
-    plan = _make_plan(uniques, occurrence, weight.shape[0], grad_out.shape[2:])
+    plan = _plan(uniques, occurrence, weight, grad_out.shape[2:])
     grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(plan, uniques, grad_out, out, weight, bias, relu,
                                                          (needs[:-3], *needs[-3:]))
     if grad_r is grad_out:  # d residual = dY when there is no ReLU; an operator's outputs are new tensors
@@ -1001,6 +919,7 @@ def concat_conv1x1(
     repeats are only merged when the inputs already have the autocast dtype."""
     out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)
     _check_triton_inputs(inputs, weight, bias, residual, out_size)
+    inputs, weight = _concatenate_crowded_resolutions(inputs, weight, out_size)
     uniques, occurrence = _unique_inputs(inputs)
     return _forward_op(uniques, occurrence, weight, bias, residual, activation == "relu", list(out_size))
 
@@ -1009,64 +928,9 @@ def concat_conv1x1(
 # Ahead-of-time configurations
 # ---------------------------------------------------------------------------------------------------------------------
 
-_TYPED_POINTERS = {**dict.fromkeys(("rows_ptr", "dxrows_ptr", "ups_ptr", "cols_ptr", "map_ptr"), "i64"),
-                   **dict.fromkeys(("up_ptr", "d_ptr", "part_ptr"), "fp32")}  # int64 tables, fp32 buffers
-_UNIT_STRIDES = ("stride_wk",)  # the row-order weight is contiguous: the JIT specialises this stride of 1 to 1
 
+def aot_configs() -> list:
+    """Every configuration the launchers can pick (listed in kernels/concat_conv_aot.py)."""
+    from .concat_conv_aot import aot_configs as configs  # imports this module: not at the top
 
-def _aot_config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: int, tensor_cores: bool,
-                fp32_ptrs: tuple = (), label: str = "") -> AotConfig:
-    """A launch of `kernel` on `dtype` data: tables int64, fp32 buffers fp32, `fp32_ptrs` fp32 too (the fp32 Y_g
-    output, the fp32 D_g operand), every other pointer in `dtype`, integers i32, stride-1 arguments constant."""
-    element = TRITON_DTYPE_NAMES[dtype]
-    signature, values = aot_signature(kernel, element, pointers={**_TYPED_POINTERS, **dict.fromkeys(fp32_ptrs, "fp32")},
-                                      unit_strides=_UNIT_STRIDES, constexprs=constexprs)
-    shown = ", ".join(f"{k}={v}" for k, v in constexprs.items() if k in ("PIXEL_CONTIG", "DOT_PRECISION", "NUM_UP"))
-    return AotConfig(
-        name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
-        signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
-    )
-
-
-def aot_configs() -> list[AotConfig]:
-    """Every configuration the launchers can pick: per dtype, the pixel layout (PIXEL_CONTIG), the dot precision
-    (fp32: TF32 or IEEE per torch.backends.cudnn.allow_tf32; TF32 for fp32 operands made from fp16/bf16 data) and
-    the operand types (Y_g / D_g fp32); block sizes are fixed constants."""
-    configs = []
-    small = dict(BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N)
-    for dtype in TRITON_DTYPE_NAMES:
-        precisions = ("tf32", "ieee") if dtype == torch.float32 else ("tf32",)
-        # fp32 operands beside the input dtype: the low-resolution products Y_g (forward output), D_g (backward)
-        fp32_sides = ((False, True) if dtype != torch.float32 else (False,))
-        configs.append(_aot_config(_concat_conv1x1_merge_kernel, dtype, small, EW_WARPS, 1, False))
-        configs.append(_aot_config(_concat_conv1x1_bwd_dz_kernel, dtype, dict(BLOCK=EW_BLOCK), EW_WARPS, 1, False))
-        for reduced in ({}, {"N": 1}):  # d W, and d bias (one column: the JIT specialises N = 1)
-            configs.append(_aot_config(_concat_conv1x1_bwd_reduce_kernel, dtype, {**small, **reduced}, EW_WARPS, 1,
-                                       False, label=", d bias" if reduced else ""))
-        for precision in precisions:
-            mma = precision != "ieee"
-            gemm = GEMM_TILES[precision]
-            configs.append(_aot_config(
-                _concat_conv1x1_bwd_up_kernel, dtype,
-                dict(DOT_PRECISION=precision, BLOCK_C=UP_BLOCK_C, BLOCK_J=UP_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN),
-                UP_WARPS, UP_STAGES, mma,
-            ))
-            for fp32_side in fp32_sides:
-                label = ", fp32 Z" if fp32_side else ""
-                configs.append(_aot_config(
-                    _concat_conv1x1_bwd_dx_kernel, dtype, dict(DOT_PRECISION=precision, **gemm), GEMM_WARPS,
-                    GEMM_STAGES, mma, ("z_ptr",) if fp32_side else (), label,
-                ))
-                for contig in (True, False):
-                    flags = dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision)
-                    for num_up in AOT_NUM_UPS:
-                        tiles = (EPILOGUE_TILES if num_up else GEMM_TILES)[precision]
-                        configs.append(_aot_config(
-                            _concat_conv1x1_fwd_kernel, dtype, dict(**flags, NUM_UP=num_up, **tiles), GEMM_WARPS,
-                            GEMM_STAGES, mma, ("out_ptr",) if fp32_side else (), ", fp32 Y" if fp32_side else "",
-                        ))
-                    configs.append(_aot_config(
-                        _concat_conv1x1_bwd_dw_kernel, dtype, dict(**flags, **gemm), GEMM_WARPS, GEMM_STAGES, mma,
-                        ("z_ptr",) if fp32_side else (), label,
-                    ))
-    return configs
+    return configs()

@@ -12,6 +12,7 @@ import torch
 import kernels
 from bench.shapes import make_args, model_op_calls
 from kernels import concat_conv as triton_op
+from kernels import concat_conv_plan
 from kernels.reference import concat_conv as reference_module
 from tests._utils import assert_kernel_close, record_calls
 
@@ -40,6 +41,13 @@ CASES = [
     pytest.param([(3, 8, 12), (4, 4, 6)], [0, 1, 0, 1, 0], 5, None, "bias-relu", id="repeated-inputs"),
     pytest.param([(3, 8, 12), (4, 4, 6)], [0, 1, 0, 1, 0], 5, None, "plain", id="repeated-inputs-plain"),
     pytest.param([(20, 6, 8), (21, 3, 4)], None, 130, None, "bias-residual-relu", id="tiles-cross-k-and-m-blocks"),
+    # the upsampling epilogue's 2-D tiles: 3 x 3 of them, cut by the image's right and bottom edges
+    pytest.param([(3, 9, 70), (4, 3, 20), (2, 5, 9)], None, 6, None, "bias-residual-relu", id="epilogue-tiles-2d"),
+    pytest.param([(3, 10, 96), (4, 5, 48), (2, 3, 24)], None, 6, None, "bias-residual-relu",
+                 id="epilogue-tiles-2d-vectorised"),
+    # five distinct tensors at one resolution: more than one launch takes, concatenated first
+    pytest.param([(2, 6, 8), (3, 3, 4), (1, 6, 8), (2, 6, 8), (1, 6, 8), (2, 6, 8)], [0, 1, 2, 3, 4, 5, 0], 4, None,
+                 "bias-relu", id="five-tensors-at-one-resolution"),
 ]
 
 
@@ -185,17 +193,74 @@ def test_autocast_casts_like_the_reference():
 
 def test_plan_of_repeated_inputs():
     """Repeats of one tensor object are one unique input (equal values in another tensor are not); the forward keeps a
-    row block per segment, the backward one per unique input; every resolution group starts on an aligned row."""
+    row block per segment, the backward one per unique input; every forward group starts on a whole BLOCK_K of rows
+    and is padded to one, every backward group on ALIGN_ELEMENTS."""
     a, b = torch.randn(1, 2, 4, 4), torch.randn(1, 3, 2, 2)
     uniques, occurrence = triton_op._unique_inputs([a, b, a, b, a, a.clone()])
-    plan = triton_op._make_plan(uniques, occurrence, 4, (4, 4))
+    plan = triton_op._plan(uniques, occurrence, torch.randn(4, 16), (4, 4))
     assert len(uniques) == 3 and uniques[0] is a and uniques[1] is b
     assert plan.occurrence == (0, 1, 0, 1, 0, 2)
     assert [g.num_rows for g in plan.segments.groups] == [2 * 4, 3 * 2]
     assert [g.num_rows for g in plan.uniques.groups] == [2 + 2, 3]
-    for layout in (plan.segments, plan.uniques):
+    assert [g.tensors for g in plan.segments.groups] == [(0, 2), (1,)]
+    blocks = (concat_conv_plan.FWD_BLOCK_K, concat_conv_plan.ALIGN_ELEMENTS)
+    for layout, block in zip((plan.segments, plan.uniques), blocks):
         assert [g.full for g in layout.groups] == [True, False]
-        assert all(g.row0 % triton_op.ALIGN_ELEMENTS == 0 for g in layout.groups)
+        assert all(g.row0 % block == 0 and g.padded_rows % block == 0 for g in layout.groups)
+
+
+def test_second_call_reuses_the_plan_and_copies_no_table(monkeypatch):
+    """The tables depend on shapes only: a second call of the same shapes, forward and backward, builds no plan and
+    creates no tensor from host data (on a GPU: no host-to-device copy, so that the op can be captured in a graph)."""
+    inputs = [torch.randn(2, 3, 8, 12, requires_grad=True), torch.randn(2, 5, 4, 6, requires_grad=True)]
+    weight = torch.randn(6, 8, requires_grad=True)
+    uploads = []
+    original = torch.tensor
+
+    def recording(*args, **kwargs):
+        uploads.append(args)
+        return original(*args, **kwargs)
+
+    def call():
+        with kernels.use_backend("triton"):
+            kernels.concat_conv1x1(inputs, weight, activation="relu").sum().backward()
+
+    monkeypatch.setattr(torch, "tensor", recording)
+    misses = concat_conv_plan.make_plan.cache_info().misses
+    call()
+    assert uploads and concat_conv_plan.make_plan.cache_info().misses == misses + 1  # the first call builds it
+    uploads.clear()
+    call()
+    assert uploads == [] and concat_conv_plan.make_plan.cache_info().misses == misses + 1
+
+
+def test_inputs_at_other_addresses_reuse_the_plan():
+    """Same shapes, new tensors (other addresses, so other offsets between a group's tensors): the cached plan serves
+    them, with the right values."""
+    specs = [(3, 8, 12), (4, 8, 12), (2, 4, 6)]
+    first = _build(specs, None, 5, None, EPILOGUES["bias-relu"], FP32)
+    misses = concat_conv_plan.make_plan.cache_info().misses
+    _check_against_reference(*_build(specs, None, 5, None, EPILOGUES["bias-relu"], FP32), FP32)
+    _check_against_reference(*first, FP32)
+    assert concat_conv_plan.make_plan.cache_info().misses <= misses + 1
+
+
+def test_tensors_of_a_group_at_unaligned_offsets():
+    """Two tensors of one resolution whose address difference is not a multiple of 16 elements (a view at an odd
+    storage offset): the launch takes the table in elements instead of 16-element units."""
+    first = torch.randn(2, 3, 8, 8)
+    second = torch.randn(2 * 4 * 8 * 8 + 5)[5:].view(2, 4, 8, 8)
+    assert (second.data_ptr() - first.data_ptr()) // 4 % concat_conv_plan.ALIGN_ELEMENTS
+    weight, bias = torch.randn(5, 7) / 7**0.5, torch.randn(5)
+    _check_against_reference([first, second], weight, bias, None, "relu", None, FP32)
+
+
+@pytest.mark.parametrize("allow_tf32", [False], ids=["ieee"])
+def test_fp32_ieee_products(monkeypatch, allow_tf32):
+    """float32 with cuDNN's TF32 off: the IEEE tiles and the upsampling epilogue's IEEE products."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allow_tf32)
+    built = _build([(3, 9, 70), (4, 3, 20), (2, 5, 9)], None, 6, None, EPILOGUES["bias-residual-relu"], FP32)
+    _check_against_reference(*built, FP32)
 
 
 def test_deterministic():
@@ -303,3 +368,40 @@ def test_gpu_deterministic_aggregation():
     assert torch.equal(results[0][0], results[1][0])
     for name in results[0][1]:
         assert torch.equal(results[0][1][name], results[1][1][name]), name
+
+
+@pytest.mark.gpu
+def test_gpu_cuda_graph_replays_forward_and_backward():
+    """The aggregation's forward and backward captured in a CUDA graph (after eager warm-up calls, which compile the
+    kernels and build the plan) and replayed on new values copied into the captured tensors: bitwise equal to eager
+    on the same values (the kernels are deterministic)."""
+    inputs, weight, bias = _model_inputs(MODEL_CALLS[0].values[0], torch.bfloat16)
+    uniques = list({id(x): x for x in inputs}.values())
+    leaves = [t.detach().clone().requires_grad_() for t in (*uniques, weight, bias)]
+    position = {id(u): i for i, u in enumerate(uniques)}
+    upstream = torch.randn(inputs[0].shape[0], weight.shape[0], *inputs[0].shape[2:], dtype=torch.bfloat16,
+                           device="cuda")
+
+    def step():
+        segments = [leaves[position[id(x)]] for x in inputs]
+        out = kernels.concat_conv1x1(segments, leaves[-2], leaves[-1], activation="relu")
+        return (out, *torch.autograd.grad(out, leaves, upstream))
+
+    with kernels.use_backend("triton"):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = step()
+        with torch.no_grad():
+            for leaf in (*leaves, upstream):
+                leaf.copy_(torch.randn_like(leaf))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = step()
+    for name, replayed, expected in zip(["out", *(f"grad {i}" for i in range(len(leaves)))], captured, eager):
+        assert torch.equal(replayed, expected), name

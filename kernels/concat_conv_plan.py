@@ -1,0 +1,380 @@
+"""Host-side plan of `kernels.concat_conv1x1` (kernels/concat_conv.py): the resolution groups, the virtual rows, the
+tiles of every launch and the int64 tables the kernels read, built once per call signature and cached.
+
+A call signature is what the plan depends on: every unique input's shape, strides and dtype, the order of the
+segments (which unique tensor each reads), the output channels and size, the device and the float32 matmul mode.
+Nothing in a plan depends on an address: a kernel receives the (at most MAX_GROUP_TENSORS) distinct tensors of a
+resolution group as pointer arguments, and a table row names the slot of its tensor among them. The tables are
+uploaded to the device once, when the plan is built (the first call of a signature), so that later calls do no
+host-to-device copy and can be captured in a CUDA graph (warm the op up once before capturing, as every Triton kernel
+needs for its compile).
+
+Virtual rows. The segments of one resolution are rows [row0, row0 + num_rows) of a group, every group starting at a
+multiple of its launches' BLOCK_K and padded to one (the padding rows are never loaded: their weight columns are zero
+and their inputs masked), so that the weight tile of every K step is a full, unmasked tile that the compiler turns
+into asynchronous copies. A row of the table holds
+
+    slot            which of the group's tensors it reads (pointer argument x<slot>)
+    offset          channel c's element offset, c * stride_c
+    batch stride    stride_b
+    y, x strides    (pixel grids that are not contiguous only)
+
+with offset and batch stride in units of ALIGN_ELEMENTS when every row of the group allows it (the kernel multiplies
+them back; the compiler, which specialises the unit argument when it is 16, then knows the rows are 16-element
+aligned and vectorises). A launch reads its group's tensors from the first one's pointer: the others' element offsets
+from it (`deltas`, address differences, the only per-call values) are scalar arguments, and a group whose deltas are
+not multiples of the unit takes the table in elements instead (both are uploaded).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import triton
+
+# Distinct tensors one launch reads or writes through its pointer arguments x0..x3: SCA-MTL's aggregation has at most
+# four per resolution (F1 and its three cross-attention maps). A call with more in one resolution is first
+# concatenated (`overflowing_resolutions`).
+MAX_GROUP_TENSORS = 4
+ALIGN_ELEMENTS = 16
+TABLE_FIELDS = 5  # per virtual row: slot, offset, batch stride, y stride, x stride
+ROW_TABLE_SUFFIX = {True: "@aligned", False: "@elements"}
+TABLE_ALIGN = 2  # int64 elements: every table's view starts 16-byte aligned in the one uploaded buffer
+PLAN_CACHE_SIZE = 64
+
+# Forward tiles. The full-resolution launch that adds the upsampled low-resolution products in its epilogue tiles the
+# image in EPILOGUE_TILE_W-wide blocks of rows, so that a tile reads a small window of each Y_g (concat_conv.py); the
+# other launches tile flat pixels. Where the loads vectorise (16-element aligned rows), 128 x 128 tiles on 16 warps
+# (105-125 registers: one CTA of 16 warps per SM; on 8 warps they took 227-239); where they do not (every load scalar,
+# each with its own address), 128 x 64 on 8 warps, which the compiler fits without spilling. IEEE fp32 products hold
+# their operands in registers: half the rows. A small output-channel count (the classifiers' 1-40) takes a matching
+# BLOCK_M and longer pixel tiles, so that the weight, re-read by every pixel tile, costs less than the pixels.
+FWD_BLOCK_M = {True: 128, False: 64}  # vectorised loads or not
+FWD_BLOCK_N = {True: 128, False: 64}
+FWD_WARPS = {True: 16, False: 8}
+FWD_BLOCK_K = 32
+FWD_STAGES = 3
+SMALL_M_BLOCK_N = {True: 256, False: 64}
+MIN_BLOCK_M = 16  # the tensor cores' smallest tile
+EPILOGUE_TILE_W = 32
+# Backward GEMM tiles: input rows x pixels x output channels (d x), output channels x input rows x pixels (d W);
+# half the rows where the loads do not vectorise or the products are IEEE fp32 (operands in registers).
+BWD_BLOCK_M = {True: 128, False: 64}
+BWD_BLOCK_N = 64
+BWD_BLOCK_K = 32
+BWD_WARPS = 8
+BWD_STAGES = 3
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """One launch's tile sizes and launch options. tile_w = 0: flat pixel tiles; else BLOCK_N // tile_w rows of
+    tile_w columns."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    tile_w: int
+    warps: int
+    stages: int
+
+    def gemm_constexprs(self) -> dict:
+        return dict(BLOCK_M=self.block_m, BLOCK_N=self.block_n, BLOCK_K=self.block_k)
+
+    def constexprs(self) -> dict:
+        return dict(self.gemm_constexprs(), TILE_W=self.tile_w)
+
+    def pixel_tiles(self, height: int, width: int) -> int:
+        if not self.tile_w:
+            return triton.cdiv(height * width, self.block_n)
+        return triton.cdiv(height, self.block_n // self.tile_w) * triton.cdiv(width, self.tile_w)
+
+
+@functools.cache
+def forward_tiles(out_channels: int, precision: str, epilogue_up: bool, vectorised: bool) -> Tiles:
+    """The tiles of a forward launch: `epilogue_up` for the full-resolution launch that upsamples Y_g, `vectorised`
+    where its rows are 16-element aligned (`vectorised_launch`)."""
+    ieee = precision == "ieee"
+    block_m = FWD_BLOCK_M[vectorised] // (2 if ieee else 1)
+    block_n = FWD_BLOCK_N[vectorised]
+    if out_channels <= block_m // 2 and not epilogue_up:
+        block_m = max(MIN_BLOCK_M, triton.next_power_of_2(out_channels))
+        block_n = SMALL_M_BLOCK_N[vectorised]
+    if ieee:
+        block_n //= 2
+    return Tiles(block_m, block_n, FWD_BLOCK_K, EPILOGUE_TILE_W if epilogue_up else 0, FWD_WARPS[vectorised],
+                 FWD_STAGES)
+
+
+@functools.cache
+def backward_tiles(precision: str, vectorised: bool) -> Tiles:
+    """The tiles of a d x or d W launch."""
+    return Tiles(BWD_BLOCK_M[vectorised and precision != "ieee"], BWD_BLOCK_N, BWD_BLOCK_K, 0, BWD_WARPS, BWD_STAGES)
+
+
+@dataclass(frozen=True)
+class Group:
+    """The rows of one resolution: [row0, row0 + num_rows), padded to row0 + padded_rows."""
+
+    height: int
+    width: int
+    members: tuple  # the layout's tensors (segments or unique inputs) in this group, in row order
+    tensors: tuple  # the distinct unique inputs they read, in slot order
+    row0: int
+    num_rows: int
+    padded_rows: int
+    full: bool  # at the output resolution (no upsampling)
+    up_offset: int  # low-resolution groups: element offset of its (B, M, h, w) block in the Y / D buffer
+    pixel_contig: bool  # every tensor of the group has x stride 1 and y stride = width
+    unit: int  # ALIGN_ELEMENTS or 1: the unit of the table's offsets and batch strides
+    grad_unit: int  # the same for the gradients (contiguous tensors of the inputs' shapes)
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Virtual rows of a list of tensors grouped by resolution (the full-resolution group first, then by first
+    appearance)."""
+
+    groups: tuple
+    first_rows: tuple  # member -> its first virtual row
+    rows: int  # R, padded
+    up_elements: int  # size of the buffer of the low-resolution groups' (B, M, h, w) blocks
+
+    @property
+    def low_groups(self) -> list:
+        return [g for g in self.groups if not g.full]
+
+    @property
+    def full_group(self) -> Group | None:
+        return next((g for g in self.groups if g.full), None)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a plan depends on (hashable): per unique input (shape, strides, dtype), the segments' unique indices,
+    the output channels and size, the device and the product precision."""
+
+    inputs: tuple
+    occurrence: tuple
+    out_channels: int
+    out_size: tuple
+    device: torch.device
+    precision: str
+
+    @staticmethod
+    def of(uniques: Sequence[torch.Tensor], occurrence: Sequence[int], out_channels: int, out_size: Sequence[int],
+           precision: str) -> Signature:
+        return Signature(tuple((tuple(u.shape), u.stride(), u.dtype) for u in uniques), tuple(occurrence),
+                         out_channels, tuple(out_size), uniques[0].device, precision)
+
+    @property
+    def batch(self) -> int:
+        return self.inputs[0][0][0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Shapes, tiles and device tables of one signature. The forward multiplies every segment by its own weight
+    columns (as the reference); the backward works on the unique inputs, whose d x is the product with their merged
+    columns and whose d W is computed once for all their segments (see concat_conv.py)."""
+
+    signature: Signature
+    segment_channels: tuple
+    segments: Layout  # forward rows
+    uniques: Layout  # backward rows
+    weight_rows: int  # M padded to the largest forward BLOCK_M (rows of the row-order weight; the padding is zero)
+    max_repeats: int  # the most segments one unique input fills
+    tables: dict  # name -> int64 device tensor (see `_tables`)
+
+    @property
+    def batch(self) -> int:
+        return self.signature.batch
+
+    @property
+    def out_channels(self) -> int:
+        return self.signature.out_channels
+
+    @property
+    def out_size(self) -> tuple:
+        return self.signature.out_size
+
+    @property
+    def occurrence(self) -> tuple:
+        return self.signature.occurrence
+
+    def rowless(self) -> Group:
+        """A full-resolution group without rows: the forward epilogue and d bias when no input is at full size."""
+        return Group(*self.out_size, (), (), 0, 0, 0, True, 0, True, 1, 1)
+
+
+def overflowing_resolutions(inputs: Sequence[torch.Tensor], out_size: Sequence[int]) -> list:
+    """The input resolutions that have more distinct tensors than one launch takes (MAX_GROUP_TENSORS)."""
+    distinct: dict = {}
+    for x in inputs:
+        if x.shape[1]:
+            distinct.setdefault(tuple(x.shape[2:]), {})[id(x)] = x
+    return [hw for hw, tensors in distinct.items() if len(tensors) > MAX_GROUP_TENSORS]
+
+
+def _pixel_contig(shape: tuple, stride: tuple) -> bool:
+    h, w = shape[2:]
+    return (w <= 1 or stride[3] == 1) and (h <= 1 or stride[2] == w)
+
+
+def _contiguous_strides(shape: tuple) -> tuple:
+    """The strides of a contiguous tensor of `shape` (the gradients the backward allocates)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _unit(strides: Sequence[tuple]) -> int:
+    """ALIGN_ELEMENTS if every tensor's batch and channel strides are multiples of it, else 1."""
+    return ALIGN_ELEMENTS if all(s[0] % ALIGN_ELEMENTS == 0 and s[1] % ALIGN_ELEMENTS == 0 for s in strides) else 1
+
+
+def _layout(members: Sequence[int], inputs: tuple, out_size: tuple, out_channels: int, block_k: int) -> Layout:
+    """Rows of `members` (unique indices: member i reads unique input members[i]) grouped by resolution, each group
+    starting at a multiple of block_k and padded to one. `inputs`: the signature's (shape, strides, dtype) per unique
+    input."""
+    shape_of = [inputs[u][0] for u in members]
+    resolutions = list(dict.fromkeys([out_size] + [s[2:] for s in shape_of]))
+    batch = inputs[0][0][0]
+    groups, first_rows, row, up_elements = [], [0] * len(members), 0, 0
+    for hw in resolutions:
+        in_group = tuple(i for i, s in enumerate(shape_of) if s[2:] == hw and s[1])
+        if not in_group:  # tensors without channels contribute nothing
+            continue
+        row0 = row
+        for i in in_group:
+            first_rows[i] = row
+            row += shape_of[i][1]
+        tensors = tuple(dict.fromkeys(members[i] for i in in_group))
+        full = hw == out_size
+        groups.append(Group(
+            height=hw[0], width=hw[1], members=in_group, tensors=tensors, row0=row0, num_rows=row - row0,
+            padded_rows=triton.cdiv(row - row0, block_k) * block_k, full=full, up_offset=0 if full else up_elements,
+            pixel_contig=all(_pixel_contig(*inputs[u][:2]) for u in tensors),
+            unit=_unit([inputs[u][1] for u in tensors]),
+            grad_unit=_unit([_contiguous_strides(inputs[u][0]) for u in tensors]),
+        ))
+        row = row0 + groups[-1].padded_rows
+        if not full:
+            up_elements += batch * out_channels * hw[0] * hw[1]
+    return Layout(tuple(groups), tuple(first_rows), row, up_elements)
+
+
+def _row_table(layout: Layout, members: Sequence[int], inputs: tuple, gradients: bool, aligned: bool) -> list:
+    """Flat (TABLE_FIELDS, R) int64 values: per virtual row its slot, channel offset and batch stride (in its group's
+    unit where `aligned`, else in elements), y and x strides, for the inputs (`inputs[u]` = (shape, strides, dtype)
+    of unique input u) or their gradients (contiguous). Padding rows are all zero."""
+    table = [[0] * layout.rows for _ in range(TABLE_FIELDS)]
+    for group in layout.groups:
+        unit = (group.grad_unit if gradients else group.unit) if aligned else 1
+        for i in group.members:
+            shape, stride = inputs[members[i]][:2]
+            stride = _contiguous_strides(shape) if gradients else stride
+            slot, row = group.tensors.index(members[i]), layout.first_rows[i]
+            for c in range(shape[1]):
+                values = (slot, c * stride[1] // unit, stride[0] // unit, stride[2], stride[3])
+                for field, value in enumerate(values):
+                    table[field][row + c] = value
+    return [v for column in table for v in column]
+
+
+def _segment_columns(channels: Sequence[int]) -> list:
+    """The first weight column of every segment."""
+    columns, column = [], 0
+    for c in channels:
+        columns.append(column)
+        column += c
+    return columns
+
+
+def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, max_repeats: int) -> dict:
+    """The int64 tables, uploaded once:
+        fwd_cols    (R_s,): the weight column of every forward row (-1 in padding)
+        ups         (3, low groups): offset of Y_g's block, h_g, w_g
+        bwd_cols    (max_repeats, R_u): the weight columns summed into every backward row (-1 where none)
+        column_map  (Cin + 1,): the backward row of every weight column, then R_u (the d bias column of the partials)
+    and the row tables (TABLE_FIELDS, R) in each group's unit (suffix "@aligned") and in elements ("@elements"):
+        fwd_rows    the forward rows (segments)
+        bwd_rows    the backward rows (unique inputs)
+        dx_rows     the rows of the gradients (contiguous tensors of the inputs' shapes)"""
+    unique_members = tuple(range(len(sig.inputs)))
+    fwd_cols = [-1] * segments.rows
+    bwd_cols = [[-1] * uniques.rows for _ in range(max_repeats)]
+    column_map, seen = [], [0] * len(sig.inputs)
+    for i, (u, column) in enumerate(zip(sig.occurrence, _segment_columns(channels))):
+        for c in range(channels[i]):
+            fwd_cols[segments.first_rows[i] + c] = column + c
+            bwd_cols[seen[u]][uniques.first_rows[u] + c] = column + c
+            column_map.append(uniques.first_rows[u] + c)
+        seen[u] += 1
+    low = segments.low_groups
+    parts = dict(
+        fwd_cols=fwd_cols,
+        ups=[g.up_offset for g in low] + [g.height for g in low] + [g.width for g in low],
+        bwd_cols=[v for repeat in bwd_cols for v in repeat],
+        column_map=column_map + [uniques.rows],
+    )
+    for aligned in (True, False):
+        suffix = ROW_TABLE_SUFFIX[aligned]
+        parts["fwd_rows" + suffix] = _row_table(segments, sig.occurrence, sig.inputs, False, aligned)
+        parts["bwd_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, False, aligned)
+        parts["dx_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, True, aligned)
+    padded = {name: part + [0] * (-len(part) % TABLE_ALIGN) for name, part in parts.items()}
+    flat = torch.tensor([v for part in padded.values() for v in part], dtype=torch.int64, device=sig.device)
+    views, start = {}, 0
+    for name, part in padded.items():
+        views[name] = flat[start:start + len(parts[name])]
+        start += len(part)
+    return views
+
+
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def make_plan(sig: Signature) -> Plan:
+    """The plan of a signature (cached: the tables are built and uploaded once per signature)."""
+    m = sig.out_channels
+    channels = tuple(sig.inputs[u][0][1] for u in sig.occurrence)
+    segments = _layout(sig.occurrence, sig.inputs, sig.out_size, m, FWD_BLOCK_K)
+    uniques = _layout(tuple(range(len(sig.inputs))), sig.inputs, sig.out_size, m, ALIGN_ELEMENTS)
+    max_repeats = max(sig.occurrence.count(u) for u in range(len(sig.inputs)))
+    weight_rows = triton.cdiv(m, FWD_BLOCK_M[True]) * FWD_BLOCK_M[True]  # every forward BLOCK_M divides it
+    return Plan(
+        signature=sig, segment_channels=channels, segments=segments, uniques=uniques, weight_rows=weight_rows,
+        max_repeats=max_repeats, tables=_tables(sig, channels, segments, uniques, max_repeats),
+    )
+
+
+def launch_rows(plan: Plan, table: str, group: Group, tensors: Sequence[torch.Tensor], gradients: bool = False):
+    """(base tensor, deltas (3 ints), unit, row table) of a launch over `group`'s rows of `tensors` (indexed by unique
+    input): the base is its slot-0 tensor, the deltas the other slots' element offsets from it (0 for unused slots),
+    in the unit; the aligned table where every delta is a multiple of the group's unit."""
+    base = tensors[group.tensors[0]]
+    size = base.element_size()
+    deltas = [(tensors[u].data_ptr() - base.data_ptr()) // size for u in group.tensors[1:]]
+    unit = group.grad_unit if gradients else group.unit
+    aligned = all(d % unit == 0 for d in deltas)
+    unit = unit if aligned else 1
+    deltas = [d // unit for d in deltas] + [0] * (MAX_GROUP_TENSORS - len(group.tensors))
+    return base, deltas, unit, plan.tables[table + ROW_TABLE_SUFFIX[aligned]]
+
+
+def vectorised_launch(group: Group, base: torch.Tensor, unit: int, tiles_2d: bool = False) -> bool:
+    """Whether a launch's row loads and stores vectorise: 16-element rows (unit) from a 16-byte aligned base,
+    contiguous pixels, a pixel count (the channel stride of the output, dZ and D_g) and, for 2-D tiles, a width that
+    are multiples of 16."""
+    aligned = group.pixels % ALIGN_ELEMENTS == 0 and (not tiles_2d or group.width % ALIGN_ELEMENTS == 0)
+    if not group.num_rows:
+        return aligned
+    return aligned and unit == ALIGN_ELEMENTS and group.pixel_contig and base.data_ptr() % 16 == 0
