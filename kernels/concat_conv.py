@@ -100,9 +100,11 @@ from ._launch import INT32_MAX, check_kernel_dtype, sm_count
 from ._library import custom_op
 from ._triton import cdiv, check_device, dot, sum_
 from .concat_conv_plan import (
+    ADJOINT_BLOCK_J,
+    ADJOINT_FIELDS,
     ALIGN_ELEMENTS,
+    MAX_ADJOINT_GROUPS,
     Group,
-    Layout,
     Plan,
     Signature,
     Tiles,
@@ -116,12 +118,12 @@ from .concat_conv_plan import (
 
 MAX_SPLITS = 32
 PROGRAMS_PER_SM = 2  # d W: aim for this many programs per SM when choosing the number of pixel splits
-# Adjoint of the upsampling: channels x source columns per program, output columns per banded product (a program's
-# window of output columns fits in one product unless the width factor exceeds about UP_SPAN / 2).
-UP_BLOCK_C = 64
-UP_BLOCK_J = 16
+# Adjoint of the upsampling (its launches: kernels/concat_conv_plan.py): channels per program, output columns per
+# banded product. A program's window of output columns (its columns' ADJOINT_OUT_COLUMNS widened by the taps' reach,
+# a source column each side, and the start aligned to UP_ALIGN) fits in one product of UP_SPAN columns unless a width
+# factor exceeds about (UP_SPAN - ADJOINT_OUT_COLUMNS) / 3.
+UP_BLOCK_C = {"tf32": 64, "ieee": 16}  # IEEE fp32 products hold their operands in registers
 UP_SPAN = 64
-UP_SPAN_MARGIN = 12  # output columns the window may add: floor/ceil, a safety column each side, alignment to 8
 UP_ALIGN = 8  # window starts are aligned down to this many columns so that row loads can be vectorised
 UP_WARPS = 8
 UP_STAGES = 3
@@ -370,64 +372,128 @@ def _store_adjoint(ptrs, acc, first, mask):
 
 
 @triton.jit
+def _adjoint_window(j0, cols, scale_x, ALIGN: tl.constexpr):
+    """The output columns [lo, hi) that can read source columns [j0, j0 + cols): src in [j0 - 1, j0 + cols), widened
+    by one on each side so that rounding never drops one (every candidate's weight is computed exactly), the start
+    aligned down so that row loads can be vectorised. (Columns of the window that read none get band 0.)"""
+    lo = tl.maximum(((j0 - 0.5) / scale_x - 0.5).to(tl.int32) - 1, 0) // ALIGN * ALIGN
+    hi = ((j0 + cols + 0.5) / scale_x - 0.5).to(tl.int32) + 2
+    return lo, hi
+
+
+@triton.jit
+def _adjoint_band(offs_x, scale_x, w, offs_j, dtype):
+    """(SPAN, BLOCK_J) bilinear weights of source columns offs_j in the output columns offs_x, in `dtype`."""
+    lo, hi, lam = _source_index(offs_x, scale_x, w)
+    return _tap_weights(lo[:, None], hi[:, None], lam[:, None], offs_j[None, :]).to(dtype)
+
+
+@triton.jit
+def _adjoint_row(t, y, scale_y, h, acc, acc_next, row, d_rows, w, first, mask):
+    """Adds output row y's product t = dZ[:, y, window] U_x to source rows lo(y) (acc, weight 1 - a) and
+    lo(y) + 1 (acc_next, weight a). lo(y) grows by at most one per output row (upsampling), so two accumulators
+    suffice: source row `row` (acc) is stored once the rows that read it are done."""
+    lo_y, hi_y, lam_y = _source_index(y, scale_y, h)
+    if lo_y != row:
+        _store_adjoint(d_rows + row * w, acc, first, mask)
+        acc = acc_next
+        acc_next = tl.full(acc.shape, 0.0, tl.float32)
+        row = lo_y
+    same = hi_y == lo_y  # the last source row takes both taps
+    acc += tl.where(same, 1.0, 1.0 - lam_y) * t
+    acc_next += tl.where(same, 0.0, lam_y) * t
+    return acc, acc_next, row
+
+
+@triton.jit
+def _adjoint_group(groups_ptr, index, MAX_GROUPS: tl.constexpr, d_ptr, M, pid_b, pid_p, offs_c, mask_c, width,
+                   BLOCK_J: tl.constexpr, ALIGN: tl.constexpr):
+    """Group `index` of the launch: its h, w, the pointers to the first source row of this program's columns of its
+    D_g block and their store mask, the columns, and the window of output columns that can read them: src in
+    [j0 - 1, j0 + cols), widened by one column on each side so that rounding never drops one (every candidate's
+    weight is computed exactly; columns of the window that read none get band 0), the start aligned down so that row
+    loads can be vectorised."""
+    offset = tl.load(groups_ptr + index)
+    h = tl.load(groups_ptr + MAX_GROUPS + index).to(tl.int32)
+    w = tl.load(groups_ptr + 2 * MAX_GROUPS + index).to(tl.int32)
+    cols = tl.load(groups_ptr + 3 * MAX_GROUPS + index).to(tl.int32)
+    j0 = pid_p * cols
+    offs_j = j0 + tl.arange(0, BLOCK_J)
+    mask = mask_c[:, None] & ((offs_j < j0 + cols) & (offs_j < w))[None, :]
+    planes = (pid_b * M + offs_c).to(tl.int64) * (h * w)
+    rows = d_ptr + offset + planes[:, None] + offs_j[None, :]
+    scale_x = w / width
+    x_lo = tl.maximum(((j0 - 0.5) / scale_x - 0.5).to(tl.int32) - 1, 0) // ALIGN * ALIGN
+    x_hi = ((j0 + cols + 0.5) / scale_x - 0.5).to(tl.int32) + 2
+    return h, w, rows, mask, offs_j, x_lo, x_hi
+
+
+@triton.jit
 def _concat_conv1x1_bwd_up_kernel(
     z_ptr, stride_zb, stride_zm,  # dZ (B, M, H * W), pixels contiguous
-    d_ptr, stride_db, stride_dm,  # D_g = U_g^T dZ (B, M, h * w), bf16 for bf16 dZ, else fp32
-    M, height, width, h, w,  # output channels; output and source resolution
-    cols_per_program,  # source columns a program completes (their output-column window fits in about SPAN)
+    d_ptr,  # D_g = U_g^T dZ: (B, M, h_g, w_g) blocks, bf16 for bf16 dZ, else fp32
+    groups_ptr,  # int64 (4, MAX_GROUPS): per group of this launch its block's offset in d, h_g, w_g, columns/program
+    M, height, width, col_programs,  # output channels and size, programs along the columns
     DOT_PRECISION: tl.constexpr,
+    NUM_GROUPS: tl.constexpr, MAX_GROUPS: tl.constexpr,  # this launch's groups (a, b, c): 1 to MAX_GROUPS = 3
     BLOCK_C: tl.constexpr, BLOCK_J: tl.constexpr, SPAN: tl.constexpr, ALIGN: tl.constexpr,
 ):
+    """D_g = U_g^T dZ of up to three groups from one pass over dZ: program p owns source columns [p cols_g,
+    (p + 1) cols_g) of every group g (about the same output columns for all), reads the output-column window that
+    covers them all once per row, multiplies it by each group's band and adds the products to each group's source
+    rows (`_adjoint_row`)."""
     pid = tl.program_id(0)
-    num_jt = cdiv(w, cols_per_program)
     num_c = cdiv(M, BLOCK_C)
-    pid_jt = pid % num_jt  # column blocks fastest: they read the same output rows, back to back (L2)
-    pid_c = (pid // num_jt) % num_c
-    pid_b = pid // (num_jt * num_c)
-    j0 = pid_jt * cols_per_program
-    offs_j = j0 + tl.arange(0, BLOCK_J)
-    mask_j = (offs_j < j0 + cols_per_program) & (offs_j < w)
+    pid_p = pid % col_programs  # column blocks fastest: they read the same output rows, back to back (L2)
+    pid_c = (pid // col_programs) % num_c
+    pid_b = pid // (col_programs * num_c)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     mask_c = offs_c < M
-    mask_d = mask_c[:, None] & mask_j[None, :]
-    scale_y = h / height
-    scale_x = w / width
-    # Output columns that can read source columns [j0, j0 + cols): src in [j0 - 1, j0 + cols), widened by one on
-    # each side so that rounding never drops one (every candidate's weight is computed exactly) and aligned down so
-    # that the row loads can be vectorised. Columns of the window that read no column of this block get band 0.
-    x_lo = tl.maximum(((j0 - 0.5) / scale_x - 0.5).to(tl.int32) - 1, 0) // ALIGN * ALIGN
-    x_hi = tl.minimum(((j0 + cols_per_program + 0.5) / scale_x - 0.5).to(tl.int32) + 2, width)
     z_rows = z_ptr + (pid_b.to(tl.int64) * stride_zb + offs_c.to(tl.int64) * stride_zm)[:, None]
-    d_rows = d_ptr + (pid_b.to(tl.int64) * stride_db + offs_c.to(tl.int64) * stride_dm)[:, None] + offs_j[None, :]
+    zeros = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
 
-    for xc in range(x_lo, x_hi, SPAN):  # one chunk unless the factor exceeds about SPAN / 2
+    h_a, w_a, rows_a, mask_a, offs_ja, x_lo, x_hi = _adjoint_group(
+        groups_ptr, 0, MAX_GROUPS, d_ptr, M, pid_b, pid_p, offs_c, mask_c, width, BLOCK_J, ALIGN)
+    if NUM_GROUPS > 1:
+        h_b, w_b, rows_b, mask_b, offs_jb, lo_b, hi_b = _adjoint_group(
+            groups_ptr, 1, MAX_GROUPS, d_ptr, M, pid_b, pid_p, offs_c, mask_c, width, BLOCK_J, ALIGN)
+        x_lo = tl.minimum(x_lo, lo_b)
+        x_hi = tl.maximum(x_hi, hi_b)
+    if NUM_GROUPS > 2:
+        h_c, w_c, rows_c, mask_gc, offs_jc, lo_c, hi_c = _adjoint_group(
+            groups_ptr, 2, MAX_GROUPS, d_ptr, M, pid_b, pid_p, offs_c, mask_c, width, BLOCK_J, ALIGN)
+        x_lo = tl.minimum(x_lo, lo_c)
+        x_hi = tl.maximum(x_hi, hi_c)
+    x_hi = tl.minimum(x_hi, width)
+
+    for xc in range(x_lo, x_hi, SPAN):  # one chunk unless a width factor is large (see UP_SPAN)
         offs_x = xc + tl.arange(0, SPAN)
         mask_z = mask_c[:, None] & (offs_x < width)[None, :]
-        lo, hi, lam = _source_index(offs_x, scale_x, w)
-        band = (tl.where(lo[:, None] == offs_j[None, :], (1.0 - lam)[:, None], 0.0)
-                + tl.where(hi[:, None] == offs_j[None, :], lam[:, None], 0.0))
         first = xc == x_lo
-        # Stream the output rows once: row y adds (1 - a) T_y to source row lo(y) and a T_y to hi(y), with
-        # T_y = dZ[:, y, window] U_x. lo(y) grows by at most one per row (upsampling), so two accumulators suffice:
-        # source row `row` (acc) and the next one; `row` is stored when the rows reading it are done.
-        acc = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
-        acc_next = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
-        row = 0
-        for y in range(0, height):
+        band_a = _adjoint_band(offs_x, w_a / width, w_a, offs_ja, z_ptr.dtype.element_ty)
+        acc_a, next_a, row_a = zeros, zeros, 0
+        if NUM_GROUPS > 1:
+            band_b = _adjoint_band(offs_x, w_b / width, w_b, offs_jb, z_ptr.dtype.element_ty)
+            acc_b, next_b, row_b = zeros, zeros, 0
+        if NUM_GROUPS > 2:
+            band_c = _adjoint_band(offs_x, w_c / width, w_c, offs_jc, z_ptr.dtype.element_ty)
+            acc_c, next_c, row_c = zeros, zeros, 0
+        for y in range(0, height):  # the output rows, once
             z = tl.load(z_rows + (y * width + offs_x)[None, :], mask=mask_z, other=0.0)
-            t = dot(z, band.to(z.dtype), tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32), DOT_PRECISION)
-            lo_y, hi_y, lam_y = _source_index(y, scale_y, h)
-            if lo_y != row:
-                out = d_rows + row * w
-                _store_adjoint(out, acc, first, mask_d)
-                acc = acc_next
-                acc_next = tl.full((BLOCK_C, BLOCK_J), 0.0, tl.float32)
-                row = lo_y
-            same = hi_y == lo_y  # the last source row takes both taps
-            acc += tl.where(same, 1.0, 1.0 - lam_y) * t
-            acc_next += tl.where(same, 0.0, lam_y) * t
-        out = d_rows + row * w  # row = h - 1: the last output row reads the last source row
-        _store_adjoint(out, acc, first, mask_d)
+            acc_a, next_a, row_a = _adjoint_row(dot(z, band_a, None, DOT_PRECISION), y, h_a / height, h_a, acc_a,
+                                                next_a, row_a, rows_a, w_a, first, mask_a)
+            if NUM_GROUPS > 1:
+                acc_b, next_b, row_b = _adjoint_row(dot(z, band_b, None, DOT_PRECISION), y, h_b / height, h_b,
+                                                    acc_b, next_b, row_b, rows_b, w_b, first, mask_b)
+            if NUM_GROUPS > 2:
+                acc_c, next_c, row_c = _adjoint_row(dot(z, band_c, None, DOT_PRECISION), y, h_c / height, h_c,
+                                                    acc_c, next_c, row_c, rows_c, w_c, first, mask_gc)
+        # the last output row reads the last source row: row = h - 1
+        _store_adjoint(rows_a + row_a * w_a, acc_a, first, mask_a)
+        if NUM_GROUPS > 1:
+            _store_adjoint(rows_b + row_b * w_b, acc_b, first, mask_b)
+        if NUM_GROUPS > 2:
+            _store_adjoint(rows_c + row_c * w_c, acc_c, first, mask_gc)
 
 
 @triton.jit(do_not_specialize=_DELTAS)
@@ -655,23 +721,17 @@ def _grad_dz(grad_out: torch.Tensor, out: torch.Tensor | None, relu: bool) -> to
     return dz
 
 
-def _adjoint_columns(width: int, src_width: int) -> int:
-    """Source columns per program: about (scale + 1) * columns + margin output columns must fit in UP_SPAN."""
-    return max(1, min(UP_BLOCK_J, int((UP_SPAN - UP_SPAN_MARGIN) * src_width / width) - 1))
-
-
-def _adjoint(layout: Layout, dz: torch.Tensor, precision: str) -> torch.Tensor:
+def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
     """D_g = U_g^T dZ of every low-resolution group, in one buffer of (B, M, h_g, w_g) blocks (`_adjoint_dtype`)."""
     batch, m, height, width = dz.shape
-    d = torch.empty(max(layout.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
-    for group in layout.low_groups:
-        cols = _adjoint_columns(width, group.width)
-        view = d[group.up_offset:group.up_offset + batch * m * group.pixels]
-        grid = (triton.cdiv(group.width, cols) * triton.cdiv(m, UP_BLOCK_C) * batch,)
-        _concat_conv1x1_bwd_up_kernel[grid](
-            dz, dz.stride(0), dz.stride(1), view, m * group.pixels, group.pixels,
-            m, height, width, group.height, group.width, cols,
-            DOT_PRECISION=precision, BLOCK_C=UP_BLOCK_C, BLOCK_J=UP_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN,
+    d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
+    table = plan.tables["adjoint"]
+    for index, (num_groups, programs) in enumerate(plan.adjoint_launches):
+        _concat_conv1x1_bwd_up_kernel[(programs * triton.cdiv(m, UP_BLOCK_C[precision]) * batch,)](
+            dz, dz.stride(0), dz.stride(1), d, table[index * ADJOINT_FIELDS * MAX_ADJOINT_GROUPS:],
+            m, height, width, programs,
+            DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=MAX_ADJOINT_GROUPS,
+            BLOCK_C=UP_BLOCK_C[precision], BLOCK_J=ADJOINT_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN,
             num_warps=UP_WARPS, num_stages=UP_STAGES,
         )
     return d
@@ -690,7 +750,7 @@ def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
     for group in plan.uniques.groups:
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
         base, deltas, unit, rows = launch_rows(plan, "dx_rows", group, grads, gradients=True)
-        tiles = backward_tiles(precision, vectorised_launch(group, base, unit))
+        tiles = backward_tiles("dx", base.element_size(), precision, vectorised_launch(group, base, unit))
         grid = (triton.cdiv(group.num_rows, tiles.block_m) * triton.cdiv(group.pixels, tiles.block_n) * plan.batch,)
         _concat_conv1x1_bwd_dx_kernel[grid](
             z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
@@ -727,13 +787,13 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
     holds d bias) and a fixed-order reduce; every segment of a unique input gets its row's d W."""
     m, device, layout = plan.out_channels, dz.device, plan.uniques
     groups = layout.groups or (plan.rowless(),)  # without input channels a rowless launch still sums dZ for d bias
-    splits = _splits(plan, groups, backward_tiles(precision, True), device)
+    splits = _splits(plan, groups, backward_tiles("dw", dz.element_size(), precision, True), device)
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
     for index, group in enumerate(groups):
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
         base, deltas, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
             dz, [0] * 3, 1, plan.tables["column_map"])
-        tiles = backward_tiles(precision, vectorised_launch(group, base, unit))
+        tiles = backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
         blocks = plan.batch * triton.cdiv(group.pixels, tiles.block_k)
         _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
             z, stride_zb, stride_zm,
@@ -782,7 +842,7 @@ def concat_conv1x1_bwd(
     grads = [torch.empty(u.shape, dtype=u.dtype, device=device) for u in uniques] if any(need_x) else None
     d = None
     if plan.uniques.low_groups and (grads is not None or need_params):
-        d = _adjoint(plan.uniques, dz, precision)
+        d = _adjoint(plan, dz, precision)
     grads_x = [None] * len(uniques)
     if grads is not None:
         w_merged = _gather_columns(weight, plan.tables["bwd_cols"], plan.max_repeats, plan.out_channels,

@@ -42,7 +42,7 @@ def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: in
     signature, values = aot_signature(kernel, element, pointers={**_TYPED_POINTERS, **(typed or {})},
                                       unit_strides=_UNIT_STRIDES, constexprs=constexprs)
     shown = ", ".join(f"{k}={v}" for k, v in constexprs.items()
-                      if k in ("PIXEL_CONTIG", "DOT_PRECISION", "NUM_UP", "BLOCK_M", "TILE_W"))
+                      if k in ("PIXEL_CONTIG", "DOT_PRECISION", "NUM_UP", "NUM_GROUPS", "BLOCK_M", "TILE_W"))
     return AotConfig(
         name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
         signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
@@ -81,26 +81,28 @@ def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfi
     z_types = [({}, "")] + ([({"z_ptr": adjoint}, f", {adjoint} Z")] if adjoint != TRITON_DTYPE_NAMES[dtype] else [])
     configs = []
     if contig:  # the adjoint and d x read dZ and D_g, whose pixels are always contiguous
-        configs.append(_config(
-            op._concat_conv1x1_bwd_up_kernel, dtype,
-            dict(DOT_PRECISION=precision, BLOCK_C=op.UP_BLOCK_C, BLOCK_J=op.UP_BLOCK_J, SPAN=op.UP_SPAN,
-                 ALIGN=op.UP_ALIGN),
-            op.UP_WARPS, op.UP_STAGES, mma, {"d_ptr": adjoint},
-        ))
+        for num_groups in range(1, op.MAX_ADJOINT_GROUPS + 1):
+            configs.append(_config(
+                op._concat_conv1x1_bwd_up_kernel, dtype,
+                dict(DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=op.MAX_ADJOINT_GROUPS,
+                     BLOCK_C=op.UP_BLOCK_C[precision], BLOCK_J=op.ADJOINT_BLOCK_J, SPAN=op.UP_SPAN, ALIGN=op.UP_ALIGN),
+                op.UP_WARPS, op.UP_STAGES, mma, {"d_ptr": adjoint, "groups_ptr": "i64"},
+            ))
     for vectorised in (True, False) if contig else (False,):
-        tiles = backward_tiles(precision, vectorised)
         label = ", vectorised" if vectorised else ""
+        size = dtype.itemsize
+        dx, dw = (backward_tiles(kind, size, precision, vectorised) for kind in ("dx", "dw"))
         for typed, z_label in z_types:
             if contig:
                 configs.append(_config(
-                    op._concat_conv1x1_bwd_dx_kernel, dtype, dict(DOT_PRECISION=precision, **tiles.gemm_constexprs()),
-                    tiles.warps, tiles.stages, mma, typed, z_label + label,
+                    op._concat_conv1x1_bwd_dx_kernel, dtype, dict(DOT_PRECISION=precision, **dx.gemm_constexprs()),
+                    dx.warps, dx.stages, mma, typed, z_label + label,
                     _DX_VECTORISED if vectorised else _BACKWARD_DIVISIBLE,
                 ))
             configs.append(_config(
                 op._concat_conv1x1_bwd_dw_kernel, dtype,
-                dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision, **tiles.gemm_constexprs()), tiles.warps,
-                tiles.stages, mma, typed, z_label + label, _DW_VECTORISED if vectorised else _BACKWARD_DIVISIBLE,
+                dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision, **dw.gemm_constexprs()), dw.warps, dw.stages, mma,
+                typed, z_label + label, _DW_VECTORISED if vectorised else _BACKWARD_DIVISIBLE,
             ))
     return configs
 

@@ -49,9 +49,10 @@ PLAN_CACHE_SIZE = 64
 # image in EPILOGUE_TILE_W-wide blocks of rows, so that a tile reads a small window of each Y_g (concat_conv.py); the
 # other launches tile flat pixels. Where the loads vectorise (16-element aligned rows), 128 x 128 tiles on 16 warps
 # (105-125 registers: one CTA of 16 warps per SM; on 8 warps they took 227-239); where they do not (every load scalar,
-# each with its own address), 128 x 64 on 8 warps, which the compiler fits without spilling. IEEE fp32 products hold
-# their operands in registers: half the rows. A small output-channel count (the classifiers' 1-40) takes a matching
-# BLOCK_M and longer pixel tiles, so that the weight, re-read by every pixel tile, costs less than the pixels.
+# each with its own address), 64 x 64 on 8 warps, which the compiler fits in 128 registers. IEEE fp32 products hold
+# their operands in registers: half the tiles, on 8 warps. A small output-channel count (the classifiers' 1-40) takes
+# a matching BLOCK_M and longer pixel tiles, so that the weight, re-read by every pixel tile, costs less than the
+# pixels. (Registers measured in the ahead-of-time compile on triton 3.8, sm_90.)
 FWD_BLOCK_M = {True: 128, False: 64}  # vectorised loads or not
 FWD_BLOCK_N = {True: 128, False: 64}
 FWD_WARPS = {True: 16, False: 8}
@@ -60,13 +61,28 @@ FWD_STAGES = 3
 SMALL_M_BLOCK_N = {True: 256, False: 64}
 MIN_BLOCK_M = 16  # the tensor cores' smallest tile
 EPILOGUE_TILE_W = 32
-# Backward GEMM tiles: input rows x pixels x output channels (d x), output channels x input rows x pixels (d W);
-# half the rows where the loads do not vectorise or the products are IEEE fp32 (operands in registers).
-BWD_BLOCK_M = {True: 128, False: 64}
-BWD_BLOCK_N = 64
-BWD_BLOCK_K = 32
-BWD_WARPS = 8
+# Backward GEMM tiles: d x is input rows x pixels x output channels (K), d W output channels x input rows x pixels
+# (K). Where the loads vectorise, long tiles on 16 warps (d x: 128 rows x 256 pixels of 16-bit data, re-reading the
+# weight half as often as 128-pixel tiles; d W: 64 pixels per step, halving the loop's overhead); elsewhere, and for
+# IEEE fp32 products (operands in registers), 64 x 64 tiles on 8 warps, which the compiler fits without spilling when
+# every load is scalar.
+BWD_TILES = {
+    ("dx", 2): (128, 256, 32, 16),  # (kind, element bytes): BLOCK_M, BLOCK_N, BLOCK_K, warps
+    ("dx", 4): (128, 128, 32, 16),
+    ("dw", 2): (128, 128, 64, 16),
+    ("dw", 4): (128, 128, 64, 16),
+    "scalar": (64, 64, 32, 8),
+}
 BWD_STAGES = 3
+
+
+# The adjoint of the upsampling (concat_conv.py) serves up to MAX_ADJOINT_GROUPS low-resolution groups per launch from
+# one pass over dZ: a program owns ADJOINT_BLOCK_J source columns (at most) of each, about ADJOINT_OUT_COLUMNS output
+# columns' worth for every group alike.
+MAX_ADJOINT_GROUPS = 3
+ADJOINT_FIELDS = 4  # per group of a launch: offset of its D_g block, h_g, w_g, source columns per program
+ADJOINT_BLOCK_J = 16
+ADJOINT_OUT_COLUMNS = 32
 
 
 @dataclass(frozen=True)
@@ -105,14 +121,16 @@ def forward_tiles(out_channels: int, precision: str, epilogue_up: bool, vectoris
         block_n = SMALL_M_BLOCK_N[vectorised]
     if ieee:
         block_n //= 2
-    return Tiles(block_m, block_n, FWD_BLOCK_K, EPILOGUE_TILE_W if epilogue_up else 0, FWD_WARPS[vectorised],
-                 FWD_STAGES)
+    return Tiles(block_m, block_n, FWD_BLOCK_K, EPILOGUE_TILE_W if epilogue_up else 0,
+                 FWD_WARPS[vectorised and not ieee], FWD_STAGES)
 
 
 @functools.cache
-def backward_tiles(precision: str, vectorised: bool) -> Tiles:
-    """The tiles of a d x or d W launch."""
-    return Tiles(BWD_BLOCK_M[vectorised and precision != "ieee"], BWD_BLOCK_N, BWD_BLOCK_K, 0, BWD_WARPS, BWD_STAGES)
+def backward_tiles(kind: str, element_size: int, precision: str, vectorised: bool) -> Tiles:
+    """The tiles of a d x (`kind` "dx") or d W ("dw") launch on data of `element_size` bytes."""
+    tensor_cores = precision != "ieee"
+    block_m, block_n, block_k, warps = BWD_TILES[(kind, element_size) if vectorised and tensor_cores else "scalar"]
+    return Tiles(block_m, block_n, block_k, 0, warps, BWD_STAGES)
 
 
 @dataclass(frozen=True)
@@ -190,6 +208,7 @@ class Plan:
     segments: Layout  # forward rows
     uniques: Layout  # backward rows
     weight_rows: int  # M padded to the largest forward BLOCK_M (rows of the row-order weight; the padding is zero)
+    adjoint_launches: tuple  # per launch of the adjoint: (its groups, its programs along the output columns)
     max_repeats: int  # the most segments one unique input fills
     tables: dict  # name -> int64 device tensor (see `_tables`)
 
@@ -300,12 +319,36 @@ def _segment_columns(channels: Sequence[int]) -> list:
     return columns
 
 
+def _adjoint_launches(layout: Layout, width: int) -> list:
+    """Per launch of the adjoint: its low-resolution groups (up to MAX_ADJOINT_GROUPS), its programs along the output
+    columns, and each group's source columns per program (about ADJOINT_OUT_COLUMNS output columns' worth)."""
+    low = layout.low_groups
+    launches = []
+    for start in range(0, len(low), MAX_ADJOINT_GROUPS):
+        groups = low[start:start + MAX_ADJOINT_GROUPS]
+        programs = max([triton.cdiv(width, ADJOINT_OUT_COLUMNS)]
+                       + [triton.cdiv(g.width, ADJOINT_BLOCK_J) for g in groups])
+        launches.append((groups, programs, [triton.cdiv(g.width, programs) for g in groups]))
+    return launches
+
+
+def _adjoint_table(launches: list) -> list:
+    """(launch, ADJOINT_FIELDS, MAX_ADJOINT_GROUPS) values: per group its D_g block's offset, h_g, w_g, columns per
+    program (unused groups repeat the first, which the kernel masks out)."""
+    values = []
+    for groups, _, cols in launches:
+        fields = [[g.up_offset for g in groups], [g.height for g in groups], [g.width for g in groups], cols]
+        values += [v for field in fields for v in field + field[:1] * (MAX_ADJOINT_GROUPS - len(groups))]
+    return values
+
+
 def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, max_repeats: int) -> dict:
     """The int64 tables, uploaded once:
         fwd_cols    (R_s,): the weight column of every forward row (-1 in padding)
         ups         (3, low groups): offset of Y_g's block, h_g, w_g
         bwd_cols    (max_repeats, R_u): the weight columns summed into every backward row (-1 where none)
         column_map  (Cin + 1,): the backward row of every weight column, then R_u (the d bias column of the partials)
+        adjoint     (launches, ADJOINT_FIELDS, MAX_ADJOINT_GROUPS): the adjoint's groups (`_adjoint_table`)
     and the row tables (TABLE_FIELDS, R) in each group's unit (suffix "@aligned") and in elements ("@elements"):
         fwd_rows    the forward rows (segments)
         bwd_rows    the backward rows (unique inputs)
@@ -326,6 +369,7 @@ def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, 
         ups=[g.up_offset for g in low] + [g.height for g in low] + [g.width for g in low],
         bwd_cols=[v for repeat in bwd_cols for v in repeat],
         column_map=column_map + [uniques.rows],
+        adjoint=_adjoint_table(_adjoint_launches(uniques, sig.out_size[1])),
     )
     for aligned in (True, False):
         suffix = ROW_TABLE_SUFFIX[aligned]
@@ -350,8 +394,10 @@ def make_plan(sig: Signature) -> Plan:
     uniques = _layout(tuple(range(len(sig.inputs))), sig.inputs, sig.out_size, m, ALIGN_ELEMENTS)
     max_repeats = max(sig.occurrence.count(u) for u in range(len(sig.inputs)))
     weight_rows = triton.cdiv(m, FWD_BLOCK_M[True]) * FWD_BLOCK_M[True]  # every forward BLOCK_M divides it
+    adjoint = tuple((len(groups), programs) for groups, programs, _ in _adjoint_launches(uniques, sig.out_size[1]))
     return Plan(
         signature=sig, segment_channels=channels, segments=segments, uniques=uniques, weight_rows=weight_rows,
+        adjoint_launches=adjoint,
         max_repeats=max_repeats, tables=_tables(sig, channels, segments, uniques, max_repeats),
     )
 
