@@ -21,6 +21,12 @@ def sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
+def ceil_div(a: int, b: int) -> int:
+    """ceil(a / b) for ints on the host: triton.cdiv is a @jit function, whose host call costs microseconds (a
+    launcher computes a few per launch)."""
+    return -(-a // b)
+
+
 def fp32_matmul_precision() -> str:
     """How float32 products run: "tf32" when PyTorch runs float32 matmuls on TF32 tensor cores
     (torch.backends.cuda.matmul.allow_tf32, which torch.set_float32_matmul_precision("high") sets), else "ieee", so

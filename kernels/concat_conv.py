@@ -96,7 +96,7 @@ import triton.language as tl
 
 from ._autocast import autocast_aware
 from ._checks import check_concat_conv1x1
-from ._launch import INT32_MAX, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
 from ._triton import cdiv, check_device, dot, sum_
 from .concat_conv_plan import (
@@ -651,7 +651,7 @@ def _gather_columns(weight: torch.Tensor, cols: torch.Tensor, max_repeats: int, 
     weight2d = weight.flatten(1)  # a view: the 1x1 dims of a 4-D weight have size 1
     out = torch.empty((rows_out, columns), dtype=weight.dtype, device=weight.device)
     if out.numel():
-        grid = (triton.cdiv(rows_out, SMALL_BLOCK_M) * triton.cdiv(columns, SMALL_BLOCK_N),)
+        grid = (ceil_div(rows_out, SMALL_BLOCK_M) * ceil_div(columns, SMALL_BLOCK_N),)
         _concat_conv1x1_merge_kernel[grid](
             weight2d, weight2d.stride(0), weight2d.stride(1), cols, max_repeats, out, weight2d.shape[0], rows_out,
             columns, BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
@@ -685,7 +685,7 @@ def concat_conv1x1_fwd(
         base, deltas, unit, rows = launch_rows(plan, "fwd_rows", group, uniques) if group.num_rows else (
             out, [0] * 3, 1, tables["fwd_cols"])
         tiles = forward_tiles(m, precision, num_up > 0, vectorised_launch(group, base, unit, num_up > 0))
-        grid = (triton.cdiv(m, tiles.block_m) * tiles.pixel_tiles(group.height, group.width) * batch,)
+        grid = (ceil_div(m, tiles.block_m) * tiles.pixel_tiles(group.height, group.width) * batch,)
         _concat_conv1x1_fwd_kernel[grid](
             base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows, group.padded_rows,
             w_rows, w_rows.stride(0),
@@ -713,7 +713,7 @@ def _grad_dz(grad_out: torch.Tensor, out: torch.Tensor | None, relu: bool) -> to
     if not relu and (width <= 1 or grad_out.stride(3) == 1) and (height <= 1 or grad_out.stride(2) == width):
         return grad_out
     dz = torch.empty((batch, m, height, width), dtype=grad_out.dtype, device=grad_out.device)
-    grid = (batch * m, triton.cdiv(height * width, EW_BLOCK))
+    grid = (batch * m, ceil_div(height * width, EW_BLOCK))
     _concat_conv1x1_bwd_dz_kernel[grid](
         grad_out, *grad_out.stride(), out if relu else dz, dz, m, width, height * width, int(relu),
         BLOCK=EW_BLOCK, num_warps=EW_WARPS,
@@ -727,7 +727,7 @@ def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
     d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
     table = plan.tables["adjoint"]
     for index, (num_groups, programs) in enumerate(plan.adjoint_launches):
-        _concat_conv1x1_bwd_up_kernel[(programs * triton.cdiv(m, UP_BLOCK_C[precision]) * batch,)](
+        _concat_conv1x1_bwd_up_kernel[(programs * ceil_div(m, UP_BLOCK_C[precision]) * batch,)](
             dz, dz.stride(0), dz.stride(1), d, table[index * ADJOINT_FIELDS * MAX_ADJOINT_GROUPS:],
             m, height, width, programs,
             DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=MAX_ADJOINT_GROUPS,
@@ -751,7 +751,7 @@ def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
         base, deltas, unit, rows = launch_rows(plan, "dx_rows", group, grads, gradients=True)
         tiles = backward_tiles("dx", base.element_size(), precision, vectorised_launch(group, base, unit))
-        grid = (triton.cdiv(group.num_rows, tiles.block_m) * triton.cdiv(group.pixels, tiles.block_n) * plan.batch,)
+        grid = (ceil_div(group.num_rows, tiles.block_m) * ceil_div(group.pixels, tiles.block_n) * plan.batch,)
         _concat_conv1x1_bwd_dx_kernel[grid](
             z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
             base, *deltas, rows, plan.uniques.rows, unit, group.row0, group.num_rows, plan.out_channels, group.pixels,
@@ -761,21 +761,21 @@ def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
 
 def _dw_tiles(m: int, group: Group, tiles: Tiles) -> int:
     """Output-channel x row tiles of a d W launch (a rowless launch still has one column of tiles, for d bias)."""
-    return triton.cdiv(m, tiles.block_m) * max(triton.cdiv(group.num_rows, tiles.block_n), 1)
+    return ceil_div(m, tiles.block_m) * max(ceil_div(group.num_rows, tiles.block_n), 1)
 
 
 def _splits(plan: Plan, groups: Sequence[Group], tiles: Tiles, device: torch.device) -> int:
     """Pixel splits of the d W reduction: enough programs to fill the device, the same for every group."""
     fewest = min(_dw_tiles(plan.out_channels, g, tiles) for g in groups)
-    blocks = max(plan.batch * triton.cdiv(g.pixels, tiles.block_k) for g in groups)
-    return max(1, min(triton.cdiv(PROGRAMS_PER_SM * sm_count(device), fewest), blocks, MAX_SPLITS))
+    blocks = max(plan.batch * ceil_div(g.pixels, tiles.block_k) for g in groups)
+    return max(1, min(ceil_div(PROGRAMS_PER_SM * sm_count(device), fewest), blocks, MAX_SPLITS))
 
 
 def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor, stride_om: int, stride_on: int,
             n: int) -> None:
     """out[m, n] = sum over splits (in order) of partials[:, m, column_map[n]], in out's dtype."""
     splits, m = partials.shape[:2]
-    grid = (triton.cdiv(m, SMALL_BLOCK_M) * triton.cdiv(n, SMALL_BLOCK_N),)
+    grid = (ceil_div(m, SMALL_BLOCK_M) * ceil_div(n, SMALL_BLOCK_N),)
     _concat_conv1x1_bwd_reduce_kernel[grid](
         partials, splits, partials.stride(0), partials.stride(1), column_map, out, stride_om, stride_on, m, n,
         BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
@@ -794,12 +794,12 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
         base, deltas, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
             dz, [0] * 3, 1, plan.tables["column_map"])
         tiles = backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
-        blocks = plan.batch * triton.cdiv(group.pixels, tiles.block_k)
+        blocks = plan.batch * ceil_div(group.pixels, tiles.block_k)
         _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
             z, stride_zb, stride_zm,
             base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows,
             partials, partials.stride(0), partials.stride(1), layout.rows,
-            m, plan.batch, group.width, group.pixels, triton.cdiv(blocks, splits),
+            m, plan.batch, group.width, group.pixels, ceil_div(blocks, splits),
             int(index == 0 and bias is not None),
             PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles.gemm_constexprs(),
             num_warps=tiles.warps, num_stages=tiles.stages,
@@ -962,6 +962,28 @@ def _backward(ctx, grad_out):
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _Eager(torch.autograd.Function):
+    """The op outside torch.compile: the launchers and the autograd formula of the custom operators above, without
+    the operators' dispatch (about 140 us of host time per call at the aggregation's 13 inputs, more than the
+    launchers' own). torch.compile traces the operators instead (`concat_conv1x1`)."""
+
+    @staticmethod
+    def forward(ctx, occurrence, relu, out_size, weight, bias, residual, *uniques):
+        plan = _plan(uniques, occurrence, weight, out_size)
+        out = concat_conv1x1_fwd(plan, uniques, weight, bias, residual, relu)
+        ctx.save_for_backward(weight, bias, out if relu else None, *uniques)
+        ctx.plan, ctx.relu = plan, relu
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, bias, out, *uniques = ctx.saved_tensors
+        _, _, _, need_w, need_b, need_r, *need_x = ctx.needs_input_grad
+        grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(ctx.plan, uniques, grad_out, out, weight, bias, ctx.relu,
+                                                             (need_x, need_w, need_b, need_r))
+        return None, None, None, grad_w, grad_b, grad_r, *grads_x
+
+
 @autocast_aware
 def concat_conv1x1(
     inputs: Sequence[torch.Tensor],
@@ -981,7 +1003,10 @@ def concat_conv1x1(
     _check_triton_inputs(inputs, weight, bias, residual, out_size)
     inputs, weight = _concatenate_crowded_resolutions(inputs, weight, out_size)
     uniques, occurrence = _unique_inputs(inputs)
-    return _forward_op(uniques, occurrence, weight, bias, residual, activation == "relu", list(out_size))
+    relu = activation == "relu"
+    if torch.compiler.is_compiling():
+        return _forward_op(uniques, occurrence, weight, bias, residual, relu, list(out_size))
+    return _Eager.apply(occurrence, relu, out_size, weight, bias, residual, *uniques)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

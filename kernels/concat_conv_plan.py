@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ._launch import ceil_div
+
 # Distinct tensors one launch reads or writes through its pointer arguments x0..x3: SCA-MTL's aggregation has at most
 # four per resolution (F1 and its three cross-attention maps). A call with more in one resolution is first
 # concatenated (`overflowing_resolutions`).
@@ -105,8 +107,8 @@ class Tiles:
 
     def pixel_tiles(self, height: int, width: int) -> int:
         if not self.tile_w:
-            return triton.cdiv(height * width, self.block_n)
-        return triton.cdiv(height, self.block_n // self.tile_w) * triton.cdiv(width, self.tile_w)
+            return ceil_div(height * width, self.block_n)
+        return ceil_div(height, self.block_n // self.tile_w) * ceil_div(width, self.tile_w)
 
 
 @functools.cache
@@ -281,7 +283,7 @@ def _layout(members: Sequence[int], inputs: tuple, out_size: tuple, out_channels
         full = hw == out_size
         groups.append(Group(
             height=hw[0], width=hw[1], members=in_group, tensors=tensors, row0=row0, num_rows=row - row0,
-            padded_rows=triton.cdiv(row - row0, block_k) * block_k, full=full, up_offset=0 if full else up_elements,
+            padded_rows=ceil_div(row - row0, block_k) * block_k, full=full, up_offset=0 if full else up_elements,
             pixel_contig=all(_pixel_contig(*inputs[u][:2]) for u in tensors),
             unit=_unit([inputs[u][1] for u in tensors]),
             grad_unit=_unit([_contiguous_strides(inputs[u][0]) for u in tensors]),
@@ -326,9 +328,9 @@ def _adjoint_launches(layout: Layout, width: int) -> list:
     launches = []
     for start in range(0, len(low), MAX_ADJOINT_GROUPS):
         groups = low[start:start + MAX_ADJOINT_GROUPS]
-        programs = max([triton.cdiv(width, ADJOINT_OUT_COLUMNS)]
-                       + [triton.cdiv(g.width, ADJOINT_BLOCK_J) for g in groups])
-        launches.append((groups, programs, [triton.cdiv(g.width, programs) for g in groups]))
+        programs = max([ceil_div(width, ADJOINT_OUT_COLUMNS)]
+                       + [ceil_div(g.width, ADJOINT_BLOCK_J) for g in groups])
+        launches.append((groups, programs, [ceil_div(g.width, programs) for g in groups]))
     return launches
 
 
@@ -393,7 +395,7 @@ def make_plan(sig: Signature) -> Plan:
     segments = _layout(sig.occurrence, sig.inputs, sig.out_size, m, FWD_BLOCK_K)
     uniques = _layout(tuple(range(len(sig.inputs))), sig.inputs, sig.out_size, m, ALIGN_ELEMENTS)
     max_repeats = max(sig.occurrence.count(u) for u in range(len(sig.inputs)))
-    weight_rows = triton.cdiv(m, FWD_BLOCK_M[True]) * FWD_BLOCK_M[True]  # every forward BLOCK_M divides it
+    weight_rows = ceil_div(m, FWD_BLOCK_M[True]) * FWD_BLOCK_M[True]  # every forward BLOCK_M divides it
     adjoint = tuple((len(groups), programs) for groups, programs, _ in _adjoint_launches(uniques, sig.out_size[1]))
     return Plan(
         signature=sig, segment_channels=channels, segments=segments, uniques=uniques, weight_rows=weight_rows,
