@@ -104,6 +104,8 @@ from .concat_conv_plan import (
     ADJOINT_FIELDS,
     ALIGN_ELEMENTS,
     MAX_ADJOINT_GROUPS,
+    NO_SLOTS,
+    SLOT_BITS,
     Group,
     Plan,
     Signature,
@@ -135,6 +137,8 @@ SMALL_BLOCK_N = 64
 # Upsampling epilogue: source columns of Y_g per tensor-core product (the smallest K of a TF32 product; a tile of
 # 32 columns reads 18 at a factor 2, 10 at 4, 6 at 8).
 UP_BLOCK = 16
+_SLOT_BITS: tl.constexpr = tl.constexpr(SLOT_BITS)
+_SLOT_MASK: tl.constexpr = tl.constexpr((1 << SLOT_BITS) - 1)
 # The element offsets of a group's other tensors from its first: per call, not specialised (the JIT would otherwise
 # compile a variant per divisibility of an address difference).
 _DELTAS = ["delta1", "delta2", "delta3"]
@@ -164,31 +168,34 @@ def _tap_weights(lo, hi, lam, index):
 
 
 @triton.jit
-def _row_offsets(rows_ptr, rows_stride, row_unit, delta1, delta2, delta3, offs_r, mask_r, pid_b):
+def _row_offsets(rows_ptr, row_unit, delta1, delta2, delta3, batch0, batch1, batch2, batch3, offs_r, mask_r, pid_b):
     """int64 element offsets, from the launch's base pointer (its slot-0 tensor), of rows `offs_r` of image pid_b:
-    (delta of the row's tensor + channel offset + pid_b * batch stride) * unit, from the plan's row table
-    (TABLE_FIELDS, rows_stride) and the call's deltas (kernels/concat_conv_plan.py)."""
-    slot = tl.load(rows_ptr + offs_r, mask=mask_r, other=0)
-    offset = tl.load(rows_ptr + rows_stride + offs_r, mask=mask_r, other=0)
-    stride_b = tl.load(rows_ptr + 2 * rows_stride + offs_r, mask=mask_r, other=0)
+    (delta of the row's tensor + its channel offset + pid_b * the tensor's batch stride) * unit. A row of the plan's
+    table packs (channel offset << SLOT_BITS) | slot; the deltas and batch strides of the slots are arguments
+    (kernels/concat_conv_plan.py)."""
+    packed = tl.load(rows_ptr + offs_r, mask=mask_r, other=0).to(tl.int64)
+    slot = packed & _SLOT_MASK
     delta = tl.where(slot == 1, delta1, tl.where(slot == 2, delta2, tl.where(slot == 3, delta3, 0)))
-    return (delta + offset + pid_b.to(tl.int64) * stride_b) * row_unit
+    stride_b = tl.where(slot == 1, batch1, tl.where(slot == 2, batch2, tl.where(slot == 3, batch3, batch0)))
+    return (delta + (packed >> _SLOT_BITS) + pid_b.to(tl.int64) * stride_b) * row_unit
 
 
 @triton.jit
 def _load_rows(
-    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit,  # a group's tensors and the row table
+    x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3,  # a group's tensors (`_row_offsets`)
+    rows_ptr, rows_stride, row_unit,  # the row table (ROW_FIELDS, rows_stride) and its unit
     offs_r, mask_r, pid_b,  # virtual rows (absolute indices into the table) and image
     pix, py, px, mask_p,  # pixels of the tile: flat index, y, x
     PIXEL_CONTIG: tl.constexpr,  # every row has x stride 1 and y stride = width: flat pixel offsets
 ):
     """The (rows, pixels) tile of the virtual concatenation at the rows' own resolution, zero outside."""
-    base = _row_offsets(rows_ptr, rows_stride, row_unit, delta1, delta2, delta3, offs_r, mask_r, pid_b)
+    base = _row_offsets(rows_ptr, row_unit, delta1, delta2, delta3, batch0, batch1, batch2, batch3, offs_r, mask_r,
+                        pid_b)
     if PIXEL_CONTIG:
         offs = base[:, None] + pix[None, :]
     else:
-        stride_y = tl.load(rows_ptr + 3 * rows_stride + offs_r, mask=mask_r, other=0)
-        stride_x = tl.load(rows_ptr + 4 * rows_stride + offs_r, mask=mask_r, other=0)
+        stride_y = tl.load(rows_ptr + rows_stride + offs_r, mask=mask_r, other=0).to(tl.int64)
+        stride_x = tl.load(rows_ptr + 2 * rows_stride + offs_r, mask=mask_r, other=0).to(tl.int64)
         offs = base[:, None] + stride_y[:, None] * py[None, :] + stride_x[:, None] * px[None, :]
     return tl.load(x_ptr + offs, mask=mask_r[:, None] & mask_p[None, :], other=0.0)
 
@@ -281,9 +288,10 @@ def _concat_conv1x1_merge_kernel(
 
 @triton.jit(do_not_specialize=_DELTAS)
 def _concat_conv1x1_fwd_kernel(
-    # the launch's tensors (one resolution: the first, and the others' deltas from it), its row table
-    # (TABLE_FIELDS, rows_stride) and unit, and its rows [row0, row0 + num_rows), padded to row0 + padded_rows
-    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0, num_rows, padded_rows,
+    # the launch's tensors (one resolution: the first, the others' deltas from it, every one's batch stride), its row
+    # table (ROW_FIELDS, rows_stride) and unit, and its rows [row0, row0 + num_rows), padded to row0 + padded_rows
+    x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, rows_ptr, rows_stride, row_unit,
+    row0, num_rows, padded_rows,
     # the weight in row order (rows padded to BLOCK_M, zero columns in the row padding): column row0 + k
     # multiplies row row0 + k; every tile is whole, so its loads need no mask
     w_ptr, stride_wm,
@@ -319,7 +327,7 @@ def _concat_conv1x1_fwd_kernel(
     w_ptrs = w_ptr + offs_m[:, None].to(tl.int64) * stride_wm + row0 + tl.arange(0, BLOCK_K)[None, :]
     for k0 in range(0, padded_rows, BLOCK_K):
         offs_k = row0 + k0 + tl.arange(0, BLOCK_K)
-        x = _load_rows(x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit,
+        x = _load_rows(x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, rows_ptr, rows_stride, row_unit,
                        offs_k, offs_k < row0 + num_rows, pid_b, pix, py, px, mask_p, PIXEL_CONTIG)
         acc = dot(tl.load(w_ptrs + k0), x, acc, DOT_PRECISION)
 
@@ -500,9 +508,8 @@ def _concat_conv1x1_bwd_up_kernel(
 def _concat_conv1x1_bwd_dx_kernel(
     z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ or the adjoint (input dtype or fp32)
     w_ptr, stride_wm, stride_wk,  # the weight merged over repeated inputs, in row order (M, R)
-    # the gradients of the group's tensors (the first, and the others' deltas from it), their row table
-    # (TABLE_FIELDS, rows_stride) and unit, the rows
-    dx_ptr, delta1, delta2, delta3, dxrows_ptr, rows_stride, row_unit, row0, num_rows,
+    # the gradients of the group's tensors (as the forward's tensors), their row table and unit, the rows
+    dx_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, dxrows_ptr, rows_stride, row_unit, row0, num_rows,
     M, hw,
     DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -530,7 +537,8 @@ def _concat_conv1x1_bwd_dx_kernel(
                     other=0.0)
         acc = dot(wt.to(z.dtype), z, acc, DOT_PRECISION)
 
-    base = _row_offsets(dxrows_ptr, rows_stride, row_unit, delta1, delta2, delta3, row0 + offs_r, mask_r, pid_b)
+    base = _row_offsets(dxrows_ptr, row_unit, delta1, delta2, delta3, batch0, batch1, batch2, batch3, row0 + offs_r,
+                        mask_r, pid_b)
     tl.store(dx_ptr + base[:, None] + offs_p[None, :], acc.to(dx_ptr.dtype.element_ty),
              mask=mask_r[:, None] & mask_p[None, :])
 
@@ -538,7 +546,8 @@ def _concat_conv1x1_bwd_dx_kernel(
 @triton.jit(do_not_specialize=_DELTAS)
 def _concat_conv1x1_bwd_dw_kernel(
     z_ptr, stride_zb, stride_zm,  # Z = D_g (B, M, hw), pixels contiguous: dZ or the adjoint (input dtype or fp32)
-    x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0, num_rows,  # the group's rows (as forward)
+    # the group's tensors and rows (as in the forward)
+    x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, rows_ptr, rows_stride, row_unit, row0, num_rows,
     part_ptr, stride_ps, stride_pm, bias_col,  # fp32 partials (SPLIT, M, R + 16); column bias_col (R) = d bias
     M, batch, width, hw, blocks_per_split,  # pixel blocks (an image's BLOCK_K pixels) per split
     has_dbias,  # this launch also writes the d bias partials (the row sums of Z)
@@ -568,8 +577,8 @@ def _concat_conv1x1_bwd_dw_kernel(
         mask_p = offs_p < hw
         z = tl.load(z_rows + pid_b.to(tl.int64) * stride_zb + offs_p[None, :], mask=mask_m[:, None] & mask_p[None, :],
                     other=0.0)
-        x = _load_rows(x_ptr, delta1, delta2, delta3, rows_ptr, rows_stride, row_unit, row0 + offs_r, mask_r,
-                       pid_b, offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
+        x = _load_rows(x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, rows_ptr, rows_stride, row_unit,
+                       row0 + offs_r, mask_r, pid_b, offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
         acc = dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
         bias_acc += sum_(z.to(tl.float32), 1)
 
@@ -682,12 +691,12 @@ def concat_conv1x1_fwd(
 
     def launch(group, out_view, stride_ob, stride_om, num_up):
         epilogue = out_view is out
-        base, deltas, unit, rows = launch_rows(plan, "fwd_rows", group, uniques) if group.num_rows else (
-            out, [0] * 3, 1, tables["fwd_cols"])
+        base, slots, unit, rows = launch_rows(plan, "fwd_rows", group, uniques) if group.num_rows else (
+            out, NO_SLOTS, 1, tables["rowless"])
         tiles = forward_tiles(m, precision, num_up > 0, vectorised_launch(group, base, unit, num_up > 0))
         grid = (ceil_div(m, tiles.block_m) * tiles.pixel_tiles(group.height, group.width) * batch,)
         _concat_conv1x1_fwd_kernel[grid](
-            base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows, group.padded_rows,
+            base, *slots, rows, layout.rows, unit, group.row0, group.num_rows, group.padded_rows,
             w_rows, w_rows.stride(0),
             bias if bias is not None else out, bias.stride(0) if bias is not None else 0,
             residual if residual is not None else out, *(residual.stride() if residual is not None else (0,) * 4),
@@ -749,12 +758,12 @@ def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
     """d x of every unique input into `grads` = (its merged weight columns)^T Z_g: one launch per group."""
     for group in plan.uniques.groups:
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
-        base, deltas, unit, rows = launch_rows(plan, "dx_rows", group, grads, gradients=True)
+        base, slots, unit, rows = launch_rows(plan, "dx_rows", group, grads, gradients=True)
         tiles = backward_tiles("dx", base.element_size(), precision, vectorised_launch(group, base, unit))
         grid = (ceil_div(group.num_rows, tiles.block_m) * ceil_div(group.pixels, tiles.block_n) * plan.batch,)
         _concat_conv1x1_bwd_dx_kernel[grid](
             z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
-            base, *deltas, rows, plan.uniques.rows, unit, group.row0, group.num_rows, plan.out_channels, group.pixels,
+            base, *slots, rows, plan.uniques.rows, unit, group.row0, group.num_rows, plan.out_channels, group.pixels,
             DOT_PRECISION=precision, **tiles.gemm_constexprs(), num_warps=tiles.warps, num_stages=tiles.stages,
         )
 
@@ -791,13 +800,13 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
     for index, group in enumerate(groups):
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
-        base, deltas, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
-            dz, [0] * 3, 1, plan.tables["column_map"])
+        base, slots, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
+            dz, NO_SLOTS, 1, plan.tables["rowless"])
         tiles = backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
         blocks = plan.batch * ceil_div(group.pixels, tiles.block_k)
         _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
             z, stride_zb, stride_zm,
-            base, *deltas, rows, layout.rows, unit, group.row0, group.num_rows,
+            base, *slots, rows, layout.rows, unit, group.row0, group.num_rows,
             partials, partials.stride(0), partials.stride(1), layout.rows,
             m, plan.batch, group.width, group.pixels, ceil_div(blocks, splits),
             int(index == 0 and bias is not None),

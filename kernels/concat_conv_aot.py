@@ -13,7 +13,8 @@ from ._launch import TRITON_DTYPE_NAMES
 from ._triton import aot_signature
 from .concat_conv_plan import FWD_BLOCK_M, MIN_BLOCK_M, backward_tiles, forward_tiles
 
-_TYPED_POINTERS = {**dict.fromkeys(("rows_ptr", "dxrows_ptr", "ups_ptr", "cols_ptr", "map_ptr"), "i64"),
+_TYPED_POINTERS = {**dict.fromkeys(("rows_ptr", "dxrows_ptr"), "i32"),  # row tables (int64 past 2^31: same code)
+                   **dict.fromkeys(("ups_ptr", "cols_ptr", "map_ptr"), "i64"),
                    **dict.fromkeys(("up_ptr", "part_ptr"), "fp32")}  # int64 tables, fp32 buffers
 _UNIT_STRIDES = ("stride_wk",)  # the merge kernel's weight, when contiguous
 # The numbers of low-resolution groups (NUM_UP, a compile-time constant) of the full-resolution launch covered: 1 and

@@ -1,10 +1,10 @@
 """Host-side plan of `kernels.concat_conv1x1` (kernels/concat_conv.py): the resolution groups, the virtual rows, the
-tiles of every launch and the int64 tables the kernels read, built once per call signature and cached.
+tiles of every launch and the tables the kernels read, built once per call signature and cached.
 
 A call signature is what the plan depends on: every unique input's shape, strides and dtype, the order of the
 segments (which unique tensor each reads), the output channels and size, the device and the float32 matmul mode.
-Nothing in a plan depends on an address: a kernel receives the (at most MAX_GROUP_TENSORS) distinct tensors of a
-resolution group as pointer arguments, and a table row names the slot of its tensor among them. The tables are
+Nothing in a plan depends on an address: a launch receives the (at most MAX_GROUP_TENSORS) distinct tensors of a
+resolution group through scalar arguments, and a table row names the slot of its tensor among them. The tables are
 uploaded to the device once, when the plan is built (the first call of a signature), so that later calls do no
 host-to-device copy and can be captured in a CUDA graph (warm the op up once before capturing, as every Triton kernel
 needs for its compile).
@@ -14,16 +14,16 @@ multiple of its launches' BLOCK_K and padded to one (the padding rows are never 
 and their inputs masked), so that the weight tile of every K step is a full, unmasked tile that the compiler turns
 into asynchronous copies. A row of the table holds
 
-    slot            which of the group's tensors it reads (pointer argument x<slot>)
-    offset          channel c's element offset, c * stride_c
-    batch stride    stride_b
-    y, x strides    (pixel grids that are not contiguous only)
+    packed          (channel c's element offset c * stride_c) << SLOT_BITS | slot, the slot naming which of the
+                    group's tensors the row reads
+    y, x strides    (read for pixel grids that are not contiguous only)
 
-with offset and batch stride in units of ALIGN_ELEMENTS when every row of the group allows it (the kernel multiplies
-them back; the compiler, which specialises the unit argument when it is 16, then knows the rows are 16-element
-aligned and vectorises). A launch reads its group's tensors from the first one's pointer: the others' element offsets
-from it (`deltas`, address differences, the only per-call values) are scalar arguments, and a group whose deltas are
-not multiples of the unit takes the table in elements instead (both are uploaded).
+one int32 per row and field where every value fits (else int64), so that the K loop's table loads cost little beside
+its tiles. The offset is in units of ALIGN_ELEMENTS when every row of the group allows it (the kernel multiplies it
+back; the compiler, which specialises the unit argument when it is 16, then knows the rows are 16-element aligned and
+vectorises). A launch reads its group's tensors from the first one's pointer: the others' element offsets from it
+(`deltas`, address differences, the only per-call values) and every tensor's batch stride are scalar arguments, and a
+group whose deltas are not multiples of the unit takes the table in elements instead (both are uploaded).
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from ._launch import ceil_div
 # concatenated (`overflowing_resolutions`).
 MAX_GROUP_TENSORS = 4
 ALIGN_ELEMENTS = 16
-TABLE_FIELDS = 5  # per virtual row: slot, offset, batch stride, y stride, x stride
+ROW_FIELDS = 3  # per virtual row: channel offset and slot, packed (SLOT_BITS); y stride; x stride
+SLOT_BITS = 2  # the slot in a row's low bits (MAX_GROUP_TENSORS = 4 slots)
+NO_SLOTS = (0,) * (2 * MAX_GROUP_TENSORS - 1)  # a launch without rows: its deltas and batch strides
 ROW_TABLE_SUFFIX = {True: "@aligned", False: "@elements"}
-TABLE_ALIGN = 2  # int64 elements: every table's view starts 16-byte aligned in the one uploaded buffer
 PLAN_CACHE_SIZE = 64
 
 # Forward tiles. The full-resolution launch that adds the upsampled low-resolution products in its epilogue tiles the
@@ -295,10 +296,10 @@ def _layout(members: Sequence[int], inputs: tuple, out_size: tuple, out_channels
 
 
 def _row_table(layout: Layout, members: Sequence[int], inputs: tuple, gradients: bool, aligned: bool) -> list:
-    """Flat (TABLE_FIELDS, R) int64 values: per virtual row its slot, channel offset and batch stride (in its group's
-    unit where `aligned`, else in elements), y and x strides, for the inputs (`inputs[u]` = (shape, strides, dtype)
-    of unique input u) or their gradients (contiguous). Padding rows are all zero."""
-    table = [[0] * layout.rows for _ in range(TABLE_FIELDS)]
+    """Flat (ROW_FIELDS, R) values: per virtual row (its channel offset << SLOT_BITS) | its slot, the offset in its
+    group's unit where `aligned`, else in elements; its y and x strides. For the inputs (`inputs[u]` = (shape,
+    strides, dtype) of unique input u) or their gradients (contiguous). Padding rows are all zero."""
+    table = [[0] * layout.rows for _ in range(ROW_FIELDS)]
     for group in layout.groups:
         unit = (group.grad_unit if gradients else group.unit) if aligned else 1
         for i in group.members:
@@ -306,7 +307,7 @@ def _row_table(layout: Layout, members: Sequence[int], inputs: tuple, gradients:
             stride = _contiguous_strides(shape) if gradients else stride
             slot, row = group.tensors.index(members[i]), layout.first_rows[i]
             for c in range(shape[1]):
-                values = (slot, c * stride[1] // unit, stride[0] // unit, stride[2], stride[3])
+                values = ((c * stride[1] // unit) << SLOT_BITS | slot, stride[2], stride[3])
                 for field, value in enumerate(values):
                     table[field][row + c] = value
     return [v for column in table for v in column]
@@ -351,10 +352,11 @@ def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, 
         bwd_cols    (max_repeats, R_u): the weight columns summed into every backward row (-1 where none)
         column_map  (Cin + 1,): the backward row of every weight column, then R_u (the d bias column of the partials)
         adjoint     (launches, ADJOINT_FIELDS, MAX_ADJOINT_GROUPS): the adjoint's groups (`_adjoint_table`)
-    and the row tables (TABLE_FIELDS, R) in each group's unit (suffix "@aligned") and in elements ("@elements"):
+    and the row tables (ROW_FIELDS, R) in each group's unit (suffix "@aligned") and in elements ("@elements"):
         fwd_rows    the forward rows (segments)
         bwd_rows    the backward rows (unique inputs)
-        dx_rows     the rows of the gradients (contiguous tensors of the inputs' shapes)"""
+        dx_rows     the rows of the gradients (contiguous tensors of the inputs' shapes)
+    int32 where every row value fits, else int64."""
     unique_members = tuple(range(len(sig.inputs)))
     fwd_cols = [-1] * segments.rows
     bwd_cols = [[-1] * uniques.rows for _ in range(max_repeats)]
@@ -373,13 +375,23 @@ def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, 
         column_map=column_map + [uniques.rows],
         adjoint=_adjoint_table(_adjoint_launches(uniques, sig.out_size[1])),
     )
+    rows = {}
     for aligned in (True, False):
         suffix = ROW_TABLE_SUFFIX[aligned]
-        parts["fwd_rows" + suffix] = _row_table(segments, sig.occurrence, sig.inputs, False, aligned)
-        parts["bwd_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, False, aligned)
-        parts["dx_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, True, aligned)
-    padded = {name: part + [0] * (-len(part) % TABLE_ALIGN) for name, part in parts.items()}
-    flat = torch.tensor([v for part in padded.values() for v in part], dtype=torch.int64, device=sig.device)
+        rows["fwd_rows" + suffix] = _row_table(segments, sig.occurrence, sig.inputs, False, aligned)
+        rows["bwd_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, False, aligned)
+        rows["dx_rows" + suffix] = _row_table(uniques, unique_members, sig.inputs, True, aligned)
+    rows["rowless"] = [0]  # the row table of a launch without rows (never read)
+    narrow = all(-2**31 <= v < 2**31 for part in rows.values() for v in part)
+    return {**_upload(parts, torch.int64, sig.device), **_upload(rows, torch.int32 if narrow else torch.int64,
+                                                                  sig.device)}
+
+
+def _upload(parts: dict, dtype: torch.dtype, device: torch.device) -> dict:
+    """The parts as views of one buffer of `dtype` on `device` (one copy), each view 16-byte aligned."""
+    align = 16 // torch.empty((), dtype=dtype).element_size()
+    padded = {name: part + [0] * (-len(part) % align) for name, part in parts.items()}
+    flat = torch.tensor([v for part in padded.values() for v in part], dtype=dtype, device=device)
     views, start = {}, 0
     for name, part in padded.items():
         views[name] = flat[start:start + len(parts[name])]
@@ -405,17 +417,20 @@ def make_plan(sig: Signature) -> Plan:
 
 
 def launch_rows(plan: Plan, table: str, group: Group, tensors: Sequence[torch.Tensor], gradients: bool = False):
-    """(base tensor, deltas (3 ints), unit, row table) of a launch over `group`'s rows of `tensors` (indexed by unique
-    input): the base is its slot-0 tensor, the deltas the other slots' element offsets from it (0 for unused slots),
-    in the unit; the aligned table where every delta is a multiple of the group's unit."""
+    """(base tensor, slot arguments, unit, row table) of a launch over `group`'s rows of `tensors` (indexed by unique
+    input). The base is its slot-0 tensor; the slot arguments are the other slots' element offsets from it (3 deltas,
+    0 for unused slots) and every slot's batch stride (4), in the unit; the aligned table where every delta is a
+    multiple of the group's unit (the strides are by construction)."""
     base = tensors[group.tensors[0]]
     size = base.element_size()
     deltas = [(tensors[u].data_ptr() - base.data_ptr()) // size for u in group.tensors[1:]]
     unit = group.grad_unit if gradients else group.unit
     aligned = all(d % unit == 0 for d in deltas)
     unit = unit if aligned else 1
-    deltas = [d // unit for d in deltas] + [0] * (MAX_GROUP_TENSORS - len(group.tensors))
-    return base, deltas, unit, plan.tables[table + ROW_TABLE_SUFFIX[aligned]]
+    unused = MAX_GROUP_TENSORS - len(group.tensors)
+    batch = [tensors[u].stride(0) // unit for u in group.tensors] + [0] * unused
+    slots = (*(d // unit for d in deltas), *(0,) * unused, *batch)
+    return base, slots, unit, plan.tables[table + ROW_TABLE_SUFFIX[aligned]]
 
 
 def vectorised_launch(group: Group, base: torch.Tensor, unit: int, tiles_2d: bool = False) -> bool:
