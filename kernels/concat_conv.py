@@ -10,10 +10,9 @@ Two rewritings, exact in real arithmetic (only the rounding order differs from t
 1. Resolution groups. Bilinear resizing acts on every channel alike and is linear, so it commutes with the channel
    mix: W_g . up_g(X_g) = up_g(W_g . X_g). The segments are grouped by resolution (h_g, w_g); every low-resolution
    group is multiplied at its own resolution into an fp32 map Y_g = W_g X_g (B, M, h_g, w_g), and the
-   full-resolution GEMM adds up_g(Y_g) in its epilogue, gathering the four taps of each output pixel from Y_g (small,
-   L2-resident). SCA-MTL's aggregation (216 + 288 + 288 + 288 channels at 1, 1/4, 1/16 and 1/64 of the 120 x 160
-   pixels) then costs 103 GFLOP instead of the 358 of the materialised 1080 -> 1080 convolution, and no upsampled
-   channel is ever formed.
+   full-resolution GEMM adds up_g(Y_g) in its epilogue. SCA-MTL's aggregation (216 + 288 + 288 + 288 channels at 1,
+   1/4, 1/16 and 1/64 of the 120 x 160 pixels) then costs 103 GFLOP instead of the 358 of the materialised
+   1080 -> 1080 convolution, and no upsampled channel is ever formed.
 2. Repeated inputs, backward only. The same tensor object x in segments a and b has d x = W_a^T D + W_b^T D =
    (W_a + W_b)^T D: the backward works on unique inputs (rows r = (unique input, channel)) with merged columns
    W_u[:, r] = sum over the segments of W[:, column] (summed in fp32, rounded once), and d W_a = d W_b is computed
@@ -22,6 +21,12 @@ Two rewritings, exact in real arithmetic (only the rounding order differs from t
    repeated input from L2, so that its products are the reference's: merged columns rounded to bf16 would move Z by
    one bf16 step of the weights and flip the ReLU mask of values that close to 0.
 
+The upsampling epilogue. The full-resolution launch tiles the image in blocks of TILE_H rows x TILE_W columns; such a
+tile reads, of Y_g at a factor s, a window of about TILE_H / s + 2 source rows and TILE_W / s + 2 columns. For every
+source row r of the window and block of UP_BLOCK source columns c it adds the tensor-core product
+Y_g[:, r, c] . (w_y(r) w_x(c)), the (UP_BLOCK, pixels) bilinear weights built in registers from the tap formula: each
+window value is read once per tile (no per-output gather of four taps), and the weights cost a few multiplies.
+
 VJP, with dY the upstream gradient and U_g the (P x P_g) bilinear interpolation matrix of group g:
 
     dZ = dY * (out > 0)   (relu; dZ = dY otherwise),    d residual = dZ,    d bias = sum over b and pixels of dZ,
@@ -29,57 +34,62 @@ VJP, with dY the upstream gradient and U_g the (P x P_g) bilinear interpolation 
     d x_u = W_u[:, rows of u]^T D_g  (at the input's own resolution),
     d W[:, column of a segment of u] = sum_b D_g X_u^T.
 
-The adjoint D_g = U_g^T dZ is a deterministic gather, separable as U = U_y (x) U_x. A program owns a block of
-source columns (and of output channels) and streams the output rows once, top to bottom: T_y = dZ[:, y, window] U_x
-is a small banded matrix product on tensor cores (the band built in registers from the forward's tap formula), and
-T_y goes with weights (1 - a_y, a_y) to source rows lo(y) and lo(y) + 1; two register accumulators suffice because
-lo(y) grows by at most one per output row when upsampling, and a source row is written once the rows that read it
-are done. No atomic scatter anywhere, and dZ is read once per group (plus the overlap of neighbouring windows). d W
-and d bias are reduced over pixels through fp32 per-split partials (SPLIT, M, R + 16) written by every program and
-summed in a fixed order by a second kernel: two runs are bitwise identical.
+The adjoint D_g = U_g^T dZ is a deterministic gather, separable as U = U_y (x) U_x, and one launch serves up to three
+groups from one pass over dZ. A program owns, of every group, the source columns under about the same
+ADJOINT_OUT_COLUMNS output columns (and a block of channels), and streams the output rows once, top to bottom: per
+group, T_y = dZ[:, y, window] U_x is a small banded matrix product on tensor cores (the band built in registers from
+the forward's tap formula), and T_y goes with weights (1 - a_y, a_y) to source rows lo(y) and lo(y) + 1; two register
+accumulators per group suffice because lo(y) grows by at most one per output row when upsampling, and a source row is
+written once the rows that read it are done. No atomic scatter anywhere. d W and d bias are reduced over pixels
+through fp32 per-split partials (SPLIT, M, R + 16) written by every program and summed in a fixed order by a second
+kernel: two runs are bitwise identical.
 
 Kernels (1-D grids, output-channel tiles fastest, so that the programs sharing an input tile run back to back and
 re-read it from L2; the weight is a few MB at most and stays in L2):
-- _concat_conv1x1_merge_kernel: the weight's columns in row order (forward), or summed over repeats (backward).
-- _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's
-  rows through an int64 table (per row: element offset from one base pointer, batch, y and x strides), so a K block
-  may straddle segments of any channel count (only the group's last block is masked) and any number of segments
-  runs through one compiled kernel (per number of resolutions). Low-resolution launches store fp32 Y_g; the
-  full-resolution launch adds the bias, up_g(Y_g) of every group (their number NUM_UP is a compile-time constant, 0
-  elsewhere, so that the other launches carry no epilogue loop: about 150-210 registers instead of 250-255) and the
-  residual, applies the ReLU and stores the output; it takes tiles of half the output channels, since the bilinear
-  taps need registers beside the accumulator.
+- _concat_conv1x1_merge_kernel: the weight's columns in row order, zero in the padding (forward), or summed over
+  repeats (backward).
+- _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's rows
+  through the plan's row table (kernels/concat_conv_plan.py), so a K block may straddle segments of any channel count
+  and any number of segments runs through one compiled kernel; the rows are padded to whole K blocks, whose weight
+  tiles load unmasked (asynchronous copies). Low-resolution launches store fp32 Y_g; the full-resolution launch adds
+  the bias, the upsampling epilogue of every group (their number NUM_UP a compile-time constant, 0 elsewhere) and
+  the residual, applies the ReLU and stores the output.
 - _concat_conv1x1_bwd_dz_kernel: dZ = dY * (out > 0) (or a strided copy of dY into the layout the GEMMs read).
-- _concat_conv1x1_bwd_up_kernel: D_g = U_g^T dZ for one low-resolution group.
+- _concat_conv1x1_bwd_up_kernel: D_g = U_g^T dZ for up to three low-resolution groups, dZ read once.
 - _concat_conv1x1_bwd_dx_kernel: d x rows = W_u^T D_g, each row stored into its own input's gradient.
 - _concat_conv1x1_bwd_dw_kernel: fp32 partials of d W (and of d bias) per pixel split.
 - _concat_conv1x1_bwd_reduce_kernel: fixed-order sum of the partials into d W (every segment's columns) and d bias.
+Tiles, stages and warps are chosen per launch by the plan, from the output channels, the precision and whether the
+launch's loads vectorise (concat_conv_plan.forward_tiles / backward_tiles / vectorised_launch).
 
 Why a row table and not a fixed maximum of pointer arguments: the op takes any number of segments (13 in the model);
-a table of element offsets relative to one base pointer (all inputs share one dtype and device) keeps one compiled
-kernel per dtype and layout, lets K blocks straddle ragged segments (36-channel segments cost no padding) and runs
-unchanged in the interpreter. A group's offsets are stored in units of 16 elements when all its rows allow it, and
-multiplied back in the kernel, so that the compiler (which specialises the unit argument when it is 16) knows the
-rows are aligned and vectorises; every group's rows, and so its weight columns, start at a multiple of 16. The price
-is one small int64 host-to-device copy per pass (the offsets depend on the inputs' addresses).
+a table of channel offsets keeps one compiled kernel per dtype and layout, lets K blocks straddle ragged segments
+(36-channel segments cost no padding) and runs unchanged in the interpreter. The table depends on shapes only and is
+uploaded once per call signature; the group's tensors (at most four distinct ones; a call with more at one resolution
+is concatenated first) are reached from the first one's pointer through per-call address differences passed as
+scalar arguments, so that a call does no host-to-device copy and can be captured in a CUDA graph.
 
 Bytes and FLOPs (B batch, M output channels, P = H W output pixels; group g: C_g segment channels, C'_g unique
 channels, P_g pixels; e bytes per element; R rows; S pixel splits):
     forward   reads the unique inputs e B sum C'_g P_g and the weight, writes out e B M P (reads the residual,
-              e B M P); writes Y_g, 4 B M P_g, and gathers it back from L2; 2 B M sum_g C_g P_g FLOPs.
+              e B M P); writes Y_g, 4 B M P_g, and reads each tile's window of it back; 2 B M sum_g C_g P_g FLOPs,
+              plus the epilogue's products (2 B M P x UP_BLOCK per source row and column block of a tile's window).
               (Materialised: 2 B M Cin P FLOPs, and e B Cin P bytes of concatenation written and read.)
-    backward  dZ: reads out and dY, writes dZ (3 e B M P; relu only); adjoint: reads dZ once per low-resolution group,
-              writes D_g (4 B M P_g); d x: reads Z_g, writes e B C'_g P_g; d W: reads Z_g and the inputs, writes and
-              reads the partials (8 S M R); 4 B M sum_g C'_g P_g FLOPs, plus the adjoint's banded products
-              (2 B M P x 64 x 16 / (s_g x columns per program), about 2 B M P x 32 per group, s_g its width factor).
+    backward  dZ: reads out and dY, writes dZ (3 e B M P; relu only); adjoint: reads dZ once per three low-resolution
+              groups, writes D_g (e' B M P_g, e' = 2 for bf16, else 4); d x: reads Z_g, writes e B C'_g P_g; d W:
+              reads Z_g and the inputs, writes and reads the partials (8 S M R); 4 B M sum_g C'_g P_g FLOPs, plus the
+              adjoint's banded products (2 B M P x 64 x 16 per group and output-column window).
 
 Precision of every product (fp32 accumulation everywhere; outputs rounded once to their dtype):
     full resolution, W . X, W_u^T dZ and dZ X^T: operands in the input dtype (bf16/fp16 tensor cores); fp32 inputs on
     TF32 tensor cores when torch.backends.cudnn.allow_tf32 (the reference is a cuDNN convolution), IEEE fp32
-    otherwise. Low resolution: W . X as above into fp32 Y_g; the products with the fp32 D_g have fp32 operands (TF32
-    for fp16/bf16 inputs: a 10-bit mantissa, like fp16, with the fp32 range). The adjoint's banded product takes dZ
-    as it is and the band in the same dtype (bilinear weights of power-of-two factors are exact in bf16). The
-    bilinear taps, Y_g, D_g and the partials are fp32; merged columns are summed in fp32 and rounded once.
+    otherwise. Low resolution: W . X as above into fp32 Y_g; the epilogue's products of Y_g with the bilinear
+    weights take fp32 operands (TF32 for fp16/bf16 inputs: a 10-bit mantissa, finer than the bf16 the reference
+    rounds its upsampled inputs to, with the fp32 range). D_g is bf16 for bf16 gradients (fp32's range; the d x and
+    d W products then run on bf16 tensor cores) and fp32 otherwise (a sum of up to s^2 fp16 gradients may leave
+    fp16's range under loss scaling); the products with an fp32 D_g are TF32 as above. The adjoint's banded product
+    takes dZ as it is and the band in the same dtype (bilinear weights of power-of-two factors are exact in bf16).
+    The bilinear taps, Y_g and the partials are fp32; merged columns are summed in fp32 and rounded once.
 
 Anchors: the multi-pointer split-K of Inductor's mm_plus_mm template and the pointer table of Triton's grouped GEMM
 tutorial (here a table per K row instead of per GEMM); Liger's and fla's fp32 (programs, C) partial buffers for

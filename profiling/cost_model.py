@@ -9,7 +9,8 @@ times; 0 when it cannot run at all (s > SHARED_PER_CTA or r > MAX_REGISTERS). A 
 waves = P / (SMS * ctas_per_sm) (fractional; the last wave of ceil(waves) may be partial).
 
 Floor of an op call: max(bytes / BANDWIDTH, flops / TENSOR_FLOPS["BF16"]), its minimal bytes and FLOPs against the
-two ceilings measured on these machines (KERNELS.md section 0).
+two ceilings measured on these machines (KERNELS.md section 0). Eager prediction (`eager_us`): the same floor for each
+kernel the reference runs in eager mode, plus LAUNCH_US each, summed.
 
 Prediction of a launch (`predicted_us`): the busiest SM's work against its share of each of the chip's rates, the
 slowest of them, plus a fixed cost per launch:
@@ -80,6 +81,13 @@ def waves(programs: int, ctas: int) -> float:
 def floor_us(nbytes: float, flops: float) -> float:
     """The op call's roofline floor: its minimal bytes or FLOPs at the measured ceilings, whichever is slower."""
     return max(nbytes / BANDWIDTH, flops / TENSOR_FLOPS["BF16"]) * 1e6
+
+
+def eager_us(kernels: list) -> float:
+    """A prediction of the reference's eager run: each of its kernels ((bytes, FLOPs), bench/costs.py's
+    `eager_kernels`) at its roofline floor, plus a launch each. Every kernel at the ceilings: a lower bound on eager
+    time, so the comparison favours eager."""
+    return sum(LAUNCH_US + floor_us(nbytes, flops) for nbytes, flops in kernels)
 
 
 def terms_us(record: dict) -> dict:

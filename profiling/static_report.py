@@ -24,6 +24,7 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     estimates for the whole launch (SASS counts weighted by loop trips); dram_bytes (each tensor the launch reads or
     writes, once: profiling/_sass.py's `dram_bytes`)
     bytes, flops, floor_us: the op call's minimal bytes and FLOPs in this direction (bench/costs.py) and its floor
+    eager_us: the reference's eager run of the op call predicted (profiling/cost_model.py `eager_us`), where modelled
     predicted_us, bound_by: the launch's predicted time and its largest term
     host_us: the op call's host time in this direction (the least of --repeats calls on this CPU: launcher planning,
     tables, allocations, torch's dispatch; the glue's arithmetic and Triton's own dispatch per launch excluded)
@@ -241,7 +242,7 @@ class Compiler:
         return self._codes[key]
 
 
-def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict,
+def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict | None,
                   host_seconds: float) -> dict:
     """The JSONL record of one distinct launch (see the module docstring)."""
     from profiling import _sass, cost_model
@@ -257,6 +258,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         num_stages=spec.options.num_stages, constexprs=_constexpr_names(spec), **static, ctas_per_sm=ctas,
         waves=round(cost_model.waves(programs, ctas), 3), **_sass.dynamic_counts(code, spec),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
+        eager_us=round(cost_model.eager_us(eager[direction]), 2) if eager else None,
         host_us=round(host_seconds * 1e6, 1),
     )
     return with_prediction(record)
@@ -279,7 +281,7 @@ def _constexpr_names(spec) -> dict:
 
 def step_records(calls, repeats: int, log=print) -> list[dict]:
     """Capture, compile and price every distinct launch of `calls` (forward and backward of each)."""
-    from bench.costs import call_costs
+    from bench.costs import call_costs, eager_kernels
     from profiling import _sass
 
     specialiser = _sass.Specialiser()
@@ -289,10 +291,10 @@ def step_records(calls, repeats: int, log=print) -> list[dict]:
     with interceptor.active():
         for call in calls:
             started = time.perf_counter()
-            captured, costs = capture_call(call, interceptor, repeats), call_costs(call)
+            captured, costs, eager = capture_call(call, interceptor, repeats), call_costs(call), eager_kernels(call)
             for direction in DIRECTIONS:
                 launches, host_seconds = captured[direction]
-                records += [launch_record(call, direction, spec, count, compiler, costs, host_seconds)
+                records += [launch_record(call, direction, spec, count, compiler, costs, eager, host_seconds)
                             for spec, count in distinct(launches)]
             log(f"{call.case}: {sum(len(captured[d][0]) for d in DIRECTIONS)} launches, "
                 f"{time.perf_counter() - started:.1f} s")
@@ -355,7 +357,7 @@ def per_call(records: list[dict]) -> dict:
     for r in records:
         key = (r["op"], r["case"], r["direction"])
         entry = calls.setdefault(key, dict(predicted_us=0.0, launches=0, floor_us=r["floor_us"], host_us=r["host_us"],
-                                           calls_per_step=r["calls_per_step"]))
+                                           eager_us=r.get("eager_us"), calls_per_step=r["calls_per_step"]))
         entry["predicted_us"] += r["launches"] * r["predicted_us"]
         entry["launches"] += r["launches"]
     return calls
@@ -386,15 +388,17 @@ def _us(value: float | None) -> str:
 
 
 def call_table(records: list[dict], baseline: list[dict] | None, measured: dict) -> list[str]:
-    """One row per op call and direction: floor, prediction, the baseline's prediction, measured time, host time."""
+    """One row per op call and direction: floor, prediction, the baseline's prediction, the eager prediction (where
+    modelled), measured time, host time."""
     today, before = per_call(records), per_call(baseline or [])
     lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
-             "| measured us | host us |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| eager predicted us | measured us | host us |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
         old = before.get((op, case, direction), {}).get("predicted_us")
         lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
                      f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
-                     f"{_ratio(entry['predicted_us'], old)} | {_us(measured.get((case, direction)))} | "
+                     f"{_ratio(entry['predicted_us'], old)} | {_us(entry['eager_us'])} | "
+                     f"{_us(measured.get((case, direction)))} | "
                      f"{_us(entry['host_us'])} |")
     return lines
 
