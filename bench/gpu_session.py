@@ -263,8 +263,7 @@ def _replay_against_eager(ctx: Context, fn: Callable[[], list], reset: Callable[
 
 
 def graphs_ops(ctx: Context) -> None:
-    """Each op call's Triton forward+backward (output and every input gradient); the calls in the model's order, so
-    the concat conv (whose host-built tables a replay may read stale) comes last."""
+    """Each op call's Triton forward+backward (output and every input gradient), in the model's order."""
     for call in ctx.calls():
         def rows(call=call):
             forward, leaves = _op_module(call.op).call_providers(call, DTYPE, ctx.device)["triton"]

@@ -28,7 +28,7 @@ class AotConfig:
     num_warps: int
     num_stages: int
     tensor_cores: bool  # whether its tl.dot products must become MMA instructions
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # further compile options of the launch (e.g. maxnreg)
     # Arguments the compile may assume divisible by 16 (pointers: 16-byte aligned), as the JIT specialises them for a
     # launch; the launcher picks this configuration only where they are. Empty: the worst case (every load scalar).
     divisible: tuple = ()
@@ -56,7 +56,8 @@ def compile_for_hopper(config: AotConfig) -> AotReport:
              if param.name in config.divisible}
     source = ASTSource(fn=config.kernel, signature=config.signature, constexprs=config.constexprs, attrs=attrs)
     compiled = triton.compile(
-        source, target=GPUTarget(*HOPPER), options=dict(num_warps=config.num_warps, num_stages=config.num_stages)
+        source, target=GPUTarget(*HOPPER),
+        options=dict(num_warps=config.num_warps, num_stages=config.num_stages, **config.extra),
     )
     cubin = compiled.asm["cubin"]
     used = resources(cubin)

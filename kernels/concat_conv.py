@@ -138,7 +138,8 @@ UP_BLOCK_C = {"tf32": 64, "ieee": 16}  # IEEE fp32 products hold their operands 
 UP_SPAN = 64
 UP_ALIGN = 8  # window starts are aligned down to this many columns so that row loads can be vectorised
 UP_WARPS = 8
-UP_STAGES = 3
+UP_MAX_REGISTERS = 128  # two CTAs of UP_WARPS per SM (see _adjoint)
+UP_STAGES = 2
 # Elementwise kernels (dZ, merge, reduce).
 EW_BLOCK = 1024
 EW_WARPS = 4
@@ -745,13 +746,18 @@ def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
     batch, m, height, width = dz.shape
     d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
     table = plan.tables["adjoint"]
+    # Where dZ's rows vectorise, the registers are capped for two CTAs per SM (the kernel is bound by instruction
+    # issue and needs the warps); elsewhere the compiler may need more, and gets them.
+    vectorised = (dz.data_ptr() % 16 == 0 and dz.stride(0) % ALIGN_ELEMENTS == 0 and dz.stride(1) % ALIGN_ELEMENTS == 0
+                  and width % ALIGN_ELEMENTS == 0)
+    options = dict(maxnreg=UP_MAX_REGISTERS) if vectorised else {}
     for index, (num_groups, programs) in enumerate(plan.adjoint_launches):
         _concat_conv1x1_bwd_up_kernel[(programs * ceil_div(m, UP_BLOCK_C[precision]) * batch,)](
             dz, dz.stride(0), dz.stride(1), d, table[index * ADJOINT_FIELDS * MAX_ADJOINT_GROUPS:],
             m, height, width, programs,
             DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=MAX_ADJOINT_GROUPS,
             BLOCK_C=UP_BLOCK_C[precision], BLOCK_J=ADJOINT_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN,
-            num_warps=UP_WARPS, num_stages=UP_STAGES,
+            num_warps=UP_WARPS, num_stages=UP_STAGES, **options,
         )
     return d
 

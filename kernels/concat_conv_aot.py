@@ -31,12 +31,17 @@ _VECTORISED = (*_FORWARD_DIVISIBLE, "x_ptr", "row_unit", "out_ptr", "stride_ob",
 _BACKWARD_DIVISIBLE = ("w_ptr", "dxrows_ptr", "rows_ptr", "rows_stride", "part_ptr", "stride_pm", "bias_col", "row0")
 _DX_VECTORISED = (*_BACKWARD_DIVISIBLE, "dx_ptr", "row_unit", "z_ptr", "stride_zb", "stride_zm", "hw")
 _DW_VECTORISED = (*_BACKWARD_DIVISIBLE, "x_ptr", "row_unit", "z_ptr", "stride_zb", "stride_zm", "hw")
+# The adjoint: D_g and its table allocated; vectorised (and capped at UP_MAX_REGISTERS): dZ's base, strides and
+# the image width checked (concat_conv._adjoint).
+_UP_DIVISIBLE = ("d_ptr", "groups_ptr")
+_UP_VECTORISED = (*_UP_DIVISIBLE, "z_ptr", "stride_zb", "stride_zm", "width")
 # Output-channel counts of a launch without upsampling: the aggregation's, and each small BLOCK_M the plan can pick.
 AOT_OUT_CHANNELS = (FWD_BLOCK_M[True], *(MIN_BLOCK_M << i for i in range(3)))
 
 
 def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: int, tensor_cores: bool,
-            typed: dict | None = None, label: str = "", divisible: tuple = ()) -> AotConfig:
+            typed: dict | None = None, label: str = "", divisible: tuple = (),
+            options: dict | None = None) -> AotConfig:
     """A launch of `kernel` on `dtype` data: tables int64, fp32 buffers fp32, the pointers in `typed` of their type,
     every other pointer in `dtype`, integers i32, stride-1 arguments constant, `divisible` divisible by 16."""
     element = TRITON_DTYPE_NAMES[dtype]
@@ -47,7 +52,7 @@ def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: in
     return AotConfig(
         name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
         signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
-        divisible=divisible,
+        divisible=divisible, extra=options or {},
     )
 
 
@@ -83,12 +88,16 @@ def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfi
     configs = []
     if contig:  # the adjoint and d x read dZ and D_g, whose pixels are always contiguous
         for num_groups in range(1, op.MAX_ADJOINT_GROUPS + 1):
-            configs.append(_config(
-                op._concat_conv1x1_bwd_up_kernel, dtype,
-                dict(DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=op.MAX_ADJOINT_GROUPS,
-                     BLOCK_C=op.UP_BLOCK_C[precision], BLOCK_J=op.ADJOINT_BLOCK_J, SPAN=op.UP_SPAN, ALIGN=op.UP_ALIGN),
-                op.UP_WARPS, op.UP_STAGES, mma, {"d_ptr": adjoint, "groups_ptr": "i64"},
-            ))
+            for vectorised in (True, False):
+                configs.append(_config(
+                    op._concat_conv1x1_bwd_up_kernel, dtype,
+                    dict(DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=op.MAX_ADJOINT_GROUPS,
+                         BLOCK_C=op.UP_BLOCK_C[precision], BLOCK_J=op.ADJOINT_BLOCK_J, SPAN=op.UP_SPAN,
+                         ALIGN=op.UP_ALIGN),
+                    op.UP_WARPS, op.UP_STAGES, mma, {"d_ptr": adjoint, "groups_ptr": "i64"},
+                    ", vectorised" if vectorised else "", _UP_VECTORISED if vectorised else _UP_DIVISIBLE,
+                    dict(maxnreg=op.UP_MAX_REGISTERS) if vectorised else {},
+                ))
     for vectorised in (True, False) if contig else (False,):
         label = ", vectorised" if vectorised else ""
         size = dtype.itemsize
