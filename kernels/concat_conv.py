@@ -214,15 +214,16 @@ def _load_rows(
 @triton.jit
 def _pixel_tile(pid_n, height, width, hw, BLOCK_N: tl.constexpr, TILE_W: tl.constexpr):
     """(flat index, y, x, mask) of the pixels of tile pid_n: BLOCK_N consecutive pixels (TILE_W = 0) or
-    BLOCK_N / TILE_W rows of TILE_W columns from (tile_y, tile_x); and (tile_y, tile_x)."""
+    BLOCK_N / TILE_W rows of TILE_W columns from (tile_y, tile_x); and (tile_y, tile_x), which only 2-D tiles (the
+    upsampling epilogue's) use."""
     n = tl.arange(0, BLOCK_N)
     if TILE_W == 0:
         pix = pid_n * BLOCK_N + n
         py = pix // width
         px = pix % width
         mask = pix < hw
-        tile_y = pid_n * BLOCK_N // width
-        tile_x = pid_n * BLOCK_N % width
+        tile_y = 0
+        tile_x = 0
     else:
         tiles_x = cdiv(width, TILE_W)
         tile_y = (pid_n // tiles_x) * (BLOCK_N // TILE_W)

@@ -37,9 +37,9 @@ import triton
 
 from ._launch import ceil_div
 
-# Distinct tensors one launch reads or writes through its pointer arguments x0..x3: SCA-MTL's aggregation has at most
-# four per resolution (F1 and its three cross-attention maps). A call with more in one resolution is first
-# concatenated (`overflowing_resolutions`).
+# Distinct tensors one launch reads or writes (its base pointer and the others' deltas from it, `launch_rows`):
+# SCA-MTL's aggregation has at most four per resolution (F1 and its three cross-attention maps). A call with more at
+# one resolution is first concatenated (`overflowing_resolutions`).
 MAX_GROUP_TENSORS = 4
 ALIGN_ELEMENTS = 16
 ROW_FIELDS = 3  # per virtual row: channel offset and slot, packed (SLOT_BITS); y stride; x stride
@@ -211,9 +211,9 @@ class Plan:
     segments: Layout  # forward rows
     uniques: Layout  # backward rows
     weight_rows: int  # M padded to the largest forward BLOCK_M (rows of the row-order weight; the padding is zero)
-    adjoint_launches: tuple  # per launch of the adjoint: (its groups, its programs along the output columns)
+    adjoint_launches: tuple  # per launch of the adjoint: (its number of groups, its programs along the columns)
     max_repeats: int  # the most segments one unique input fills
-    tables: dict  # name -> int64 device tensor (see `_tables`)
+    tables: dict  # name -> device tensor, int64 or (row tables) int32 (see `_tables`)
 
     @property
     def batch(self) -> int:
@@ -346,7 +346,7 @@ def _adjoint_table(launches: list) -> list:
 
 
 def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, max_repeats: int) -> dict:
-    """The int64 tables, uploaded once:
+    """The tables, uploaded once (int64):
         fwd_cols    (R_s,): the weight column of every forward row (-1 in padding)
         ups         (3, low groups): offset of Y_g's block, h_g, w_g
         bwd_cols    (max_repeats, R_u): the weight columns summed into every backward row (-1 where none)
@@ -411,8 +411,8 @@ def make_plan(sig: Signature) -> Plan:
     adjoint = tuple((len(groups), programs) for groups, programs, _ in _adjoint_launches(uniques, sig.out_size[1]))
     return Plan(
         signature=sig, segment_channels=channels, segments=segments, uniques=uniques, weight_rows=weight_rows,
-        adjoint_launches=adjoint,
-        max_repeats=max_repeats, tables=_tables(sig, channels, segments, uniques, max_repeats),
+        adjoint_launches=adjoint, max_repeats=max_repeats,
+        tables=_tables(sig, channels, segments, uniques, max_repeats),
     )
 
 
