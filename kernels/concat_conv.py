@@ -904,24 +904,20 @@ def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
     return uniques, occurrence
 
 
-def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: torch.Tensor, out_size) -> tuple:
-    """(inputs, weight) with the segments of every resolution that holds more distinct tensors than one launch
-    takes (MAX_GROUP_TENSORS) concatenated into one tensor, first, and the weight's columns permuted to match:
-    the same op, through autograd's cat and index_select (a copy, for calls unlike the model's)."""
-    crowded = overflowing_resolutions(inputs, out_size)
-    if not crowded:
-        return inputs, weight
+def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: torch.Tensor, crowded: list) -> tuple:
+    """(inputs, weight) with the segments of the `crowded` resolutions (more distinct tensors than one launch takes,
+    MAX_GROUP_TENSORS) concatenated into one tensor each, first, and the weight's columns permuted to match: the same
+    op, through autograd's cat and index_select (a copy, for calls unlike the model's)."""
     columns = _segment_columns_of(inputs)
-    merged, rest, order = [], [], []
+    merged, order = [], []
     for hw in crowded:
         members = [i for i, x in enumerate(inputs) if tuple(x.shape[2:]) == hw]
         merged.append(torch.cat([inputs[i] for i in members], dim=1))
         order += [c for i in members for c in columns[i]]
     rest_members = [i for i, x in enumerate(inputs) if tuple(x.shape[2:]) not in crowded]
-    rest = [inputs[i] for i in rest_members]
     order += [c for i in rest_members for c in columns[i]]
     index = torch.tensor(order, device=weight.device)
-    return merged + rest, weight.flatten(1).index_select(1, index)
+    return merged + [inputs[i] for i in rest_members], weight.flatten(1).index_select(1, index)
 
 
 def _segment_columns_of(inputs: Sequence[torch.Tensor]) -> list:
@@ -1027,8 +1023,11 @@ def concat_conv1x1(
     repeats are only merged when the inputs already have the autocast dtype."""
     out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)
     _check_triton_inputs(inputs, weight, bias, residual, out_size)
-    inputs, weight = _concatenate_crowded_resolutions(inputs, weight, out_size)
     uniques, occurrence = _unique_inputs(inputs)
+    crowded = overflowing_resolutions(uniques)
+    if crowded:
+        inputs, weight = _concatenate_crowded_resolutions(inputs, weight, crowded)
+        uniques, occurrence = _unique_inputs(inputs)
     relu = activation == "relu"
     if torch.compiler.is_compiling():
         return _forward_op(uniques, occurrence, weight, bias, residual, relu, list(out_size))

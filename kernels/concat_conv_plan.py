@@ -236,13 +236,13 @@ class Plan:
         return Group(*self.out_size, (), (), 0, 0, 0, True, 0, True, 1, 1)
 
 
-def overflowing_resolutions(inputs: Sequence[torch.Tensor], out_size: Sequence[int]) -> list:
-    """The input resolutions that have more distinct tensors than one launch takes (MAX_GROUP_TENSORS)."""
-    distinct: dict = {}
-    for x in inputs:
+def overflowing_resolutions(uniques: Sequence[torch.Tensor]) -> list:
+    """The resolutions at which the distinct tensors `uniques` are more than one launch takes (MAX_GROUP_TENSORS)."""
+    counts: dict = {}
+    for x in uniques:
         if x.shape[1]:
-            distinct.setdefault(tuple(x.shape[2:]), {})[id(x)] = x
-    return [hw for hw, tensors in distinct.items() if len(tensors) > MAX_GROUP_TENSORS]
+            counts[tuple(x.shape[2:])] = counts.get(tuple(x.shape[2:]), 0) + 1
+    return [hw for hw, count in counts.items() if count > MAX_GROUP_TENSORS]
 
 
 def _pixel_contig(shape: tuple, stride: tuple) -> bool:
