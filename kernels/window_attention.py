@@ -45,8 +45,9 @@ backward does not prefetch: its fp32 tiles leave no registers for the held chunk
 triton 3.6-3.8), so it loads every chunk where it is used, again from L2 for the gradient products. The exact
 fp32 softmax uses exp2 with scale * log2(e) and log2(e) folded into the logits.
 Deterministic reductions without atomics: every program writes its fp32 partial of the bias gradient
-(programs, heads, N, N) and of the qkv_pad gradient (programs, 3C) (each program owns its rows), and a fixed-order
-torch sum over the programs dimension finishes them: two runs are bitwise identical.
+(programs, heads, N, N), accumulated across its windows in registers, and of the qkv_pad gradient per window
+(windows, 3C; each (window, head) writes its head's slices once, so no element is read back or written twice), and
+fixed-order torch sums over the first dimension finish them: two runs are bitwise identical.
 
 Precision of every product: the two forward and five backward products are `tl.dot` with fp32 accumulation.
 fp16/bf16 inputs: operands in the input dtype (q, k, v, dO as loaded; P and dS rounded to it for the P V,
@@ -62,7 +63,7 @@ Tp = B Hp Wp padded tokens, P programs):
     forward  reads qkv 3 C e T and writes out C e T (minimal: 4 C e T), plus the bias once per program;
              4 N C Tp useful FLOPs in the two products, N heads Tp exponentials (64 heads Tp executed: the tile);
     backward reads qkv 3 C e T and dO C e T, writes dqkv 3 C e T (minimal: 7 C e T), plus the partials
-             P heads N^2 4 + P 3 C 4 bytes written and read once by the reduce; 10 N C Tp useful FLOPs (the
+             P heads N^2 4 + windows 3 C 4 bytes written and read once by the reduces; 10 N C Tp useful FLOPs (the
              recomputed Q K^T, dP, dV, dQ, dK), N heads Tp exponentials.
 At the ATT head dims (3 to 24) the products are negligible and the per-element work on the 64 x 64 tiles (about
 10 operations per score in the forward, 20 in the backward, and the exponentials) sets the floor above the bytes.
@@ -318,13 +319,11 @@ def _window_attention_fwd_kernel(
 
 
 @triton.jit
-def _accumulate_pad_grad(part_ptr, pad_slots, channel0, d0, head_dim, grad, BLOCK_D: tl.constexpr):
-    """Add the padded slots' gradient rows of a chunk to this program's own fp32 qkv_pad partial row."""
+def _store_pad_grad(part_ptr, pad_slots, channel0, d0, head_dim, grad, BLOCK_D: tl.constexpr):
+    """Store the sum of the padded slots' gradient rows of a chunk into this window's fp32 qkv_pad partial row (zero
+    for a window without padded slots): every element of the partials is written once, by one program."""
     offs_d = d0 + tl.arange(0, BLOCK_D)
-    mask_d = offs_d < head_dim
-    ptrs = part_ptr + channel0 + offs_d
-    total = tl.load(ptrs, mask=mask_d, other=0.0) + sum_(tl.where(pad_slots[:, None], grad, 0.0), 0)
-    tl.store(ptrs, total, mask=mask_d)
+    tl.store(part_ptr + channel0 + offs_d, sum_(tl.where(pad_slots[:, None], grad, 0.0), 0), mask=offs_d < head_dim)
 
 
 @triton.jit
@@ -334,23 +333,23 @@ def _window_grads_chunk(
     BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO of one head-dim chunk: written for the in-map tokens, the
-    padded slots' rows added to this program's qkv_pad partial."""
+    padded slots' rows summed into this window's qkv_pad partial."""
     grad_q = dot(grad_s_in, k, None, DOT_PRECISION) * scale
     _store_rows(grad_qkv_ptr, grad_rows, in_map, q_channel0, d0, head_dim, stride_gqc, grad_q, BLOCK_D)
-    _accumulate_pad_grad(pad_part_ptr, pad_slots, q_channel0, d0, head_dim, grad_q, BLOCK_D)
+    _store_pad_grad(pad_part_ptr, pad_slots, q_channel0, d0, head_dim, grad_q, BLOCK_D)
     grad_k = dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale
     _store_rows(grad_qkv_ptr, grad_rows, in_map, k_channel0, d0, head_dim, stride_gqc, grad_k, BLOCK_D)
-    _accumulate_pad_grad(pad_part_ptr, pad_slots, k_channel0, d0, head_dim, grad_k, BLOCK_D)
+    _store_pad_grad(pad_part_ptr, pad_slots, k_channel0, d0, head_dim, grad_k, BLOCK_D)
     grad_v = dot(tl.trans(p_in), grad_o, None, DOT_PRECISION)
     _store_rows(grad_qkv_ptr, grad_rows, in_map, v_channel0, d0, head_dim, stride_gqc, grad_v, BLOCK_D)
-    _accumulate_pad_grad(pad_part_ptr, pad_slots, v_channel0, d0, head_dim, grad_v, BLOCK_D)
+    _store_pad_grad(pad_part_ptr, pad_slots, v_channel0, d0, head_dim, grad_v, BLOCK_D)
 
 
 @triton.jit
 def _window_attention_bwd_kernel(
     # inputs: qkv (B, H, W, 3C), rel_bias (heads, N, N), qkv_pad (3C,) as in the forward; dO (B, H, W, C)
     qkv_ptr, bias_ptr, pad_ptr, grad_out_ptr,
-    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N) and d qkv_pad (programs, 3C)
+    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N) and d qkv_pad (windows, 3C)
     grad_qkv_ptr, grad_bias_part_ptr, grad_pad_part_ptr,
     # strides, in elements
     stride_qb, stride_qh, stride_qw, stride_qc,
@@ -374,12 +373,6 @@ def _window_attention_bwd_kernel(
     is_token, token, split_code = _window_slots(window, shift, BLOCK_N)
     bias = _bias_tile(bias_ptr, head, is_token, token, stride_bh, stride_bi, stride_bj)
     grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-    pad_part_ptr = grad_pad_part_ptr + pid * stride_gpp
-    for d0 in tl.range(0, head_dim, BLOCK_D):  # this program's qkv_pad partial starts at 0
-        offs_d = d0 + tl.arange(0, BLOCK_D)
-        for channel0 in tl.static_range(0, 3):
-            tl.store(pad_part_ptr + channel0 * channels + q_channel0 + offs_d, tl.full((BLOCK_D,), 0.0, tl.float32),
-                     mask=offs_d < head_dim)
 
     # With PREFETCH, q, k, v, dO of the first head-dim chunk come from the previous iteration's prefetch and the
     # loops below load the chunks after it; without, the loops load every chunk where it is used (fp32: holding the
@@ -425,6 +418,7 @@ def _window_attention_bwd_kernel(
         grad_s_in = grad_s.to(qkv_ptr.dtype.element_ty)
 
         grad_rows = _token_rows(batch, src_y, src_x, stride_gqb, stride_gqh, stride_gqw)
+        pad_part_ptr = grad_pad_part_ptr + win * stride_gpp  # windows 3C < qkv.numel() / N: int32
         if PREFETCH:
             _window_grads_chunk(q, k, grad_o, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map,
                                 pad_slots, q_channel0, k_channel0, v_channel0, 0, head_dim, stride_gqc, scale,
@@ -530,7 +524,8 @@ def window_attention_bwd(
     window_size: int, shift_size: int, scale: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(dqkv (B, H, W, 3C), d rel_bias (heads, N, N), d qkv_pad (3C,) or None without qkv_pad), each in its
-    input's dtype. One kernel launch, then the fixed-order sums of the fp32 partials over the programs."""
+    input's dtype. One kernel launch, then the fixed-order sums of the fp32 partials (over the programs for d rel_bias,
+    over the windows for d qkv_pad)."""
     three_c = qkv.shape[-1]
     tokens = window_size * window_size
     grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
@@ -540,7 +535,8 @@ def window_attention_bwd(
         return grad_qkv, *zeros
     programs, block_d = _launch_shape(qkv, num_heads, window_size, BWD_MAX_BLOCK_D)
     grad_bias_part = torch.empty(programs, num_heads, tokens, tokens, device=qkv.device, dtype=torch.float32)
-    grad_pad_part = torch.empty(programs, three_c, device=qkv.device, dtype=torch.float32)
+    num_windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
+    grad_pad_part = torch.empty(num_windows, three_c, device=qkv.device, dtype=torch.float32)
     pad = qkv_pad if qkv_pad is not None else qkv
     scale = _scale(qkv, num_heads, scale)
     _window_attention_bwd_kernel[(programs, num_heads)](
@@ -551,7 +547,7 @@ def window_attention_bwd(
         BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, PREFETCH=BWD_PREFETCH[qkv.dtype],
         num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
-    # Fixed-order reduce over the programs dimension (no atomics: bitwise reproducible).
+    # Fixed-order reduces over the programs and the windows (no atomics: bitwise reproducible).
     grad_bias = grad_bias_part.sum(dim=0).to(rel_bias.dtype)
     grad_pad = None if qkv_pad is None else grad_pad_part.sum(dim=0).to(qkv_pad.dtype)
     return grad_qkv, grad_bias, grad_pad
