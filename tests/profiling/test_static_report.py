@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.costs import call_costs
+from bench.costs import call_costs, eager_kernels
 from bench.shapes import model_op_calls
 from profiling import _sass, cost_model
 from profiling.static_report import (
@@ -103,6 +103,20 @@ def test_floors_of_the_model_calls_quoted_by_the_kernel_issues():
     assert floors["linear_cross_attention/b48-d36-19200", "fwd"] == pytest.approx(88, abs=1)
     assert floors["linear_cross_attention/b48-d36-19200", "bwd"] == pytest.approx(155, abs=1)
     assert floors["window_attention/120x160-c18-h6-shift3", "fwd"] == pytest.approx(7.4, abs=0.1)
+
+
+def test_eager_prediction_of_the_aggregation():
+    """The reference's eager run of the aggregation, each kernel at its roofline (bench/costs.eager_kernels): forward
+    an interpolation per low-resolution segment (7), the concatenation and the 358 GFLOP convolution; backward the
+    convolution's two gradients, the bias gradient, 7 interpolation gradients and 3 accumulations of the repeated
+    F1 (x3) and F2 (x2). The other ops are not modelled."""
+    calls = model_op_calls()
+    aggregation = next(c for c in calls if c.case.startswith("concat_conv1x1/13in"))
+    kernels = eager_kernels(aggregation)
+    assert len(kernels["fwd"]) == 7 + 2 and kernels["fwd"][-1][1] == 2 * 1080 * 1080 * 8 * 120 * 160
+    assert len(kernels["bwd"]) == 3 + 7 + 3
+    assert cost_model.eager_us(kernels["fwd"]) == pytest.approx(795, abs=1)
+    assert all(eager_kernels(c) is None for c in calls if c.op != "concat_conv1x1")
 
 
 def test_loop_trips_and_memory_from_the_ir():
