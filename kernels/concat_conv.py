@@ -125,6 +125,7 @@ from .concat_conv_plan import (
     launch_rows,
     make_plan,
     overflowing_resolutions,
+    segment_columns,
     vectorised_launch,
 )
 
@@ -908,7 +909,8 @@ def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: tor
     """(inputs, weight) with the segments of the `crowded` resolutions (more distinct tensors than one launch takes,
     MAX_GROUP_TENSORS) concatenated into one tensor each, first, and the weight's columns permuted to match: the same
     op, through autograd's cat and index_select (a copy, for calls unlike the model's)."""
-    columns = _segment_columns_of(inputs)
+    starts = segment_columns([x.shape[1] for x in inputs])
+    columns = [range(start, start + x.shape[1]) for start, x in zip(starts, inputs)]
     merged, order = [], []
     for hw in crowded:
         members = [i for i, x in enumerate(inputs) if tuple(x.shape[2:]) == hw]
@@ -918,15 +920,6 @@ def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: tor
     order += [c for i in rest_members for c in columns[i]]
     index = torch.tensor(order, device=weight.device)
     return merged + [inputs[i] for i in rest_members], weight.flatten(1).index_select(1, index)
-
-
-def _segment_columns_of(inputs: Sequence[torch.Tensor]) -> list:
-    """The weight columns of every input, as ranges."""
-    columns, start = [], 0
-    for x in inputs:
-        columns.append(range(start, start + x.shape[1]))
-        start += x.shape[1]
-    return columns
 
 
 @custom_op("concat_conv1x1_fwd")

@@ -313,7 +313,7 @@ def _row_table(layout: Layout, members: Sequence[int], inputs: tuple, gradients:
     return [v for column in table for v in column]
 
 
-def _segment_columns(channels: Sequence[int]) -> list:
+def segment_columns(channels: Sequence[int]) -> list:
     """The first weight column of every segment."""
     columns, column = [], 0
     for c in channels:
@@ -361,7 +361,7 @@ def _tables(sig: Signature, channels: tuple, segments: Layout, uniques: Layout, 
     fwd_cols = [-1] * segments.rows
     bwd_cols = [[-1] * uniques.rows for _ in range(max_repeats)]
     column_map, seen = [], [0] * len(sig.inputs)
-    for i, (u, column) in enumerate(zip(sig.occurrence, _segment_columns(channels))):
+    for i, (u, column) in enumerate(zip(sig.occurrence, segment_columns(channels))):
         for c in range(channels[i]):
             fwd_cols[segments.first_rows[i] + c] = column + c
             bwd_cols[seen[u]][uniques.first_rows[u] + c] = column + c
