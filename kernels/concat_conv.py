@@ -393,16 +393,6 @@ def _store_adjoint(ptrs, acc, first, mask):
 
 
 @triton.jit
-def _adjoint_window(j0, cols, scale_x, ALIGN: tl.constexpr):
-    """The output columns [lo, hi) that can read source columns [j0, j0 + cols): src in [j0 - 1, j0 + cols), widened
-    by one on each side so that rounding never drops one (every candidate's weight is computed exactly), the start
-    aligned down so that row loads can be vectorised. (Columns of the window that read none get band 0.)"""
-    lo = tl.maximum(((j0 - 0.5) / scale_x - 0.5).to(tl.int32) - 1, 0) // ALIGN * ALIGN
-    hi = ((j0 + cols + 0.5) / scale_x - 0.5).to(tl.int32) + 2
-    return lo, hi
-
-
-@triton.jit
 def _adjoint_band(offs_x, scale_x, w, offs_j, dtype):
     """(SPAN, BLOCK_J) bilinear weights of source columns offs_j in the output columns offs_x, in `dtype`."""
     lo, hi, lam = _source_index(offs_x, scale_x, w)

@@ -207,7 +207,6 @@ class Plan:
     columns and whose d W is computed once for all their segments (see concat_conv.py)."""
 
     signature: Signature
-    segment_channels: tuple
     segments: Layout  # forward rows
     uniques: Layout  # backward rows
     weight_rows: int  # M padded to the largest forward BLOCK_M (rows of the row-order weight; the padding is zero)
@@ -410,7 +409,7 @@ def make_plan(sig: Signature) -> Plan:
     weight_rows = ceil_div(m, FWD_BLOCK_M[True]) * FWD_BLOCK_M[True]  # every forward BLOCK_M divides it
     adjoint = tuple((len(groups), programs) for groups, programs, _ in _adjoint_launches(uniques, sig.out_size[1]))
     return Plan(
-        signature=sig, segment_channels=channels, segments=segments, uniques=uniques, weight_rows=weight_rows,
+        signature=sig, segments=segments, uniques=uniques, weight_rows=weight_rows,
         adjoint_launches=adjoint, max_repeats=max_repeats,
         tables=_tables(sig, channels, segments, uniques, max_repeats),
     )
