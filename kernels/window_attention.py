@@ -100,11 +100,13 @@ MIN_DOT = 16  # tl.dot needs every dimension >= 16
 # token row are not 16-byte aligned); the backward also holds dP/dS and the bias-gradient accumulator.
 FWD_MAX_BLOCK_D = 32
 BWD_MAX_BLOCK_D = 16
-NUM_WARPS = 8  # two warpgroups share each 64 x 64 tile: half the registers per thread of four warps
+FWD_NUM_WARPS = 8
+BWD_NUM_WARPS = 4
+MIN_PROGRAMS_PER_SM = 4  # the forward's head groups keep at least this many programs per SM (2 resident, 2 waves)
+MAX_GRID_YZ = 65535  # CUDA's limit on a grid's second and third dimensions
 PROGRAMS_PER_SM = 2  # persistent programs (all heads together) per SM: 1-2 fit at 8 warps and 150-255 registers
 NUM_STAGES = 1
 # The backward prefetches the next window's first head-dim chunk for 16-bit inputs, not for fp32 (see the docstring).
-BWD_PREFETCH = {torch.float32: False, torch.float16: True, torch.bfloat16: True}
 # fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products), whatever torch's allow_tf32 says: IEEE fp32
 # products run on the FMA units, and their 64 x 64 operand tiles spill registers in both passes.
 DOT_PRECISION = "tf32"
@@ -122,319 +124,255 @@ _SHIFT_MASK_LOG2: tl.constexpr = tl.constexpr(SHIFT_MASK_VALUE * LOG2E)
 
 
 @triton.jit
-def _window_slots(window, shift, BLOCK_N: tl.constexpr):
-    """The same for every window: which slots hold a token, the token's index in the (N, N) bias, and its side of
-    the shift-mask band boundaries inside a window of the last window row / column:
-    2 * (row >= w - s) + (column >= w - s)."""
+def _slots(WINDOW: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The same for every window: the slots' rows and columns in the window (shifts and masks of the 8 x 8 slot
+    grid), which slots hold a token, and the token's index in the (N, N) bias (0 for the others: any valid row)."""
     offs_n = tl.arange(0, BLOCK_N)
     slot_y = offs_n // _SLOT_W
     slot_x = offs_n % _SLOT_W
-    is_token = (slot_y < window) & (slot_x < window)
-    split = window - shift
-    split_code = 2 * (slot_y >= split).to(tl.int32) + (slot_x >= split).to(tl.int32)
-    return is_token, slot_y * window + slot_x, split_code
+    is_token = (slot_y < WINDOW) & (slot_x < WINDOW)
+    return slot_y, slot_x, is_token, tl.where(is_token, slot_y * WINDOW + slot_x, 0)
 
 
 @triton.jit
-def _window_tokens(
-    win, window, windows_w, windows_per_image,  # window index (batch-major, row-major); window size; window grid
-    height, width, padded_h, padded_w, shift,  # map, padded map, roll amount
-    pad_limit,  # slots n < pad_limit outside the map take qkv_pad: BLOCK_N when it is given, else 0
-    BLOCK_N: tl.constexpr,
+def _window_sources(
+    window_y, window_x, height, width, padded_h, padded_w,
+    WINDOW: tl.constexpr, SHIFT: tl.constexpr, HAS_PAD: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Where the token slots of window `win` come from: its batch, the slots' source rows/columns in the padded map,
-    which slots are tokens inside the map and which take qkv_pad; and which band boundaries of the 9-region shift
-    mask cross the window (bit 1: rows, it is in the last window row; bit 0: columns)."""
-    offs_n = tl.arange(0, BLOCK_N)
-    slot_y = offs_n // _SLOT_W
-    slot_x = offs_n % _SLOT_W
-    batch = win // windows_per_image
-    local = win % windows_per_image
-    window_y = local // windows_w
-    window_x = local % windows_w
-    src_y = (window_y * window + slot_y + shift) % padded_h
-    src_x = (window_x * window + slot_x + shift) % padded_w
-    is_token = (slot_y < window) & (slot_x < window)
+    """Where the token slots of window (window_y, window_x) come from: their row and column in the padded map,
+    which slots are tokens inside the map and which take qkv_pad. The roll is one conditional subtraction:
+    window_y WINDOW + slot_y + SHIFT < padded_h + SHIFT < 2 padded_h."""
+    slot_y, slot_x, is_token, _ = _slots(WINDOW, BLOCK_N)
+    src_y = window_y * WINDOW + slot_y + SHIFT
+    src_x = window_x * WINDOW + slot_x + SHIFT
+    if SHIFT > 0:
+        src_y = tl.where(src_y >= padded_h, src_y - padded_h, src_y)
+        src_x = tl.where(src_x >= padded_w, src_x - padded_w, src_x)
     in_map = is_token & (src_y < height) & (src_x < width)
-    pad_slots = is_token & ~in_map & (offs_n < pad_limit)
-    last_row = (window_y + 1) * window == padded_h
-    last_col = (window_x + 1) * window == padded_w
-    crossing = (2 * last_row.to(tl.int32) + last_col.to(tl.int32)) * (shift > 0).to(tl.int32)
-    return batch, src_y, src_x, in_map, pad_slots, crossing
+    return src_y, src_x, in_map, is_token & ~in_map & HAS_PAD
 
 
 @triton.jit
-def _token_rows(batch, src_y, src_x, stride_b, stride_h, stride_w):
-    """int64 element offsets of the tokens' rows in a (B, H, W, channels) tensor (no int32 overflow)."""
-    return batch.to(tl.int64) * stride_b + src_y.to(tl.int64) * stride_h + src_x.to(tl.int64) * stride_w
-
-
-@triton.jit
-def _load_slice(
-    qkv_ptr, pad_ptr, rows, in_map, pad_slots, channel0, d0, head_dim, stride_qc, stride_pc,
-    BLOCK_D: tl.constexpr,
+def _slot_bias_kernel(
+    bias_ptr, table_ptr, stride_bh, stride_bi, stride_bj,
+    WINDOW: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """(BLOCK_N, BLOCK_D) chunk [d0, d0 + BLOCK_D) of one head's q, k or v (channels from channel0): in-map tokens
-    from qkv, `pad_slots` from qkv_pad (a per-row choice of pointer: one load), others and columns past head_dim 0."""
+    """table[head] (BLOCK_N, BLOCK_N), contiguous fp32: log2(e) rel_bias[head] over the slots, -inf in the columns
+    of slots without a token (so that they get no probability) and, in their rows, the first token's row (any finite
+    row: those rows are computed and never written)."""
+    head = tl.program_id(0)
+    is_token, token = _slots(WINDOW, BLOCK_N)[2:]
+    bias = tl.load(bias_ptr + head * stride_bh + token[:, None] * stride_bi + token[None, :] * stride_bj)
+    table = tl.where(is_token[None, :], bias.to(tl.float32) * _LOG2E, float("-inf"))
+    offs_n = tl.arange(0, BLOCK_N)
+    tl.store(table_ptr + head * BLOCK_N * BLOCK_N + offs_n[:, None] * BLOCK_N + offs_n[None, :], table)
+
+
+@triton.jit
+def _logits(
+    scores, table_ptr, window_y, window_x, windows_h, windows_w, qk_scale_log2,
+    WINDOW: tl.constexpr, SHIFT: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """log2(e) (scale q k^T + bias + mask) of one window and head, fp32 (BLOCK_N, BLOCK_N), from its scores q k^T and
+    the head's slot bias table (`_slot_bias_kernel`: -inf already in the columns of slots without a token) plus,
+    when SHIFT > 0, the shift mask between slots that a band boundary crossing this window separates. Only windows
+    of the last window row (column) are crossed by the row (column) boundaries, at slot row (column)
+    WINDOW - SHIFT: with code = 2 (row >= WINDOW - SHIFT) + (column >= WINDOW - SHIFT) per slot and crossing =
+    2 [last row] + [last column] per window, slots i, j are separated iff (code_i ^ code_j) & crossing != 0."""
+    offs_n = tl.arange(0, BLOCK_N)
+    logits = scores * qk_scale_log2 + tl.load(table_ptr + offs_n[:, None] * BLOCK_N + offs_n[None, :])
+    if SHIFT > 0:
+        crossing = 2 * (window_y == windows_h - 1).to(tl.int32) + (window_x == windows_w - 1).to(tl.int32)
+        if crossing != 0:  # a uniform branch: the other windows skip the mask
+            slot_y, slot_x = _slots(WINDOW, BLOCK_N)[:2]
+            code = 2 * (slot_y >= WINDOW - SHIFT).to(tl.int32) + (slot_x >= WINDOW - SHIFT).to(tl.int32)
+            logits = tl.where(((code[:, None] ^ code[None, :]) & crossing) != 0, logits + _SHIFT_MASK_LOG2, logits)
+    return logits
+
+
+@triton.jit
+def _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, channel0, d0, stride_qc, stride_pc,
+                HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """(BLOCK_N, BLOCK_D) chunk [d0, d0 + BLOCK_D) of one head's q, k or v (channels from channel0) of one image:
+    in-map tokens from qkv, `pad_slots` from qkv_pad (a per-row choice of pointer: one load), others and columns past
+    HEAD_DIM 0."""
     offs_d = d0 + tl.arange(0, BLOCK_D)
-    channel = (channel0 + offs_d).to(tl.int64)  # times any stride: int64
     base = tl.where(in_map, qkv_ptr + rows, pad_ptr)
     stride = tl.where(in_map, stride_qc, stride_pc)
-    mask = (in_map | pad_slots)[:, None] & (offs_d < head_dim)[None, :]
-    return tl.load(base[:, None] + channel[None, :] * stride[:, None], mask=mask, other=0.0)
+    mask = (in_map | pad_slots)[:, None] & (offs_d < HEAD_DIM)[None, :]
+    return tl.load(base[:, None] + (channel0 + offs_d)[None, :] * stride[:, None], mask=mask, other=0.0)
 
 
 @triton.jit
-def _load_rows(ptr, rows, in_map, channel0, d0, head_dim, stride_c, BLOCK_D: tl.constexpr):
-    """Read a (BLOCK_N, BLOCK_D) chunk of one head's channels of the in-map tokens (0 elsewhere)."""
+def _load_rows(ptr, rows, in_map, channel0, d0, stride_c, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Read a (BLOCK_N, BLOCK_D) chunk of one head's channels of the in-map tokens of one image (0 elsewhere)."""
     offs_d = d0 + tl.arange(0, BLOCK_D)
-    ptrs = ptr + rows[:, None] + (channel0 + offs_d).to(tl.int64)[None, :] * stride_c
-    return tl.load(ptrs, mask=in_map[:, None] & (offs_d < head_dim)[None, :], other=0.0)
+    ptrs = ptr + rows[:, None] + (channel0 + offs_d)[None, :] * stride_c
+    return tl.load(ptrs, mask=in_map[:, None] & (offs_d < HEAD_DIM)[None, :], other=0.0)
 
 
 @triton.jit
-def _store_rows(ptr, rows, in_map, channel0, d0, head_dim, stride_c, value, BLOCK_D: tl.constexpr):
-    """Write a (BLOCK_N, BLOCK_D) chunk of one head's channels for the in-map tokens (padded ones are cropped)."""
+def _store_rows(ptr, rows, in_map, channel0, d0, stride_c, value, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Write a (BLOCK_N, BLOCK_D) chunk of one head's channels for the in-map tokens of one image (padded ones are
+    cropped)."""
     offs_d = d0 + tl.arange(0, BLOCK_D)
-    ptrs = ptr + rows[:, None] + (channel0 + offs_d).to(tl.int64)[None, :] * stride_c
-    tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=in_map[:, None] & (offs_d < head_dim)[None, :])
-
-
-@triton.jit
-def _bias_tile(bias_ptr, head, is_token, token, stride_bh, stride_bi, stride_bj):
-    """The head's relative-position bias over the slots, in its own dtype: 0 where a slot holds no token."""
-    ptrs = bias_ptr + head * stride_bh + token[:, None] * stride_bi + token[None, :] * stride_bj
-    return tl.load(ptrs, mask=is_token[:, None] & is_token[None, :], other=0.0)
-
-
-@triton.jit
-def _window_chunk0(
-    qkv_ptr, pad_ptr, grad_out_ptr, win,
-    stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, stride_gob, stride_goh, stride_gow, stride_goc,
-    height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-    channels, q_channel0, head_dim,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, WITH_GRAD_OUT: tl.constexpr,
-):
-    """The first head-dim chunk of q, k, v (and dO when WITH_GRAD_OUT) of window `win`: the loop prefetches the next
-    window's with it, so that its loads are in flight while the current window computes."""
-    batch, src_y, src_x, in_map, pad_slots, crossing = _window_tokens(
-        win, window, windows_w, windows_per_image, height, width, padded_h, padded_w, shift, pad_limit, BLOCK_N)
-    rows = _token_rows(batch, src_y, src_x, stride_qb, stride_qh, stride_qw)
-    q = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, 0, head_dim, stride_qc, stride_pc, BLOCK_D)
-    k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, channels + q_channel0, 0, head_dim, stride_qc,
-                    stride_pc, BLOCK_D)
-    v = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, 2 * channels + q_channel0, 0, head_dim, stride_qc,
-                    stride_pc, BLOCK_D)
-    if WITH_GRAD_OUT:
-        grad_out_rows = _token_rows(batch, src_y, src_x, stride_gob, stride_goh, stride_gow)
-        grad_o = _load_rows(grad_out_ptr, grad_out_rows, in_map, q_channel0, 0, head_dim, stride_goc, BLOCK_D)
-    else:
-        grad_o = v
-    return q, k, v, grad_o
-
-
-@triton.jit
-def _window_probabilities(
-    q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code, bias,
-    q_channel0, k_channel0, head_dim, stride_qc, stride_pc, qk_scale_log2,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, PREFETCHED: tl.constexpr,
-):
-    """P = softmax(scale q k^T + bias + mask) of one window and head, fp32 (BLOCK_N, BLOCK_N), 0 in the columns of
-    slots without a token, from the first chunk's q and k (given, when PREFETCHED) and the others' (loaded). The
-    logits are kept in base 2, log2(e) (scale q k^T + bias + mask), for exp2."""
-    if PREFETCHED:
-        logits = dot(q, tl.trans(k), None, DOT_PRECISION)
-    else:
-        logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-    for d0 in tl.range(PREFETCHED * BLOCK_D, head_dim, BLOCK_D):
-        q = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, head_dim, stride_qc, stride_pc,
-                        BLOCK_D)
-        k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, head_dim, stride_qc, stride_pc,
-                        BLOCK_D)
-        logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
-    logits = logits * qk_scale_log2 + bias.to(tl.float32) * _LOG2E
-    # Two slots are in different regions iff a band boundary crossing this window separates them.
-    crossed = ((split_code[:, None] ^ split_code[None, :]) & crossing) != 0
-    logits = tl.where(crossed, logits + _SHIFT_MASK_LOG2, logits)
-    logits = tl.where(is_token[None, :], logits, float("-inf"))
-    p = tl.exp2(logits - max_(logits, 1)[:, None])
-    return p * (1.0 / sum_(p, 1))[:, None]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Kernels
-# ---------------------------------------------------------------------------------------------------------------------
+    ptrs = ptr + rows[:, None] + (channel0 + offs_d)[None, :] * stride_c
+    tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=in_map[:, None] & (offs_d < HEAD_DIM)[None, :])
 
 
 @triton.jit
 def _window_attention_fwd_kernel(
-    # inputs: qkv (B, H, W, 3C), rel_bias (heads, N, N), qkv_pad (3C,) (any pointer of qkv's dtype if pad_limit == 0)
-    qkv_ptr, bias_ptr, pad_ptr,
+    # inputs: qkv (B, H, W, 3C), the slot bias table (heads, BLOCK_N, BLOCK_N) fp32, qkv_pad (3C,) (any pointer of
+    # qkv's dtype without HAS_PAD)
+    qkv_ptr, table_ptr, pad_ptr,
     # output (B, H, W, C)
     out_ptr,
     # strides, in elements
     stride_qb, stride_qh, stride_qw, stride_qc,
-    stride_bh, stride_bi, stride_bj,
     stride_pc,
     stride_ob, stride_oh, stride_ow, stride_oc,
-    # map geometry: map and padded map sizes, window size, windows per row / per image / in all
-    height, width, padded_h, padded_w, window, windows_w, windows_per_image, num_windows,
-    # cyclic shift (0: no mask); BLOCK_N if qkv_pad is given else 0; C, head dim, scale * log2(e)
-    shift, pad_limit, channels, head_dim, qk_scale_log2,
+    # map size, window grid, scale * log2(e)
+    height, width, windows_h, windows_w, qk_scale_log2,
+    NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr,
+    WINDOW: tl.constexpr, SHIFT: tl.constexpr, HAS_PAD: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    head = tl.program_id(1)
-    programs = tl.num_programs(0)
-    q_channel0 = head * head_dim
-    v_channel0 = 2 * channels + q_channel0
-    is_token, token, split_code = _window_slots(window, shift, BLOCK_N)
-    bias = _bias_tile(bias_ptr, head, is_token, token, stride_bh, stride_bi, stride_bj)
-    q, k, v, _ = _window_chunk0(
-        qkv_ptr, pad_ptr, out_ptr, pid, stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, 0, 0, 0, 0,
-        height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-        channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, False)
-    for win in tl.range(pid, num_windows, programs):
-        # The next window's first chunk (the last window's again at the end: a harmless, unmasked reload).
-        q_next, k_next, v_next, _ = _window_chunk0(
-            qkv_ptr, pad_ptr, out_ptr, tl.minimum(win + programs, num_windows - 1),
-            stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, 0, 0, 0, 0,
-            height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-            channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, False)
-        batch, src_y, src_x, in_map, pad_slots, crossing = _window_tokens(
-            win, window, windows_w, windows_per_image, height, width, padded_h, padded_w, shift, pad_limit, BLOCK_N)
-        rows = _token_rows(batch, src_y, src_x, stride_qb, stride_qh, stride_qw)
-        p = _window_probabilities(q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code,
-                                  bias, q_channel0, channels + q_channel0, head_dim, stride_qc, stride_pc,
-                                  qk_scale_log2, BLOCK_N, BLOCK_D, DOT_PRECISION, True)
-        out_rows = _token_rows(batch, src_y, src_x, stride_ob, stride_oh, stride_ow)
-        o = dot(p.to(v.dtype), v, None, DOT_PRECISION)
-        _store_rows(out_ptr, out_rows, in_map, q_channel0, 0, head_dim, stride_oc, o, BLOCK_D)
-        for d0 in tl.range(BLOCK_D, head_dim, BLOCK_D):
-            v = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, head_dim, stride_qc,
-                            stride_pc, BLOCK_D)
-            o = dot(p.to(v.dtype), v, None, DOT_PRECISION)
-            _store_rows(out_ptr, out_rows, in_map, q_channel0, d0, head_dim, stride_oc, o, BLOCK_D)
-        q, k, v = q_next, k_next, v_next
+    window_x = tl.program_id(0)
+    window_y = tl.program_id(1)
+    batch = tl.program_id(2) // (NUM_HEADS // HEADS_PER_PROGRAM)
+    first_head = tl.program_id(2) % (NUM_HEADS // HEADS_PER_PROGRAM) * HEADS_PER_PROGRAM
+    qkv_ptr += batch.to(tl.int64) * stride_qb
+    out_ptr += batch.to(tl.int64) * stride_ob
+    padded_h = windows_h * WINDOW
+    padded_w = windows_w * WINDOW
+    src_y, src_x, in_map, pad_slots = _window_sources(window_y, window_x, height, width, padded_h, padded_w, WINDOW,
+                                                      SHIFT, HAS_PAD, BLOCK_N)
+    rows = src_y * stride_qh + src_x * stride_qw  # int32 inside one image (the launcher checks)
+    out_rows = src_y * stride_oh + src_x * stride_ow
+    for head in tl.range(first_head, first_head + HEADS_PER_PROGRAM):
+        q_channel0 = head * HEAD_DIM
+        logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
+        for chunk in tl.static_range(0, HEAD_DIM, BLOCK_D):  # unrolled: every chunk's loads issued up front
+            q = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, chunk, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, NUM_HEADS * HEAD_DIM + q_channel0, chunk,
+                            stride_qc, stride_pc, HEAD_DIM, BLOCK_D)
+            logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
+        logits = _logits(logits, table_ptr + head * BLOCK_N * BLOCK_N, window_y, window_x, windows_h, windows_w,
+                         qk_scale_log2, WINDOW, SHIFT, BLOCK_N)
+        p = tl.exp2(logits - max_(logits, 1)[:, None])  # unnormalised: O is scaled by 1 / rowsum instead
+        inv_sum = 1.0 / sum_(p, 1)
+        p_in = p.to(qkv_ptr.dtype.element_ty)
+        for chunk in tl.static_range(0, HEAD_DIM, BLOCK_D):
+            v = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, 2 * NUM_HEADS * HEAD_DIM + q_channel0, chunk,
+                            stride_qc, stride_pc, HEAD_DIM, BLOCK_D)
+            o = dot(p_in, v, None, DOT_PRECISION) * inv_sum[:, None]
+            _store_rows(out_ptr, out_rows, in_map, q_channel0, chunk, stride_oc, o, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
-def _store_pad_grad(part_ptr, pad_slots, channel0, d0, head_dim, grad, BLOCK_D: tl.constexpr):
-    """Store the sum of the padded slots' gradient rows of a chunk into this window's fp32 qkv_pad partial row (zero
-    for a window without padded slots): every element of the partials is written once, by one program."""
-    offs_d = d0 + tl.arange(0, BLOCK_D)
-    tl.store(part_ptr + channel0 + offs_d, sum_(tl.where(pad_slots[:, None], grad, 0.0), 0), mask=offs_d < head_dim)
+def _pad_token_rows(src_y, src_x, height, width, padded_h, padded_w, stride_t):
+    """Offsets of the padded tokens' rows in one image of the (B, pad tokens, 3C) d qkv_pad buffer: the padded map's
+    tokens outside the map, listed as the bottom band [height, padded_h) x [0, padded_w) row-major, then the right
+    band [0, height) x [width, padded_w) row-major (meaningless for in-map slots, which the stores mask off)."""
+    bottom = (src_y - height) * padded_w + src_x
+    right = (padded_h - height) * padded_w + src_y * (padded_w - width) + src_x - width
+    return tl.where(src_y >= height, bottom, right) * stride_t
 
 
 @triton.jit
-def _window_grads_chunk(
-    q, k, grad_o, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map, pad_slots,
-    q_channel0, k_channel0, v_channel0, d0, head_dim, stride_gqc, scale,
-    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
-):
-    """dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO of one head-dim chunk: written for the in-map tokens, the
-    padded slots' rows summed into this window's qkv_pad partial."""
-    grad_q = dot(grad_s_in, k, None, DOT_PRECISION) * scale
-    _store_rows(grad_qkv_ptr, grad_rows, in_map, q_channel0, d0, head_dim, stride_gqc, grad_q, BLOCK_D)
-    _store_pad_grad(pad_part_ptr, pad_slots, q_channel0, d0, head_dim, grad_q, BLOCK_D)
-    grad_k = dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale
-    _store_rows(grad_qkv_ptr, grad_rows, in_map, k_channel0, d0, head_dim, stride_gqc, grad_k, BLOCK_D)
-    _store_pad_grad(pad_part_ptr, pad_slots, k_channel0, d0, head_dim, grad_k, BLOCK_D)
-    grad_v = dot(tl.trans(p_in), grad_o, None, DOT_PRECISION)
-    _store_rows(grad_qkv_ptr, grad_rows, in_map, v_channel0, d0, head_dim, stride_gqc, grad_v, BLOCK_D)
-    _store_pad_grad(pad_part_ptr, pad_slots, v_channel0, d0, head_dim, grad_v, BLOCK_D)
+def _store_grad_chunk(grad_qkv_ptr, grad_pad_ptr, grad_rows, pad_rows, in_map, pad_slots, channel0, d0, grad,
+                      stride_gqc, HEAD_DIM: tl.constexpr, HAS_PAD: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Write one head-dim chunk of dQ, dK or dV: the in-map tokens' rows to dqkv and, with HAS_PAD, the padded
+    slots' rows (fp32) to the d qkv_pad buffer, each padded token's row once (the windows partition the padded
+    map); a fixed-order sum over that buffer gives d qkv_pad, with no reduction in the kernel."""
+    _store_rows(grad_qkv_ptr, grad_rows, in_map, channel0, d0, stride_gqc, grad, HEAD_DIM, BLOCK_D)
+    if HAS_PAD:
+        _store_rows(grad_pad_ptr, pad_rows, pad_slots, channel0, d0, 1, grad, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
 def _window_attention_bwd_kernel(
-    # inputs: qkv (B, H, W, 3C), rel_bias (heads, N, N), qkv_pad (3C,) as in the forward; dO (B, H, W, C)
-    qkv_ptr, bias_ptr, pad_ptr, grad_out_ptr,
-    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N) and d qkv_pad (windows, 3C)
-    grad_qkv_ptr, grad_bias_part_ptr, grad_pad_part_ptr,
+    # inputs: qkv (B, H, W, 3C), the slot bias table, qkv_pad (3C,) as in the forward; dO (B, H, W, C)
+    qkv_ptr, table_ptr, pad_ptr, grad_out_ptr,
+    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N); with HAS_PAD, the padded
+    # tokens' fp32 gradient rows (B, pad tokens, 3C), contiguous
+    grad_qkv_ptr, grad_bias_part_ptr, grad_pad_ptr,
     # strides, in elements
     stride_qb, stride_qh, stride_qw, stride_qc,
-    stride_bh, stride_bi, stride_bj,
     stride_pc,
     stride_gob, stride_goh, stride_gow, stride_goc,
     stride_gqb, stride_gqh, stride_gqw, stride_gqc,
     stride_gbp, stride_gbh, stride_gbi,
-    stride_gpp,
-    # map geometry and heads as in the forward; scale (for dQ and dK)
-    height, width, padded_h, padded_w, window, windows_w, windows_per_image, num_windows,
-    shift, pad_limit, channels, head_dim, scale, qk_scale_log2,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, PREFETCH: tl.constexpr,
+    stride_gpb,
+    # map size, window grid, windows in all; scale (for dQ and dK) and scale * log2(e)
+    height, width, windows_h, windows_w, num_windows, scale, qk_scale_log2,
+    NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, WINDOW: tl.constexpr, SHIFT: tl.constexpr,
+    HAS_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     pid = tl.program_id(0)
     head = tl.program_id(1)
     programs = tl.num_programs(0)
-    q_channel0 = head * head_dim
-    k_channel0 = channels + q_channel0
-    v_channel0 = 2 * channels + q_channel0
-    is_token, token, split_code = _window_slots(window, shift, BLOCK_N)
-    bias = _bias_tile(bias_ptr, head, is_token, token, stride_bh, stride_bi, stride_bj)
-    grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-
-    # With PREFETCH, q, k, v, dO of the first head-dim chunk come from the previous iteration's prefetch and the
-    # loops below load the chunks after it; without, the loops load every chunk where it is used (fp32: holding the
-    # prefetched tiles through the window would spill registers).
-    first_d = PREFETCH * BLOCK_D
-    if PREFETCH:
-        q, k, v, grad_o = _window_chunk0(
-            qkv_ptr, pad_ptr, grad_out_ptr, pid, stride_qb, stride_qh, stride_qw, stride_qc, stride_pc,
-            stride_gob, stride_goh, stride_gow, stride_goc,
-            height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-            channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, True)
-    else:  # placeholders, never read
-        q = tl.full((BLOCK_N, BLOCK_D), 0.0, qkv_ptr.dtype.element_ty)
-        k, v, grad_o = q, q, q
+    q_channel0 = head * HEAD_DIM
+    k_channel0 = NUM_HEADS * HEAD_DIM + q_channel0
+    v_channel0 = 2 * NUM_HEADS * HEAD_DIM + q_channel0
+    padded_h = windows_h * WINDOW
+    padded_w = windows_w * WINDOW
+    table_ptr += head * BLOCK_N * BLOCK_N
+    grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)  # the head's, accumulated across the program's windows
     for win in tl.range(pid, num_windows, programs):
-        if PREFETCH:  # the next window's first chunk (the last window's again at the end: a harmless reload)
-            q_next, k_next, v_next, grad_o_next = _window_chunk0(
-                qkv_ptr, pad_ptr, grad_out_ptr, tl.minimum(win + programs, num_windows - 1),
-                stride_qb, stride_qh, stride_qw, stride_qc, stride_pc, stride_gob, stride_goh, stride_gow, stride_goc,
-                height, width, padded_h, padded_w, window, windows_w, windows_per_image, shift, pad_limit,
-                channels, q_channel0, head_dim, BLOCK_N, BLOCK_D, True)
-        batch, src_y, src_x, in_map, pad_slots, crossing = _window_tokens(
-            win, window, windows_w, windows_per_image, height, width, padded_h, padded_w, shift, pad_limit, BLOCK_N)
-        rows = _token_rows(batch, src_y, src_x, stride_qb, stride_qh, stride_qw)
-        grad_out_rows = _token_rows(batch, src_y, src_x, stride_gob, stride_goh, stride_gow)
-        p = _window_probabilities(q, k, qkv_ptr, pad_ptr, rows, in_map, pad_slots, crossing, is_token, split_code,
-                                  bias, q_channel0, k_channel0, head_dim, stride_qc, stride_pc, qk_scale_log2,
-                                  BLOCK_N, BLOCK_D, DOT_PRECISION, PREFETCH)
-        # dP = dO V^T (dO of padded slots is 0: they are cropped)
-        if PREFETCH:
-            grad_p = dot(grad_o, tl.trans(v), None, DOT_PRECISION)
-        else:
-            grad_p = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-        for d0 in tl.range(first_d, head_dim, BLOCK_D):
-            grad_o_d = _load_rows(grad_out_ptr, grad_out_rows, in_map, q_channel0, d0, head_dim, stride_goc, BLOCK_D)
-            v_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, head_dim, stride_qc,
-                              stride_pc, BLOCK_D)
-            grad_p = dot(grad_o_d, tl.trans(v_d), grad_p, DOT_PRECISION)
-        # dS = P (dP - delta), delta_i = sum_j P_ij dP_ij
+        batch = win // (windows_h * windows_w)  # scalar divisions, once per window
+        window_y = (win - batch * windows_h * windows_w) // windows_w
+        window_x = win - batch * windows_h * windows_w - window_y * windows_w
+        qkv_img = qkv_ptr + batch.to(tl.int64) * stride_qb
+        grad_out_img = grad_out_ptr + batch.to(tl.int64) * stride_gob
+        grad_qkv_img = grad_qkv_ptr + batch.to(tl.int64) * stride_gqb
+        grad_pad_img = grad_pad_ptr + batch.to(tl.int64) * stride_gpb
+        src_y, src_x, in_map, pad_slots = _window_sources(window_y, window_x, height, width, padded_h, padded_w,
+                                                          WINDOW, SHIFT, HAS_PAD, BLOCK_N)
+        rows = src_y * stride_qh + src_x * stride_qw
+        grad_out_rows = src_y * stride_goh + src_x * stride_gow
+        grad_rows = src_y * stride_gqh + src_x * stride_gqw
+        pad_rows = _pad_token_rows(src_y, src_x, height, width, padded_h, padded_w, 3 * NUM_HEADS * HEAD_DIM)
+        # P = softmax(scale Q K^T + bias + mask), recomputed (base 2). The head's bias table is reloaded per window
+        # (from L1) rather than held: holding it through the window would cost 32 registers per thread.
+        logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
+        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+            q = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            k = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
+        logits = _logits(logits, table_ptr, window_y, window_x, windows_h, windows_w, qk_scale_log2, WINDOW, SHIFT,
+                         BLOCK_N)
+        p = tl.exp2(logits - max_(logits, 1)[:, None])
+        p = p * (1.0 / sum_(p, 1))[:, None]
+        p_in = p.to(qkv_ptr.dtype.element_ty)
+        # dP = dO V^T and dV = P^T dO, chunk by chunk (dO of padded slots is 0: they are cropped)
+        grad_p = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
+        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+            grad_o = _load_rows(grad_out_img, grad_out_rows, in_map, q_channel0, d0, stride_goc, HEAD_DIM, BLOCK_D)
+            v = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            grad_p = dot(grad_o, tl.trans(v), grad_p, DOT_PRECISION)
+            _store_grad_chunk(grad_qkv_img, grad_pad_img, grad_rows, pad_rows, in_map, pad_slots, v_channel0, d0,
+                              dot(tl.trans(p_in), grad_o, None, DOT_PRECISION), stride_gqc, HEAD_DIM, HAS_PAD, BLOCK_D)
+        # dS = P (dP - delta), delta_i = sum_j P_ij dP_ij; then dQ = scale dS K and dK = scale dS^T Q
         grad_s = p * (grad_p - sum_(p * grad_p, 1)[:, None])
         grad_bias += grad_s
-        p_in = p.to(qkv_ptr.dtype.element_ty)
         grad_s_in = grad_s.to(qkv_ptr.dtype.element_ty)
+        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+            k = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            _store_grad_chunk(grad_qkv_img, grad_pad_img, grad_rows, pad_rows, in_map, pad_slots, q_channel0, d0,
+                              dot(grad_s_in, k, None, DOT_PRECISION) * scale, stride_gqc, HEAD_DIM, HAS_PAD, BLOCK_D)
+            q = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, stride_qc, stride_pc,
+                            HEAD_DIM, BLOCK_D)
+            _store_grad_chunk(grad_qkv_img, grad_pad_img, grad_rows, pad_rows, in_map, pad_slots, k_channel0, d0,
+                              dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale, stride_gqc, HEAD_DIM,
+                              HAS_PAD, BLOCK_D)
 
-        grad_rows = _token_rows(batch, src_y, src_x, stride_gqb, stride_gqh, stride_gqw)
-        pad_part_ptr = grad_pad_part_ptr + win * stride_gpp  # windows 3C < qkv.numel() / N: int32
-        if PREFETCH:
-            _window_grads_chunk(q, k, grad_o, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map,
-                                pad_slots, q_channel0, k_channel0, v_channel0, 0, head_dim, stride_gqc, scale,
-                                BLOCK_D, DOT_PRECISION)
-        for d0 in tl.range(first_d, head_dim, BLOCK_D):
-            q_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, head_dim, stride_qc,
-                              stride_pc, BLOCK_D)
-            k_d = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, head_dim, stride_qc,
-                              stride_pc, BLOCK_D)
-            grad_o_d = _load_rows(grad_out_ptr, grad_out_rows, in_map, q_channel0, d0, head_dim, stride_goc, BLOCK_D)
-            _window_grads_chunk(q_d, k_d, grad_o_d, p_in, grad_s_in, grad_qkv_ptr, pad_part_ptr, grad_rows, in_map,
-                                pad_slots, q_channel0, k_channel0, v_channel0, d0, head_dim, stride_gqc, scale,
-                                BLOCK_D, DOT_PRECISION)
-        if PREFETCH:
-            q, k, v, grad_o = q_next, k_next, v_next, grad_o_next
-
+    is_token, token = _slots(WINDOW, BLOCK_N)[2:]
     ptrs = grad_bias_part_ptr + pid * stride_gbp + head * stride_gbh + token[:, None] * stride_gbi + token[None, :]
     tl.store(ptrs, grad_bias, mask=is_token[:, None] & is_token[None, :])
 
@@ -474,82 +412,99 @@ def _programs_per_head(num_windows: int, num_heads: int, device: torch.device) -
     return max(1, min(num_windows, triton.cdiv(sm_count(device) * PROGRAMS_PER_SM, num_heads)))
 
 
-def _scalar_args(qkv: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
-                 shift_size: int) -> tuple:
-    """The integer kernel arguments shared by both passes, in the kernels' order: map and padded map sizes, window
-    size, windows per row / per image / in all, shift, pad limit, C and head dim."""
-    batch, height, width, three_c = qkv.shape
-    windows_h, windows_w = _window_grid(qkv, window_size)
-    pad_limit = BLOCK_N if qkv_pad is not None else 0
-    return (height, width, windows_h * window_size, windows_w * window_size, window_size, windows_w,
-            windows_h * windows_w, batch * windows_h * windows_w, shift_size, pad_limit, three_c // 3,
-            three_c // (3 * num_heads))
-
-
 def _scale(qkv: torch.Tensor, num_heads: int, scale: float | None) -> float:
     return (qkv.shape[-1] // (3 * num_heads)) ** -0.5 if scale is None else scale
 
 
-def _launch_shape(qkv: torch.Tensor, num_heads: int, window_size: int, widest_block_d: int) -> tuple[int, int]:
-    """(programs per head, BLOCK_D) of a launch."""
-    num_windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
-    programs = _programs_per_head(num_windows, num_heads, qkv.device)
-    return programs, _block_d(qkv.shape[-1] // (3 * num_heads), widest_block_d)
+def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
+    """The (heads, BLOCK_N, BLOCK_N) fp32 slot bias table both passes read (`_slot_bias_kernel`): one small launch."""
+    table = torch.empty(rel_bias.shape[0], BLOCK_N, BLOCK_N, device=rel_bias.device, dtype=torch.float32)
+    _slot_bias_kernel[(rel_bias.shape[0],)](rel_bias, table, *rel_bias.stride(), WINDOW=window_size, BLOCK_N=BLOCK_N)
+    return table
+
+
+def _heads_per_program(num_windows: int, num_heads: int, head_dim: int, device: torch.device) -> int:
+    """The most heads one forward program takes (a divisor of num_heads) while the grid still launches at least
+    MIN_PROGRAMS_PER_SM programs per SM: all heads when the windows alone fill the GPU, so that a window's token
+    geometry, bias offsets and mask are built once for all its heads."""
+    if head_dim > FWD_MAX_BLOCK_D:
+        return 1
+    wanted = MIN_PROGRAMS_PER_SM * sm_count(device)
+    fitting = [d for d in range(1, num_heads + 1) if num_heads % d == 0 and num_windows * (num_heads // d) >= wanted]
+    return max(fitting, default=1)
+
+
+def _check_grid(qkv: torch.Tensor, window_size: int, programs_per_window: int) -> None:
+    """The grid (windows per row, windows per column, batch x programs per window) within CUDA's limits."""
+    windows_h, _ = _window_grid(qkv, window_size)
+    if max(windows_h, qkv.shape[0] * programs_per_window) > MAX_GRID_YZ:
+        raise ValueError(f"qkv of shape {tuple(qkv.shape)} with window_size={window_size} needs a grid of "
+                         f"{windows_h} window rows and {qkv.shape[0] * programs_per_window} images x head groups; "
+                         f"the kernels launch at most {MAX_GRID_YZ} of each")
 
 
 def window_attention_fwd(
     qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
     shift_size: int, scale: float | None,
 ) -> torch.Tensor:
-    """out (B, H, W, C) in qkv's dtype; one launch."""
+    """(out (B, H, W, C) in qkv's dtype, the slot bias table): the table's launch, then one launch with a program per
+    window and group of heads."""
     _check_triton_inputs(qkv, window_size)
     batch, height, width, three_c = qkv.shape
     out = qkv.new_empty(batch, height, width, three_c // 3)
+    table = _slot_bias(rel_bias, window_size)
     if out.numel() == 0:
-        return out
-    programs, block_d = _launch_shape(qkv, num_heads, window_size, FWD_MAX_BLOCK_D)
-    pad = qkv_pad if qkv_pad is not None else qkv  # never read without qkv_pad (pad_limit = 0)
-    _window_attention_fwd_kernel[(programs, num_heads)](
-        qkv, rel_bias, pad, out,
-        *qkv.stride(), *rel_bias.stride(), pad.stride(-1), *out.stride(),
-        *_scalar_args(qkv, qkv_pad, num_heads, window_size, shift_size),
-        _scale(qkv, num_heads, scale) * LOG2E,
-        BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        return out, table
+    windows_h, windows_w = _window_grid(qkv, window_size)
+    head_dim = three_c // (3 * num_heads)
+    heads_per_program = _heads_per_program(batch * windows_h * windows_w, num_heads, head_dim, qkv.device)
+    _check_grid(qkv, window_size, num_heads // heads_per_program)
+    pad = qkv_pad if qkv_pad is not None else qkv  # never read without HAS_PAD
+    _window_attention_fwd_kernel[(windows_w, windows_h, batch * (num_heads // heads_per_program))](
+        qkv, table, pad, out,
+        *qkv.stride(), pad.stride(-1), *out.stride(),
+        height, width, windows_h, windows_w, _scale(qkv, num_heads, scale) * LOG2E,
+        NUM_HEADS=num_heads, HEAD_DIM=head_dim, HEADS_PER_PROGRAM=heads_per_program, WINDOW=window_size,
+        SHIFT=shift_size, HAS_PAD=qkv_pad is not None, BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D),
+        DOT_PRECISION=DOT_PRECISION, num_warps=FWD_NUM_WARPS, num_stages=NUM_STAGES,
     )
-    return out
+    return out, table
 
 
 def window_attention_bwd(
-    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int,
-    window_size: int, shift_size: int, scale: float | None,
+    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor, qkv_pad: torch.Tensor | None,
+    num_heads: int, window_size: int, shift_size: int, scale: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(dqkv (B, H, W, 3C), d rel_bias (heads, N, N), d qkv_pad (3C,) or None without qkv_pad), each in its
-    input's dtype. One kernel launch, then the fixed-order sums of the fp32 partials (over the programs for d rel_bias,
-    over the windows for d qkv_pad)."""
-    three_c = qkv.shape[-1]
+    input's dtype, from the forward's slot bias table. One kernel launch, then fixed-order sums: of the fp32
+    bias-gradient partials over the programs, of the padded tokens' gradient rows for d qkv_pad."""
+    batch, height, width, three_c = qkv.shape
     tokens = window_size * window_size
     grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
     if qkv.numel() == 0:
         zeros = [None if t is None else torch.zeros_like(t, memory_format=torch.contiguous_format)
                  for t in (rel_bias, qkv_pad)]
         return grad_qkv, *zeros
-    programs, block_d = _launch_shape(qkv, num_heads, window_size, BWD_MAX_BLOCK_D)
+    windows_h, windows_w = _window_grid(qkv, window_size)
+    num_windows = batch * windows_h * windows_w
+    programs = _programs_per_head(num_windows, num_heads, qkv.device)
+    head_dim = three_c // (3 * num_heads)
     grad_bias_part = torch.empty(programs, num_heads, tokens, tokens, device=qkv.device, dtype=torch.float32)
-    num_windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
-    grad_pad_part = torch.empty(num_windows, three_c, device=qkv.device, dtype=torch.float32)
+    pad_tokens = windows_h * windows_w * tokens - height * width if qkv_pad is not None else 0
+    grad_pad_rows = torch.empty(batch, pad_tokens, three_c, device=qkv.device, dtype=torch.float32)
     pad = qkv_pad if qkv_pad is not None else qkv
     scale = _scale(qkv, num_heads, scale)
     _window_attention_bwd_kernel[(programs, num_heads)](
-        qkv, rel_bias, pad, grad_out, grad_qkv, grad_bias_part, grad_pad_part,
-        *qkv.stride(), *rel_bias.stride(), pad.stride(-1), *grad_out.stride(),
-        *grad_qkv.stride(), *grad_bias_part.stride()[:3], grad_pad_part.stride(0),
-        *_scalar_args(qkv, qkv_pad, num_heads, window_size, shift_size), scale, scale * LOG2E,
-        BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, PREFETCH=BWD_PREFETCH[qkv.dtype],
-        num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        qkv, table, pad, grad_out, grad_qkv, grad_bias_part, grad_pad_rows,
+        *qkv.stride(), pad.stride(-1), *grad_out.stride(), *grad_qkv.stride(), *grad_bias_part.stride()[:3],
+        grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, scale, scale * LOG2E,
+        NUM_HEADS=num_heads, HEAD_DIM=head_dim, WINDOW=window_size, SHIFT=shift_size, HAS_PAD=qkv_pad is not None,
+        BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D), DOT_PRECISION=DOT_PRECISION,
+        num_warps=BWD_NUM_WARPS, num_stages=NUM_STAGES,
     )
-    # Fixed-order reduces over the programs and the windows (no atomics: bitwise reproducible).
+    # Fixed-order reduces (no atomics: bitwise reproducible).
     grad_bias = grad_bias_part.sum(dim=0).to(rel_bias.dtype)
-    grad_pad = None if qkv_pad is None else grad_pad_part.sum(dim=0).to(qkv_pad.dtype)
+    grad_pad = None if qkv_pad is None else grad_pad_rows.sum(dim=(0, 1)).to(qkv_pad.dtype)
     return grad_qkv, grad_bias, grad_pad
 
 
@@ -562,41 +517,43 @@ def window_attention_bwd(
 def _forward_op(
     qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
     shift_size: int, scale: float | None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, the slot bias table): the backward reads the same table rather than building it again."""
     return window_attention_fwd(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
 
 
 @_forward_op.register_fake
 def _(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
-    return qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3)
+    return (qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3),
+            rel_bias.new_empty(rel_bias.shape[0], BLOCK_N, BLOCK_N, dtype=torch.float32))
 
 
 @custom_op("window_attention_bwd")
 def _backward_op(
-    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int,
-    window_size: int, shift_size: int, scale: float | None,
+    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor, qkv_pad: torch.Tensor | None,
+    num_heads: int, window_size: int, shift_size: int, scale: float | None,
 ) -> list[torch.Tensor]:
     """[d qkv, d rel_bias] and, with qkv_pad, d qkv_pad (an operator cannot return None)."""
-    grads = window_attention_bwd(grad_out, qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
+    grads = window_attention_bwd(grad_out, qkv, rel_bias, table, qkv_pad, num_heads, window_size, shift_size, scale)
     return [g for g in grads if g is not None]
 
 
 @_backward_op.register_fake
-def _(grad_out, qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
+def _(grad_out, qkv, rel_bias, table, qkv_pad, num_heads, window_size, shift_size, scale):
     return [torch.empty_like(t, memory_format=torch.contiguous_format) for t in (qkv, rel_bias, qkv_pad)
             if t is not None]
 
 
 def _setup_context(ctx, inputs, output):
-    """Saves qkv, rel_bias and qkv_pad only: the backward recomputes P."""
+    """Saves qkv, rel_bias, qkv_pad and the slot bias table only: the backward recomputes P."""
     qkv, rel_bias, qkv_pad, *config = inputs
-    ctx.save_for_backward(qkv, rel_bias, qkv_pad)
+    ctx.save_for_backward(qkv, rel_bias, output[1], qkv_pad)
     ctx.config = config
 
 
-def _backward(ctx, grad_out):
-    qkv, rel_bias, qkv_pad = ctx.saved_tensors
-    grad_qkv, grad_bias, *grad_pad = _backward_op(grad_out, qkv, rel_bias, qkv_pad, *ctx.config)
+def _backward(ctx, grad_out, _grad_table):
+    qkv, rel_bias, table, qkv_pad = ctx.saved_tensors
+    grad_qkv, grad_bias, *grad_pad = _backward_op(grad_out, qkv, rel_bias, table, qkv_pad, *ctx.config)
     return grad_qkv, grad_bias, (grad_pad[0] if grad_pad else None), None, None, None, None
 
 
@@ -618,7 +575,7 @@ def window_attention(
     Semantics of kernels/reference/window_attention.py; windows up to 8 x 8."""
     check_window_attention(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
     _check_triton_inputs(qkv, window_size)
-    return _forward_op(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
+    return _forward_op(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -627,7 +584,7 @@ def window_attention(
 
 _UNIT_STRIDES = ("stride_qc", "stride_bj", "stride_pc", "stride_oc", "stride_goc", "stride_gqc")  # contiguous: JIT == 1
 _FLOAT_ARGS = ("qk_scale_log2", "scale")
-_FP32_BUFFERS = {"grad_bias_part_ptr": "fp32", "grad_pad_part_ptr": "fp32"}
+_FP32_BUFFERS = {"grad_bias_part_ptr": "fp32", "grad_pad_ptr": "fp32"}
 
 
 def aot_configs() -> list[AotConfig]:
@@ -647,3 +604,6 @@ def aot_configs() -> list[AotConfig]:
                     constexprs=constexprs, num_warps=NUM_WARPS, num_stages=NUM_STAGES, tensor_cores=True,
                 ))
     return configs
+
+
+

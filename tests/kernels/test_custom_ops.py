@@ -84,7 +84,7 @@ def operator_cases():
         triton_op(op)
     la_fwd = OPS.linear_cross_attention_fwd(q, k, v, la["feature_map"], la["eps"])
     window = (wa["num_heads"], wa["window_size"], wa["shift_size"], wa["scale"])
-    window_out = OPS.window_attention_fwd(qkv, bias, pad, *window)
+    window_out, table = OPS.window_attention_fwd(qkv, bias, pad, *window)
     uniques, occurrence = inputs[:2], [0, 1, 0]
     conv_out = OPS.concat_conv1x1_fwd(uniques, occurrence, weight, conv_bias, None, True, [6, 8])
     return [
@@ -93,8 +93,8 @@ def operator_cases():
                                         la["eps"])),
         ("window_attention_fwd", (qkv, bias, pad, *window)),
         ("window_attention_fwd", (qkv, bias, None, *window)),
-        ("window_attention_bwd", (torch.randn_like(window_out), qkv, bias, pad, *window)),
-        ("window_attention_bwd", (torch.randn_like(window_out), qkv, bias, None, *window)),
+        ("window_attention_bwd", (torch.randn_like(window_out), qkv, bias, table, pad, *window)),
+        ("window_attention_bwd", (torch.randn_like(window_out), qkv, bias, table, None, *window)),
         ("concat_conv1x1_fwd", (uniques, occurrence, weight, conv_bias, None, True, [6, 8])),
         ("concat_conv1x1_fwd", (uniques, occurrence, weight, None, torch.randn_like(conv_out), False, [6, 8])),
         ("concat_conv1x1_bwd", (torch.randn_like(conv_out), uniques, occurrence, conv_out, weight, conv_bias, True,
