@@ -11,16 +11,19 @@ with M = -100 between tokens of different regions of the rolled padded map (rows
 [Hp-s, Hp) times the same column bands; M = 0 when s = 0); the windows are merged, rolled back and cropped.
 
 Index arithmetic instead of data movement. The w^2 tokens of a window sit in an 8 x 8 grid of slots (slot
-n = 8 r + c holds window row r < w, column c < w: the slot coordinates are shifts and masks, not divisions). Slot
-(r, c) of window (b, wy, wx) is at (ry, rx) = (wy w + r, wx w + c) of the rolled padded map, i.e. at
-(y, x) = ((ry + s) mod Hp, (rx + s) mod Wp) of the padded map: the kernels read q, k, v of that token from qkv
-(B, H, W, 3C; last dim ordered (3, heads, head_dim)) when y < H and x < W, and from `qkv_pad` otherwise (a per-row
-choice of pointer, one load), and write O there (never for padded tokens, which are cropped). The shift mask: only
-windows of the last window row (column) are crossed by the row (column) band boundaries, at r = w - s (c = w - s),
-so two slots are in different regions iff a boundary crossing their window separates them; with
-code = 2 (r >= w - s) + (c >= w - s) per slot and crossing = 2 [last row] + [last column] per window (0 if s = 0),
-M_ij = -100 [(code_i ^ code_j) & crossing != 0]. No padded, rolled or partitioned copy and no dense mask exists in
-either pass.
+n = 8 r + c holds window row r < w, column c < w: shifts and masks). Window size w, shift s, heads and head dim are
+compile-time constants, so a slot's place comes from multiplies and one conditional subtraction, not from a runtime
+division: slot (r, c) of window (b, wy, wx) is at (ry, rx) = (wy w + r, wx w + c) of the rolled padded map, i.e. at
+(y, x) = (ry + s - Hp [ry + s >= Hp], rx + s - Wp [rx + s >= Wp]) of the padded map. The kernels read q, k, v of
+that token from qkv (B, H, W, 3C; last dim ordered (3, heads, head_dim)) when y < H and x < W, and from `qkv_pad`
+otherwise (a per-row choice of pointer, one load), and write O there (never for padded tokens, which are cropped).
+The bias: a small launch (`_slot_bias_kernel`) lays log2(e) bias out on the slot grid once per call, (heads, 64, 64)
+fp32 with -inf in the columns of slots without a token, and the backward reuses the forward's table (saved). The
+shift mask: only windows of the last window row (column) are crossed by the row (column) band boundaries, at
+r = w - s (c = w - s), so two slots are in different regions iff a boundary crossing their window separates them;
+with code = 2 (r >= w - s) + (c >= w - s) per slot and crossing = 2 [last row] + [last column] per window,
+M_ij = -100 [(code_i ^ code_j) & crossing != 0], applied under a uniform branch that the uncrossed windows skip. No
+padded, rolled or partitioned copy and no dense mask exists in either pass.
 
 VJP (per window and head; dO = 0 on padded tokens since they are cropped):
 
@@ -28,42 +31,41 @@ VJP (per window and head; dO = 0 on padded tokens since they are cropped):
     dQ = scale dS K,    dK = scale dS^T Q,    d bias = sum over batch and windows of dS,
     d qkv_pad = sum over padded token slots of (dQ, dK, dV)   (dQ of a padded slot is 0: its dO is 0),
 
-and every in-map token's dQ, dK, dV is written to dqkv (B, H, W, 3C) exactly once: the windows partition the
-padded map. delta comes from P and dP in registers, so the backward needs neither O nor a log-sum-exp: it saves
-only qkv, rel_bias and qkv_pad and recomputes P.
+and every token's dQ, dK, dV is written exactly once (the windows partition the padded map): an in-map token's to
+dqkv (B, H, W, 3C), a padded token's to an fp32 (B, Hp Wp - H W, 3C) buffer of the padded tokens (bottom band, then
+right band, row-major), whose fixed-order sum is d qkv_pad: no reduction in the kernel. delta comes from P and dP
+in registers, so the backward needs neither O nor a log-sum-exp: it saves qkv, rel_bias, qkv_pad and the table
+and recomputes P.
 
-Kernels and work split (grid (programs per head, heads), persistent, about PROGRAMS_PER_SM programs per SM in
-all): a program owns one head and walks the windows pid, pid + programs, ... (batch-major, row-major), so the
-head's bias is loaded once per program and the bias gradient is accumulated across its windows in registers. The
-window's whole 64 x 64 score tile lives in registers (8 warps: two warpgroups share it). The head dim is walked in
-chunks of BLOCK_D (16, or 32 in the forward; masked loads pad a chunk to what `tl.dot` needs, so head dims 3 to 216
-and beyond work, 216 in 7 or 14 chunks): wider chunks would need more registers, since every operand element of
-an unaligned head slice needs its own 64-bit address. The loop prefetches the next window's first chunk of q, k, v
-(and dO) before it computes the current window, so that loads are in flight during the softmax: for the head dims
-up to 16 (32) that is the whole head, and the ATT blocks' many small windows are latency-bound otherwise. The fp32
-backward does not prefetch: its fp32 tiles leave no registers for the held chunk (it spilled 56-268 bytes on
-triton 3.6-3.8), so it loads every chunk where it is used, again from L2 for the gradient products. The exact
-fp32 softmax uses exp2 with scale * log2(e) and log2(e) folded into the logits.
-Deterministic reductions without atomics: every program writes its fp32 partial of the bias gradient
-(programs, heads, N, N), accumulated across its windows in registers, and of the qkv_pad gradient per window
-(windows, 3C; each (window, head) writes its head's slices once, so no element is read back or written twice), and
-fixed-order torch sums over the first dimension finish them: two runs are bitwise identical.
+Forward (grid (windows per row, window rows, B x head groups)): a program per window and group of heads (all
+heads when the head is one chunk and the windows alone give MIN_PROGRAMS_PER_SM programs per SM, else one), so a
+window's token rows are built once for its heads; each head's 64 x 64 scores live in registers, P stays
+unnormalised (O is scaled by 1 / rowsum instead), and every head-dim chunk (BLOCK_D up to 32) is an unrolled step
+whose loads are all issued up front. Backward (grid (programs per head, heads), persistent, about PROGRAMS_PER_SM
+programs per SM): a program owns one head and walks the windows pid, pid + programs, ... (batch-major, row-major;
+two scalar divisions per window), so the bias gradient is accumulated across its windows in registers; per window
+the head dim is walked in chunks of BLOCK_D = 16 three times (Q K^T; dP with dV; dQ with dK), each chunk loaded
+where it is used. Masked loads pad a chunk to what `tl.dot` needs, so head dims 3 to 216 and beyond work. The fp32
+softmax uses exp2 with scale * log2(e) folded into the logits. Warps: see FWD_NUM_WARPS. Deterministic reductions
+without atomics: every program writes its fp32 partial of the bias gradient (programs, heads, N, N), and
+fixed-order torch sums finish it and d qkv_pad: two runs are bitwise identical.
 
 Precision of every product: the two forward and five backward products are `tl.dot` with fp32 accumulation.
 fp16/bf16 inputs: operands in the input dtype (q, k, v, dO as loaded; P and dS rounded to it for the P V,
-P^T dO, dS K and dS^T Q products), exact products. fp32 inputs: TF32 tensor cores (operands rounded to 10-bit
-mantissas, as torch's allow_tf32 and Triton's default do; KERNEL_TOL's float32 row is set for it). A float64
-simulation of these roundings on 3000 windows with head dims 3 to 216 gives relative RMSE 4e-4 to 6e-4 on every
-output and gradient and at most 2/3 of KERNEL_TOL's elementwise bound; 3xTF32 would be about exact but needs
-registers the backward does not have (spills). Softmax, delta, dS, the partials and every statistic are fp32;
-outputs are rounded once to the input dtype.
+P^T dO, dS K and dS^T Q products; the forward's P unnormalised, max 1), exact products. fp32 inputs: TF32 tensor
+cores (operands rounded to 10-bit mantissas, as torch's allow_tf32 and Triton's default do; KERNEL_TOL's float32
+row is set for it). A float64 simulation of these roundings on 3000 windows with head dims 3 to 216 gives relative
+RMSE 4e-4 to 6e-4 on every output and gradient and at most 2/3 of KERNEL_TOL's elementwise bound; 3xTF32 would be
+about exact but needs registers the backward does not have (spills). Softmax, delta, dS, the partials and every
+statistic are fp32; outputs are rounded once to the input dtype.
 
 Bytes and FLOPs (B batch, Hp x Wp padded map, C = heads * head_dim, e bytes per element, T = B H W map tokens,
 Tp = B Hp Wp padded tokens, P programs):
-    forward  reads qkv 3 C e T and writes out C e T (minimal: 4 C e T), plus the bias once per program;
-             4 N C Tp useful FLOPs in the two products, N heads Tp exponentials (64 heads Tp executed: the tile);
+    forward  reads qkv 3 C e T and writes out C e T (minimal: 4 C e T), plus the table (heads 64^2 4 bytes, from L2
+             per window and head); 4 N C Tp useful FLOPs in the two products, N heads Tp exponentials (64 heads Tp
+             executed: the tile);
     backward reads qkv 3 C e T and dO C e T, writes dqkv 3 C e T (minimal: 7 C e T), plus the partials
-             P heads N^2 4 + windows 3 C 4 bytes written and read once by the reduces; 10 N C Tp useful FLOPs (the
+             P heads N^2 4 + (Tp - T) 3 C 4 bytes written and read once by the reduces; 10 N C Tp useful FLOPs (the
              recomputed Q K^T, dP, dV, dQ, dK), N heads Tp exponentials.
 At the ATT head dims (3 to 24) the products are negligible and the per-element work on the 64 x 64 tiles (about
 10 operations per score in the forward, 20 in the backward, and the exponentials) sets the floor above the bytes.
@@ -97,16 +99,21 @@ BLOCK_N = SLOT_W * SLOT_W  # token slots per window, the side of the in-register
 MAX_WINDOW = SLOT_W
 MIN_DOT = 16  # tl.dot needs every dimension >= 16
 # The widest head-dim chunk of each pass (every operand element needs its own 64-bit address: head slices of a
-# token row are not 16-byte aligned); the backward also holds dP/dS and the bias-gradient accumulator.
+# token row are not 16-byte aligned); the backward also holds P, dP/dS and the bias-gradient accumulator.
 FWD_MAX_BLOCK_D = 32
 BWD_MAX_BLOCK_D = 16
+# Warps. Triton gives a dot whose result feeds another dot all the warps along M (as flash attention wants), so at
+# 8 warps both warpgroups hold the whole 64 x 64 score tile; the forward still fits 8 warps in <= 128 registers
+# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8, and fits 255 registers
+# without spilling for 16-bit inputs whose head is one chunk (the ATT blocks at head dims <= BWD_MAX_BLOCK_D); with
+# head-dim loops (FPMA, ATT at head dim 24) or fp32 tiles it spills there, and runs at 8 warps instead.
 FWD_NUM_WARPS = 8
-BWD_NUM_WARPS = 4
-MIN_PROGRAMS_PER_SM = 4  # the forward's head groups keep at least this many programs per SM (2 resident, 2 waves)
+BWD_NUM_WARPS_ONE_CHUNK = 4
+BWD_NUM_WARPS = 8
+MIN_PROGRAMS_PER_SM = 4  # the forward takes all heads per program while the windows alone launch this many per SM
 MAX_GRID_YZ = 65535  # CUDA's limit on a grid's second and third dimensions
-PROGRAMS_PER_SM = 2  # persistent programs (all heads together) per SM: 1-2 fit at 8 warps and 150-255 registers
+PROGRAMS_PER_SM = 2  # the backward's persistent programs (all heads together) per SM: 2 fit at 4-8 warps
 NUM_STAGES = 1
-# The backward prefetches the next window's first head-dim chunk for 16-bit inputs, not for fp32 (see the docstring).
 # fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products), whatever torch's allow_tf32 says: IEEE fp32
 # products run on the FMA units, and their 64 x 64 operand tiles spill registers in both passes.
 DOT_PRECISION = "tf32"
@@ -305,8 +312,9 @@ def _window_attention_bwd_kernel(
     stride_gqb, stride_gqh, stride_gqw, stride_gqc,
     stride_gbp, stride_gbh, stride_gbi,
     stride_gpb,
-    # map size, window grid, windows in all; scale (for dQ and dK) and scale * log2(e)
-    height, width, windows_h, windows_w, num_windows, scale, qk_scale_log2,
+    # map size, window grid, windows in all; the head dim again, as a run-time loop bound; scale (for dQ and dK)
+    # and scale * log2(e)
+    height, width, windows_h, windows_w, num_windows, head_dim, scale, qk_scale_log2,
     NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, WINDOW: tl.constexpr, SHIFT: tl.constexpr,
     HAS_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
@@ -337,7 +345,7 @@ def _window_attention_bwd_kernel(
         # P = softmax(scale Q K^T + bias + mask), recomputed (base 2). The head's bias table is reloaded per window
         # (from L1) rather than held: holding it through the window would cost 32 registers per thread.
         logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+        for d0 in tl.range(0, head_dim, BLOCK_D):
             q = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, q_channel0, d0, stride_qc, stride_pc,
                             HEAD_DIM, BLOCK_D)
             k = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, stride_qc, stride_pc,
@@ -350,7 +358,7 @@ def _window_attention_bwd_kernel(
         p_in = p.to(qkv_ptr.dtype.element_ty)
         # dP = dO V^T and dV = P^T dO, chunk by chunk (dO of padded slots is 0: they are cropped)
         grad_p = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
-        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+        for d0 in tl.range(0, head_dim, BLOCK_D):
             grad_o = _load_rows(grad_out_img, grad_out_rows, in_map, q_channel0, d0, stride_goc, HEAD_DIM, BLOCK_D)
             v = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, v_channel0, d0, stride_qc, stride_pc,
                             HEAD_DIM, BLOCK_D)
@@ -361,7 +369,7 @@ def _window_attention_bwd_kernel(
         grad_s = p * (grad_p - sum_(p * grad_p, 1)[:, None])
         grad_bias += grad_s
         grad_s_in = grad_s.to(qkv_ptr.dtype.element_ty)
-        for d0 in tl.range(0, HEAD_DIM, BLOCK_D):
+        for d0 in tl.range(0, head_dim, BLOCK_D):
             k = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, stride_qc, stride_pc,
                             HEAD_DIM, BLOCK_D)
             _store_grad_chunk(grad_qkv_img, grad_pad_img, grad_rows, pad_rows, in_map, pad_slots, q_channel0, d0,
@@ -392,9 +400,17 @@ def _check_triton_inputs(qkv: torch.Tensor, window_size: int) -> None:
         )
     check_device("qkv", qkv)
     windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
-    if 2 * windows > INT32_MAX:  # window indices (and the prefetch's index + programs) are int32
+    if 2 * windows > INT32_MAX:  # window indices (and the backward's index + programs) are int32
         raise ValueError(f"qkv of shape {tuple(qkv.shape)} has {windows} windows of {window_size} x {window_size}, "
                          f"more than the kernels' int32 window index allows ({INT32_MAX // 2})")
+    # Token rows inside one image are int32 offsets (the image's own offset is int64): its padded extent in every
+    # tensor the kernels index (qkv as given; out, dO and dqkv contiguous, at most as large) must fit.
+    padded = [size * window_size for size in _window_grid(qkv, window_size)]
+    image_span = max(sum((size - 1) * abs(stride) for size, stride in zip(padded, qkv.stride()[1:3])) + qkv.shape[3],
+                     math.prod(padded) * qkv.shape[3])
+    if image_span > INT32_MAX:
+        raise ValueError(f"qkv of shape {tuple(qkv.shape)} and strides {qkv.stride()} spans {image_span} elements per "
+                         f"padded image, more than the kernels' int32 row offsets allow ({INT32_MAX})")
 
 
 def _window_grid(qkv: torch.Tensor, window_size: int) -> tuple[int, int]:
@@ -416,6 +432,12 @@ def _scale(qkv: torch.Tensor, num_heads: int, scale: float | None) -> float:
     return (qkv.shape[-1] // (3 * num_heads)) ** -0.5 if scale is None else scale
 
 
+def _bwd_num_warps(dtype: torch.dtype, head_dim: int) -> int:
+    """4 warps where the backward fits them without spilling (16-bit inputs, one head-dim chunk), else 8."""
+    one_chunk = dtype != torch.float32 and head_dim <= BWD_MAX_BLOCK_D
+    return BWD_NUM_WARPS_ONE_CHUNK if one_chunk else BWD_NUM_WARPS
+
+
 def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
     """The (heads, BLOCK_N, BLOCK_N) fp32 slot bias table both passes read (`_slot_bias_kernel`): one small launch."""
     table = torch.empty(rel_bias.shape[0], BLOCK_N, BLOCK_N, device=rel_bias.device, dtype=torch.float32)
@@ -424,14 +446,11 @@ def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
 
 
 def _heads_per_program(num_windows: int, num_heads: int, head_dim: int, device: torch.device) -> int:
-    """The most heads one forward program takes (a divisor of num_heads) while the grid still launches at least
-    MIN_PROGRAMS_PER_SM programs per SM: all heads when the windows alone fill the GPU, so that a window's token
-    geometry, bias offsets and mask are built once for all its heads."""
-    if head_dim > FWD_MAX_BLOCK_D:
-        return 1
-    wanted = MIN_PROGRAMS_PER_SM * sm_count(device)
-    fitting = [d for d in range(1, num_heads + 1) if num_heads % d == 0 and num_windows * (num_heads // d) >= wanted]
-    return max(fitting, default=1)
+    """All heads per forward program (a window's token geometry and mask built once for all of them) when the head is
+    one chunk and the windows alone launch MIN_PROGRAMS_PER_SM programs per SM; else one head per program, for
+    parallelism on small maps and registers at wide heads."""
+    fills = num_windows >= MIN_PROGRAMS_PER_SM * sm_count(device)
+    return num_heads if fills and head_dim <= FWD_MAX_BLOCK_D else 1
 
 
 def _check_grid(qkv: torch.Tensor, window_size: int, programs_per_window: int) -> None:
@@ -497,10 +516,10 @@ def window_attention_bwd(
     _window_attention_bwd_kernel[(programs, num_heads)](
         qkv, table, pad, grad_out, grad_qkv, grad_bias_part, grad_pad_rows,
         *qkv.stride(), pad.stride(-1), *grad_out.stride(), *grad_qkv.stride(), *grad_bias_part.stride()[:3],
-        grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, scale, scale * LOG2E,
+        grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, head_dim, scale, scale * LOG2E,
         NUM_HEADS=num_heads, HEAD_DIM=head_dim, WINDOW=window_size, SHIFT=shift_size, HAS_PAD=qkv_pad is not None,
         BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D), DOT_PRECISION=DOT_PRECISION,
-        num_warps=BWD_NUM_WARPS, num_stages=NUM_STAGES,
+        num_warps=_bwd_num_warps(qkv.dtype, head_dim), num_stages=NUM_STAGES,
     )
     # Fixed-order reduces (no atomics: bitwise reproducible).
     grad_bias = grad_bias_part.sum(dim=0).to(rel_bias.dtype)
@@ -584,26 +603,38 @@ def window_attention(
 
 _UNIT_STRIDES = ("stride_qc", "stride_bj", "stride_pc", "stride_oc", "stride_goc", "stride_gqc")  # contiguous: JIT == 1
 _FLOAT_ARGS = ("qk_scale_log2", "scale")
-_FP32_BUFFERS = {"grad_bias_part_ptr": "fp32", "grad_pad_ptr": "fp32"}
+_FP32_BUFFERS = {"table_ptr": "fp32", "grad_bias_part_ptr": "fp32", "grad_pad_ptr": "fp32"}
+# The SCA-MTL model's window-attention layers, (heads, head dim, window, shift): the ATT blocks at the four scales,
+# plain and shifted, and FPMA's; every one with qkv_pad. Window size, shift, heads and head dim are compile-time
+# constants, so these (not every possible call) are what the ahead-of-time checks compile.
+MODEL_LAYERS = (*((6, head_dim, 7, shift) for head_dim in (3, 6, 12, 24) for shift in (0, 3)),
+                *((4, head_dim, 7, 0) for head_dim in (54, 108, 216)))
+
+
+def _aot_config(kernel, element: str, name: str, constexprs: dict, num_warps: int) -> AotConfig:
+    signature, constexprs = aot_signature(kernel, element, pointers=_FP32_BUFFERS, floats=_FLOAT_ARGS,
+                                          unit_strides=_UNIT_STRIDES, constexprs=constexprs)
+    return AotConfig(name=f"{kernel.__name__}[{element}, {name}]", kernel=kernel, signature=signature,
+                     constexprs=constexprs, num_warps=num_warps, num_stages=NUM_STAGES,
+                     tensor_cores=kernel is not _slot_bias_kernel)
 
 
 def aot_configs() -> list[AotConfig]:
-    """Every (kernel, dtype, head-dim chunk) the launchers can pick: the chunk width is the only shape choice."""
+    """Per dtype: the slot bias table's kernel, and both passes at each of the model's layers; the forward with
+    one head per program and, where its launcher can pick it, all of them."""
     configs = []
     for dtype, element in TRITON_DTYPE_NAMES.items():
-        for kernel, widest in ((_window_attention_fwd_kernel, FWD_MAX_BLOCK_D),
-                               (_window_attention_bwd_kernel, BWD_MAX_BLOCK_D)):
-            for block_d in sorted({_block_d(head_dim, widest) for head_dim in range(1, 2 * widest)}):
-                constexprs = dict(BLOCK_N=BLOCK_N, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION)
-                if kernel is _window_attention_bwd_kernel:
-                    constexprs.update(PREFETCH=BWD_PREFETCH[dtype])
-                signature, constexprs = aot_signature(kernel, element, pointers=_FP32_BUFFERS, floats=_FLOAT_ARGS,
-                                                      unit_strides=_UNIT_STRIDES, constexprs=constexprs)
-                configs.append(AotConfig(
-                    name=f"{kernel.__name__}[{element}, BLOCK_D={block_d}]", kernel=kernel, signature=signature,
-                    constexprs=constexprs, num_warps=NUM_WARPS, num_stages=NUM_STAGES, tensor_cores=True,
-                ))
+        configs.append(_aot_config(_slot_bias_kernel, element, "window=7", dict(WINDOW=7, BLOCK_N=BLOCK_N), 4))
+        for heads, head_dim, window, shift in MODEL_LAYERS:
+            layer = dict(NUM_HEADS=heads, HEAD_DIM=head_dim, WINDOW=window, SHIFT=shift, HAS_PAD=True,
+                         BLOCK_N=BLOCK_N, DOT_PRECISION=DOT_PRECISION)
+            name = f"heads={heads}, head_dim={head_dim}, shift={shift}"
+            for per_program in sorted({1, heads if head_dim <= FWD_MAX_BLOCK_D else 1}):  # what the launcher picks
+                configs.append(_aot_config(
+                    _window_attention_fwd_kernel, element, f"{name}, heads_per_program={per_program}",
+                    dict(layer, HEADS_PER_PROGRAM=per_program, BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D)),
+                    FWD_NUM_WARPS))
+            configs.append(_aot_config(_window_attention_bwd_kernel, element, name,
+                                       dict(layer, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D)),
+                                       _bwd_num_warps(dtype, head_dim)))
     return configs
-
-
-

@@ -62,6 +62,9 @@ CASES = [  # (B, H, W, heads, head_dim, window, shift, with qkv_pad)
     pytest.param(1, 9, 17, 4, 3, 8, 4, True, id="window8-shift4-padded"),
     pytest.param(1, 16, 8, 1, 6, 8, 0, True, id="window8-divisible-1head"),
     pytest.param(1, 9, 10, 2, 54, 7, 3, True, id="padded-shifted-hd54"),
+    # rolled by 6, the padded rows and columns land in the first and second window rows and columns, not the last
+    pytest.param(1, 12, 19, 2, 3, 7, 6, True, id="shift6-padding-inside"),
+    pytest.param(1, 11, 13, 2, 12, 5, 2, True, id="window5-shift2-padded"),
 ]
 
 
@@ -78,10 +81,12 @@ def test_half_precision_matches_reference(dtype):
 
 
 def test_many_windows_per_program(monkeypatch):
-    """With one SM's worth of programs every program walks many windows: the prefetch of the next window, the
-    bias-gradient accumulation in registers and the qkv_pad partial across windows are all exercised."""
+    """With one SM's worth of programs every backward program walks many windows (the bias gradient accumulated
+    across them in registers, the padded tokens' rows from several windows) and every forward program takes all
+    the heads of its window (the head loop)."""
     monkeypatch.setattr(wa, "sm_count", lambda device: 1)
     assert wa._programs_per_head(12, 2, torch.device(DEVICE)) == 1
+    assert wa._heads_per_program(12, 2, 3, torch.device(DEVICE)) == 2
     inputs = make_inputs(1, 19, 24, 2, 3, 7)  # 12 windows, padded in both directions
     run_and_compare(inputs, num_heads=2, window_size=7, shift_size=3)
 
@@ -158,6 +163,10 @@ def test_empty_input_gives_empty_output_and_zero_gradients(shape):
                  TypeError, ["qkv", "float64", "triton"], id="float64"),
     pytest.param(dict(num_heads=1, window_size=9), make_inputs(1, 5, 5, 1, 3, 9, device="cpu"), ValueError,
                  ["window_size", "8", "9"], id="window-9"),
+    # 65536 x 65536 tokens of 6 channels (an expanded view: no memory): 2.6e10 elements per image
+    pytest.param(dict(num_heads=1, window_size=7),
+                 (torch.randn(6).expand(1, 2**16, 2**16, 6), torch.randn(1, 49, 49), None), ValueError,
+                 ["spans", "per padded image", "int32"], id="image-beyond-int32"),
 ])
 def test_rejects_what_the_kernels_cannot_take(kwargs, inputs, error, words):
     with pytest.raises(error) as info:
@@ -207,7 +216,7 @@ def test_benchmark_dry_run():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# GPU: the model's eleven shapes at batch 8 (half precision, and fp32 on TF32), one launch per forward
+# GPU: the model's eleven shapes at batch 8 (half precision, and fp32 on TF32), two launches per forward (the table and the attention)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -246,10 +255,11 @@ def test_model_shapes_deterministic(call):
 
 
 @pytest.mark.gpu
-def test_forward_is_one_launch():
+def test_forward_is_two_launches():
+    """The slot bias table and the attention: nothing else (no copy, no padding, no mask)."""
     from bench.bench_window_attention import gpu_work_items
 
     inputs, options = _model_inputs(MODEL_CALLS[1].values[0], torch.bfloat16)  # the largest map, shifted
     call = lambda: wa.window_attention(*inputs, **options)  # noqa: E731
     call()  # compile first
-    assert gpu_work_items(call) == 1
+    assert gpu_work_items(call) == 2
