@@ -405,9 +405,9 @@ def _check_triton_inputs(qkv: torch.Tensor, window_size: int) -> None:
                          f"more than the kernels' int32 window index allows ({INT32_MAX // 2})")
     # Token rows inside one image are int32 offsets (the image's own offset is int64): its padded extent in every
     # tensor the kernels index (qkv as given; out, dO and dqkv contiguous, at most as large) must fit.
-    padded = [size * window_size for size in _window_grid(qkv, window_size)]
-    image_span = max(sum((size - 1) * abs(stride) for size, stride in zip(padded, qkv.stride()[1:3])) + qkv.shape[3],
-                     math.prod(padded) * qkv.shape[3])
+    sizes = (*(size * window_size for size in _window_grid(qkv, window_size)), qkv.shape[3])
+    image_span = max(sum((size - 1) * abs(stride) for size, stride in zip(sizes, qkv.stride()[1:])) + 1,
+                     math.prod(sizes))
     if image_span > INT32_MAX:
         raise ValueError(f"qkv of shape {tuple(qkv.shape)} and strides {qkv.stride()} spans {image_span} elements per "
                          f"padded image, more than the kernels' int32 row offsets allow ({INT32_MAX})")
