@@ -491,8 +491,8 @@ def window_attention_fwd(
 
 
 def window_attention_bwd(
-    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor, qkv_pad: torch.Tensor | None,
-    num_heads: int, window_size: int, shift_size: int, scale: float | None,
+    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor,
+    qkv_pad: torch.Tensor | None, num_heads: int, window_size: int, shift_size: int, scale: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(dqkv (B, H, W, 3C), d rel_bias (heads, N, N), d qkv_pad (3C,) or None without qkv_pad), each in its
     input's dtype, from the forward's slot bias table. One kernel launch, then fixed-order sums: of the fp32
@@ -549,8 +549,8 @@ def _(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale):
 
 @custom_op("window_attention_bwd")
 def _backward_op(
-    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor, qkv_pad: torch.Tensor | None,
-    num_heads: int, window_size: int, shift_size: int, scale: float | None,
+    grad_out: torch.Tensor, qkv: torch.Tensor, rel_bias: torch.Tensor, table: torch.Tensor,
+    qkv_pad: torch.Tensor | None, num_heads: int, window_size: int, shift_size: int, scale: float | None,
 ) -> list[torch.Tensor]:
     """[d qkv, d rel_bias] and, with qkv_pad, d qkv_pad (an operator cannot return None)."""
     grads = window_attention_bwd(grad_out, qkv, rel_bias, table, qkv_pad, num_heads, window_size, shift_size, scale)

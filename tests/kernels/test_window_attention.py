@@ -216,7 +216,8 @@ def test_benchmark_dry_run():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# GPU: the model's eleven shapes at batch 8 (half precision, and fp32 on TF32), two launches per forward (the table and the attention)
+# GPU: the model's eleven shapes at batch 8 (half precision, and fp32 on TF32), two launches per forward (the table
+# and the attention)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
