@@ -42,13 +42,16 @@ heads when the head is one chunk and the windows alone give MIN_PROGRAMS_PER_SM 
 window's token rows are built once for its heads; each head's 64 x 64 scores live in registers, P stays
 unnormalised (O is scaled by 1 / rowsum instead), and every head-dim chunk (BLOCK_D up to 32) is an unrolled step
 whose loads are all issued up front. Backward (grid (programs per head, heads), persistent, about PROGRAMS_PER_SM
-programs per SM): a program owns one head and walks the windows pid, pid + programs, ... (batch-major, row-major;
-two scalar divisions per window), so the bias gradient is accumulated across its windows in registers; per window
-the head dim is walked in chunks of BLOCK_D = 16 three times (Q K^T; dP with dV; dQ with dK), each chunk loaded
-where it is used. Masked loads pad a chunk to what `tl.dot` needs, so head dims 3 to 216 and beyond work. The fp32
-softmax uses exp2 with scale * log2(e) folded into the logits. Warps: see FWD_NUM_WARPS. Deterministic reductions
-without atomics: every program writes its fp32 partial of the bias gradient (programs, heads, N, N), and
-fixed-order torch sums finish it and d qkv_pad: two runs are bitwise identical.
+programs per SM): a program owns one head and a contiguous range of windows (batch-major, row-major: the first
+window's place from two scalar divisions, the next ones' by a step with carries), so the bias gradient is
+accumulated across its windows in registers; per window the head dim is walked in chunks of BLOCK_D = 16 three
+times (Q K^T; dP with dV; dQ with dK), each chunk loaded where it is used, the loop bound a run-time value so that a
+one-chunk head is not unrolled into straight-line code (which hoists every load to the window's start and spilled).
+Masked loads pad a chunk to what `tl.dot` needs, so head dims 3 to 216 and beyond work; a compile-time ROW_ALIGN
+(the row strides' common divisor) lets head slices at even channel offsets move as vectors. The fp32 softmax uses
+exp2 with scale * log2(e) folded into the logits. Warps: see FWD_NUM_WARPS. Deterministic reductions without
+atomics: every program writes its fp32 partial of the bias gradient (programs, heads, N, N), and fixed-order torch
+sums finish it and d qkv_pad: two runs are bitwise identical.
 
 Precision of every product: the two forward and five backward products are `tl.dot` with fp32 accumulation.
 fp16/bf16 inputs: operands in the input dtype (q, k, v, dO as loaded; P and dS rounded to it for the P V,
@@ -89,7 +92,7 @@ import triton.language as tl
 from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_window_attention
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
 from ._triton import aot_signature, check_device, dot, max_, sum_
 from .reference.window_attention import SHIFT_MASK_VALUE
@@ -104,15 +107,16 @@ FWD_MAX_BLOCK_D = 32
 BWD_MAX_BLOCK_D = 16
 # Warps. Triton gives a dot whose result feeds another dot all the warps along M (as flash attention wants), so at
 # 8 warps both warpgroups hold the whole 64 x 64 score tile; the forward still fits 8 warps in <= 128 registers
-# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8, and fits 255 registers
-# without spilling for 16-bit inputs whose head is one chunk (the ATT blocks at head dims <= BWD_MAX_BLOCK_D); with
-# head-dim loops (FPMA, ATT at head dim 24) or fp32 tiles it spills there, and runs at 8 warps instead.
+# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8 and fits 255 registers
+# without spilling for 16-bit inputs whose head is one chunk (the ATT blocks at head dims <= BWD_MAX_BLOCK_D); wider
+# heads (FPMA, ATT at head dim 24) and fp32 tiles spilled at 4 warps, and run at 8 (<= 128 registers at 16 bits).
 FWD_NUM_WARPS = 8
 BWD_NUM_WARPS_ONE_CHUNK = 4
 BWD_NUM_WARPS = 8
 MIN_PROGRAMS_PER_SM = 4  # the forward takes all heads per program while the windows alone launch this many per SM
+MAX_ROW_ALIGN = 16  # elements (32 bytes at 16 bits): no access is wider, so no stronger hint helps
 MAX_GRID_YZ = 65535  # CUDA's limit on a grid's second and third dimensions
-PROGRAMS_PER_SM = 2  # the backward's persistent programs (all heads together) per SM: 2 fit at 4-8 warps
+PROGRAMS_PER_SM = 2  # the backward's persistent programs (all heads together) per SM: 2 CTAs of 4 or 8 warps fit
 NUM_STAGES = 1
 # fp32 operands on TF32 tensor cores (fp16/bf16 ones are exact products), whatever torch's allow_tf32 says: IEEE fp32
 # products run on the FMA units, and their 64 x 64 operand tiles spill registers in both passes.
@@ -241,7 +245,7 @@ def _window_attention_fwd_kernel(
     # map size, window grid, scale * log2(e)
     height, width, windows_h, windows_w, qk_scale_log2,
     NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr,
-    WINDOW: tl.constexpr, SHIFT: tl.constexpr, HAS_PAD: tl.constexpr,
+    WINDOW: tl.constexpr, SHIFT: tl.constexpr, HAS_PAD: tl.constexpr, ROW_ALIGN: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     window_x = tl.program_id(0)
@@ -254,8 +258,8 @@ def _window_attention_fwd_kernel(
     padded_w = windows_w * WINDOW
     src_y, src_x, in_map, pad_slots = _window_sources(window_y, window_x, height, width, padded_h, padded_w, WINDOW,
                                                       SHIFT, HAS_PAD, BLOCK_N)
-    rows = src_y * stride_qh + src_x * stride_qw  # int32 inside one image (the launcher checks)
-    out_rows = src_y * stride_oh + src_x * stride_ow
+    rows = tl.multiple_of(src_y * stride_qh + src_x * stride_qw, ROW_ALIGN)  # int32 in one image (launcher checks)
+    out_rows = tl.multiple_of(src_y * stride_oh + src_x * stride_ow, ROW_ALIGN)
     for head in tl.range(first_head, first_head + HEADS_PER_PROGRAM):
         q_channel0 = head * HEAD_DIM
         logits = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)
@@ -312,15 +316,15 @@ def _window_attention_bwd_kernel(
     stride_gqb, stride_gqh, stride_gqw, stride_gqc,
     stride_gbp, stride_gbh, stride_gbi,
     stride_gpb,
-    # map size, window grid, windows in all; the head dim again, as a run-time loop bound; scale (for dQ and dK)
-    # and scale * log2(e)
-    height, width, windows_h, windows_w, num_windows, head_dim, scale, qk_scale_log2,
+    # map size, window grid, windows in all and per program; the head dim again, as a run-time loop bound; scale
+    # (for dQ and dK) and scale * log2(e)
+    height, width, windows_h, windows_w, num_windows, windows_per_program, head_dim, scale, qk_scale_log2,
     NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, WINDOW: tl.constexpr, SHIFT: tl.constexpr,
-    HAS_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_PAD: tl.constexpr, ROW_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     pid = tl.program_id(0)
     head = tl.program_id(1)
-    programs = tl.num_programs(0)
     q_channel0 = head * HEAD_DIM
     k_channel0 = NUM_HEADS * HEAD_DIM + q_channel0
     v_channel0 = 2 * NUM_HEADS * HEAD_DIM + q_channel0
@@ -328,19 +332,22 @@ def _window_attention_bwd_kernel(
     padded_w = windows_w * WINDOW
     table_ptr += head * BLOCK_N * BLOCK_N
     grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)  # the head's, accumulated across the program's windows
-    for win in tl.range(pid, num_windows, programs):
-        batch = win // (windows_h * windows_w)  # scalar divisions, once per window
-        window_y = (win - batch * windows_h * windows_w) // windows_w
-        window_x = win - batch * windows_h * windows_w - window_y * windows_w
+    # The program's windows are a contiguous range (batch-major, row-major): its first window's place costs two
+    # scalar divisions, and each next window's place is a step with carries.
+    first = pid * windows_per_program
+    batch = first // (windows_h * windows_w)
+    window_y = (first - batch * windows_h * windows_w) // windows_w
+    window_x = first - batch * windows_h * windows_w - window_y * windows_w
+    for win in tl.range(first, tl.minimum(first + windows_per_program, num_windows)):
         qkv_img = qkv_ptr + batch.to(tl.int64) * stride_qb
         grad_out_img = grad_out_ptr + batch.to(tl.int64) * stride_gob
         grad_qkv_img = grad_qkv_ptr + batch.to(tl.int64) * stride_gqb
         grad_pad_img = grad_pad_ptr + batch.to(tl.int64) * stride_gpb
         src_y, src_x, in_map, pad_slots = _window_sources(window_y, window_x, height, width, padded_h, padded_w,
                                                           WINDOW, SHIFT, HAS_PAD, BLOCK_N)
-        rows = src_y * stride_qh + src_x * stride_qw
-        grad_out_rows = src_y * stride_goh + src_x * stride_gow
-        grad_rows = src_y * stride_gqh + src_x * stride_gqw
+        rows = tl.multiple_of(src_y * stride_qh + src_x * stride_qw, ROW_ALIGN)
+        grad_out_rows = tl.multiple_of(src_y * stride_goh + src_x * stride_gow, ROW_ALIGN)
+        grad_rows = tl.multiple_of(src_y * stride_gqh + src_x * stride_gqw, ROW_ALIGN)
         pad_rows = _pad_token_rows(src_y, src_x, height, width, padded_h, padded_w, 3 * NUM_HEADS * HEAD_DIM)
         # P = softmax(scale Q K^T + bias + mask), recomputed (base 2). The head's bias table is reloaded per window
         # (from L1) rather than held: holding it through the window would cost 32 registers per thread.
@@ -379,6 +386,13 @@ def _window_attention_bwd_kernel(
             _store_grad_chunk(grad_qkv_img, grad_pad_img, grad_rows, pad_rows, in_map, pad_slots, k_channel0, d0,
                               dot(tl.trans(grad_s_in), q, None, DOT_PRECISION) * scale, stride_gqc, HEAD_DIM,
                               HAS_PAD, BLOCK_D)
+        window_x += 1
+        row_done = window_x == windows_w
+        window_x = tl.where(row_done, 0, window_x)
+        window_y += row_done.to(tl.int32)
+        image_done = window_y == windows_h
+        window_y = tl.where(image_done, 0, window_y)
+        batch += image_done.to(tl.int32)
 
     is_token, token = _slots(WINDOW, BLOCK_N)[2:]
     ptrs = grad_bias_part_ptr + pid * stride_gbp + head * stride_gbh + token[:, None] * stride_gbi + token[None, :]
@@ -430,6 +444,14 @@ def _programs_per_head(num_windows: int, num_heads: int, device: torch.device) -
 
 def _scale(qkv: torch.Tensor, num_heads: int, scale: float | None) -> float:
     return (qkv.shape[-1] // (3 * num_heads)) ** -0.5 if scale is None else scale
+
+
+def _row_align(*tensors: torch.Tensor) -> int:
+    """What every token row offset src_y stride_h + src_x stride_w of these (B, H, W, channels) tensors is a
+    multiple of (their H and W strides' common divisor, at most MAX_ROW_ALIGN): a compile-time hint that lets head
+    slices at even channel offsets load and store as vectors where the JIT sees no stride divisible by 16."""
+    strides = [abs(stride) for tensor in tensors for stride in tensor.stride()[1:3]]
+    return math.gcd(MAX_ROW_ALIGN, *strides)
 
 
 def _bwd_num_warps(dtype: torch.dtype, head_dim: int) -> int:
@@ -484,7 +506,8 @@ def window_attention_fwd(
         *qkv.stride(), pad.stride(-1), *out.stride(),
         height, width, windows_h, windows_w, _scale(qkv, num_heads, scale) * LOG2E,
         NUM_HEADS=num_heads, HEAD_DIM=head_dim, HEADS_PER_PROGRAM=heads_per_program, WINDOW=window_size,
-        SHIFT=shift_size, HAS_PAD=qkv_pad is not None, BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D),
+        SHIFT=shift_size, HAS_PAD=qkv_pad is not None, ROW_ALIGN=_row_align(qkv, out), BLOCK_N=BLOCK_N,
+        BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D),
         DOT_PRECISION=DOT_PRECISION, num_warps=FWD_NUM_WARPS, num_stages=NUM_STAGES,
     )
     return out, table
@@ -516,9 +539,11 @@ def window_attention_bwd(
     _window_attention_bwd_kernel[(programs, num_heads)](
         qkv, table, pad, grad_out, grad_qkv, grad_bias_part, grad_pad_rows,
         *qkv.stride(), pad.stride(-1), *grad_out.stride(), *grad_qkv.stride(), *grad_bias_part.stride()[:3],
-        grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, head_dim, scale, scale * LOG2E,
+        grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, ceil_div(num_windows, programs),
+        head_dim, scale, scale * LOG2E,
         NUM_HEADS=num_heads, HEAD_DIM=head_dim, WINDOW=window_size, SHIFT=shift_size, HAS_PAD=qkv_pad is not None,
-        BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D), DOT_PRECISION=DOT_PRECISION,
+        ROW_ALIGN=_row_align(qkv, grad_out, grad_qkv), BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D),
+        DOT_PRECISION=DOT_PRECISION,
         num_warps=_bwd_num_warps(qkv.dtype, head_dim), num_stages=NUM_STAGES,
     )
     # Fixed-order reduces (no atomics: bitwise reproducible).
@@ -626,8 +651,10 @@ def aot_configs() -> list[AotConfig]:
     for dtype, element in TRITON_DTYPE_NAMES.items():
         configs.append(_aot_config(_slot_bias_kernel, element, "window=7", dict(WINDOW=7, BLOCK_N=BLOCK_N), 4))
         for heads, head_dim, window, shift in MODEL_LAYERS:
+            # contiguous tensors' row strides are multiples of C (out, dO) and 3C (qkv, dqkv)
             layer = dict(NUM_HEADS=heads, HEAD_DIM=head_dim, WINDOW=window, SHIFT=shift, HAS_PAD=True,
-                         BLOCK_N=BLOCK_N, DOT_PRECISION=DOT_PRECISION)
+                         ROW_ALIGN=math.gcd(MAX_ROW_ALIGN, heads * head_dim), BLOCK_N=BLOCK_N,
+                         DOT_PRECISION=DOT_PRECISION)
             name = f"heads={heads}, head_dim={head_dim}, shift={shift}"
             for per_program in sorted({1, heads if head_dim <= FWD_MAX_BLOCK_D else 1}):  # what the launcher picks
                 configs.append(_aot_config(
