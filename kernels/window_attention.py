@@ -338,7 +338,7 @@ def _window_attention_bwd_kernel(
     batch = first // (windows_h * windows_w)
     window_y = (first - batch * windows_h * windows_w) // windows_w
     window_x = first - batch * windows_h * windows_w - window_y * windows_w
-    for win in tl.range(first, tl.minimum(first + windows_per_program, num_windows)):
+    for _step in tl.range(first, tl.minimum(first + windows_per_program, num_windows)):
         qkv_img = qkv_ptr + batch.to(tl.int64) * stride_qb
         grad_out_img = grad_out_ptr + batch.to(tl.int64) * stride_gob
         grad_qkv_img = grad_qkv_ptr + batch.to(tl.int64) * stride_gqb
