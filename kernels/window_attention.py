@@ -487,7 +487,7 @@ def _check_grid(qkv: torch.Tensor, window_size: int, programs_per_window: int) -
 def window_attention_fwd(
     qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
     shift_size: int, scale: float | None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(out (B, H, W, C) in qkv's dtype, the slot bias table): the table's launch, then one launch with a program per
     window and group of heads."""
     _check_triton_inputs(qkv, window_size)

@@ -80,14 +80,15 @@ def test_half_precision_matches_reference(dtype):
     run_and_compare(inputs, num_heads=3, window_size=7, shift_size=3, dtype=dtype)
 
 
-def test_many_windows_per_program(monkeypatch):
-    """With one SM's worth of programs every backward program walks many windows (the bias gradient accumulated
-    across them in registers, the padded tokens' rows from several windows) and every forward program takes all
-    the heads of its window (the head loop)."""
-    monkeypatch.setattr(wa, "sm_count", lambda device: 1)
-    assert wa._programs_per_head(12, 2, torch.device(DEVICE)) == 1
-    assert wa._heads_per_program(12, 2, 3, torch.device(DEVICE)) == 2
-    inputs = make_inputs(1, 19, 24, 2, 3, 7)  # 12 windows, padded in both directions
+@pytest.mark.parametrize("sms, programs", [(1, 1), (5, 5)], ids=["one-program", "uneven-ranges"])
+def test_many_windows_per_program(monkeypatch, sms, programs):
+    """Few SMs: every backward program walks a contiguous range of windows across rows and images (the bias gradient
+    accumulated across them in registers, the padded tokens' rows from several windows; 24 windows in 5 ranges of
+    at most 5), and every forward program takes all the heads of its window (the head loop)."""
+    monkeypatch.setattr(wa, "sm_count", lambda device: sms)
+    assert wa._programs_per_head(24, 2, torch.device(DEVICE)) == programs
+    assert wa._heads_per_program(24, 2, 3, torch.device(DEVICE)) == 2
+    inputs = make_inputs(2, 19, 24, 2, 3, 7)  # 2 images of 3 x 4 windows, padded in both directions
     run_and_compare(inputs, num_heads=2, window_size=7, shift_size=3)
 
 
