@@ -107,9 +107,10 @@ FWD_MAX_BLOCK_D = 32
 BWD_MAX_BLOCK_D = 16
 # Warps. Triton gives a dot whose result feeds another dot all the warps along M (as flash attention wants), so at
 # 8 warps both warpgroups hold the whole 64 x 64 score tile; the forward still fits 8 warps in <= 128 registers
-# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8 and fits 255 registers
-# without spilling for 16-bit inputs whose head is one chunk (the ATT blocks at head dims <= BWD_MAX_BLOCK_D); wider
-# heads (FPMA, ATT at head dim 24) and fp32 tiles spilled at 4 warps, and run at 8 (<= 128 registers at 16 bits).
+# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8 (SASS counts weighted by
+# loop trips: a prediction) and fits 255 registers without spilling for 16-bit inputs whose head is one chunk (the
+# ATT blocks at head dims <= BWD_MAX_BLOCK_D); wider heads (FPMA, ATT at head dim 24) and fp32 tiles spilled at 4
+# warps, and run at 8 (<= 128 registers at 16 bits).
 FWD_NUM_WARPS = 8
 BWD_NUM_WARPS_ONE_CHUNK = 4
 BWD_NUM_WARPS = 8
@@ -164,6 +165,13 @@ def _window_sources(
 
 
 @triton.jit
+def _table_ptrs(table_ptr, head, BLOCK_N: tl.constexpr):
+    """The head's (BLOCK_N, BLOCK_N) tile of the contiguous (heads, BLOCK_N, BLOCK_N) slot bias table."""
+    offs_n = tl.arange(0, BLOCK_N)
+    return table_ptr + head * BLOCK_N * BLOCK_N + offs_n[:, None] * BLOCK_N + offs_n[None, :]
+
+
+@triton.jit
 def _slot_bias_kernel(
     bias_ptr, table_ptr, stride_bh, stride_bi, stride_bj,
     WINDOW: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -175,13 +183,12 @@ def _slot_bias_kernel(
     is_token, token = _slots(WINDOW, BLOCK_N)[2:]
     bias = tl.load(bias_ptr + head * stride_bh + token[:, None] * stride_bi + token[None, :] * stride_bj)
     table = tl.where(is_token[None, :], bias.to(tl.float32) * _LOG2E, float("-inf"))
-    offs_n = tl.arange(0, BLOCK_N)
-    tl.store(table_ptr + head * BLOCK_N * BLOCK_N + offs_n[:, None] * BLOCK_N + offs_n[None, :], table)
+    tl.store(_table_ptrs(table_ptr, head, BLOCK_N), table)
 
 
 @triton.jit
 def _logits(
-    scores, table_ptr, window_y, window_x, windows_h, windows_w, qk_scale_log2,
+    scores, table_ptr, head, window_y, window_x, windows_h, windows_w, qk_scale_log2,
     WINDOW: tl.constexpr, SHIFT: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """log2(e) (scale q k^T + bias + mask) of one window and head, fp32 (BLOCK_N, BLOCK_N), from its scores q k^T and
@@ -190,8 +197,7 @@ def _logits(
     of the last window row (column) are crossed by the row (column) boundaries, at slot row (column)
     WINDOW - SHIFT: with code = 2 (row >= WINDOW - SHIFT) + (column >= WINDOW - SHIFT) per slot and crossing =
     2 [last row] + [last column] per window, slots i, j are separated iff (code_i ^ code_j) & crossing != 0."""
-    offs_n = tl.arange(0, BLOCK_N)
-    logits = scores * qk_scale_log2 + tl.load(table_ptr + offs_n[:, None] * BLOCK_N + offs_n[None, :])
+    logits = scores * qk_scale_log2 + tl.load(_table_ptrs(table_ptr, head, BLOCK_N))
     if SHIFT > 0:
         crossing = 2 * (window_y == windows_h - 1).to(tl.int32) + (window_x == windows_w - 1).to(tl.int32)
         if crossing != 0:  # a uniform branch: the other windows skip the mask
@@ -269,8 +275,8 @@ def _window_attention_fwd_kernel(
             k = _load_slice(qkv_ptr, pad_ptr, rows, in_map, pad_slots, NUM_HEADS * HEAD_DIM + q_channel0, chunk,
                             stride_qc, stride_pc, HEAD_DIM, BLOCK_D)
             logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
-        logits = _logits(logits, table_ptr + head * BLOCK_N * BLOCK_N, window_y, window_x, windows_h, windows_w,
-                         qk_scale_log2, WINDOW, SHIFT, BLOCK_N)
+        logits = _logits(logits, table_ptr, head, window_y, window_x, windows_h, windows_w, qk_scale_log2, WINDOW,
+                         SHIFT, BLOCK_N)
         p = tl.exp2(logits - max_(logits, 1)[:, None])  # unnormalised: O is scaled by 1 / rowsum instead
         inv_sum = 1.0 / sum_(p, 1)
         p_in = p.to(qkv_ptr.dtype.element_ty)
@@ -330,7 +336,6 @@ def _window_attention_bwd_kernel(
     v_channel0 = 2 * NUM_HEADS * HEAD_DIM + q_channel0
     padded_h = windows_h * WINDOW
     padded_w = windows_w * WINDOW
-    table_ptr += head * BLOCK_N * BLOCK_N
     grad_bias = tl.full((BLOCK_N, BLOCK_N), 0.0, tl.float32)  # the head's, accumulated across the program's windows
     # The program's windows are a contiguous range (batch-major, row-major): its first window's place costs two
     # scalar divisions, and each next window's place is a step with carries.
@@ -358,8 +363,8 @@ def _window_attention_bwd_kernel(
             k = _load_slice(qkv_img, pad_ptr, rows, in_map, pad_slots, k_channel0, d0, stride_qc, stride_pc,
                             HEAD_DIM, BLOCK_D)
             logits = dot(q, tl.trans(k), logits, DOT_PRECISION)
-        logits = _logits(logits, table_ptr, window_y, window_x, windows_h, windows_w, qk_scale_log2, WINDOW, SHIFT,
-                         BLOCK_N)
+        logits = _logits(logits, table_ptr, head, window_y, window_x, windows_h, windows_w, qk_scale_log2, WINDOW,
+                         SHIFT, BLOCK_N)
         p = tl.exp2(logits - max_(logits, 1)[:, None])
         p = p * (1.0 / sum_(p, 1))[:, None]
         p_in = p.to(qkv_ptr.dtype.element_ty)
@@ -414,7 +419,7 @@ def _check_triton_inputs(qkv: torch.Tensor, window_size: int) -> None:
         )
     check_device("qkv", qkv)
     windows = qkv.shape[0] * math.prod(_window_grid(qkv, window_size))
-    if 2 * windows > INT32_MAX:  # window indices (and the backward's index + programs) are int32
+    if 2 * windows > INT32_MAX:  # window indices are int32, and a backward range may end up to twice past them
         raise ValueError(f"qkv of shape {tuple(qkv.shape)} has {windows} windows of {window_size} x {window_size}, "
                          f"more than the kernels' int32 window index allows ({INT32_MAX // 2})")
     # Token rows inside one image are int32 offsets (the image's own offset is int64): its padded extent in every
@@ -429,7 +434,7 @@ def _check_triton_inputs(qkv: torch.Tensor, window_size: int) -> None:
 
 def _window_grid(qkv: torch.Tensor, window_size: int) -> tuple[int, int]:
     """Windows per column and per row of the padded map."""
-    return -(-qkv.shape[1] // window_size), -(-qkv.shape[2] // window_size)
+    return ceil_div(qkv.shape[1], window_size), ceil_div(qkv.shape[2], window_size)
 
 
 def _block_d(head_dim: int, widest: int) -> int:
