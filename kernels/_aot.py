@@ -32,6 +32,9 @@ class AotConfig:
     # Arguments the compile may assume divisible by 16 (pointers: 16-byte aligned), as the JIT specialises them for a
     # launch; the launcher picks this configuration only where they are. Empty: the worst case (every load scalar).
     divisible: tuple = ()
+    # CTAs per SM the launcher sizes this kernel's grid by (kernels split over the tokens): its registers and shared
+    # memory must allow at least that many. 0: the launcher assumes none.
+    ctas_per_sm: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,25 +27,33 @@ dden_i = -(g_i . out_i) [den_i >= eps]. Substituting S = S_c + mu z^T leaves S_c
 mu . g_i + dden_i = -(g_i . w_i) = -(p_i . u_i) / m_i^2 when den_i >= eps. Likewise df_a = dS^T v_a + dz with
 dz = sum_i dden_i p_i, and v_a is split as (v_a - mu) + mu. One product, u_i = S_c^T G_i, serves both b_i and dq_i.
 phi'(x) = sigmoid(x) is computed from the pre-activation, which the backward re-reads anyway, sharing exp(-|x|)
-with the softplus. It stays exact where 1 - exp(-phi) would round to 0.
+with the softplus. It stays exact where 1 - exp(-phi) would round to 0. The softplus is max(x, 0) + log1p(e),
+e = exp2(-|x| log2 e) on the hardware's exponential, and log1p(e) = e P(e) with a degree-7 polynomial P accurate
+to 4e-7 (relative) on [0, 1]: no libdevice log, no branch. The derivative is one fast division, e or 1 over 1 + e.
 
 Passes (B batch, D = q/k channels, E = v channels, Lq targets, Ls sources, b bytes per element, NS splits; the
-channels are cut into 64-wide tiles, padded by masked loads, so that every tl.dot dimension is >= 16):
+channels are cut into 64-wide tiles, padded by masked loads, so that every tl.dot dimension is >= 16). The split
+kernels share the tokens of each batch entry among NS programs, NS chosen from the kernel's residency so that the
+last wave is full (`split`). The reduced state is stored padded to whole tiles (zeros), so that it loads unmasked.
 - forward state (`_..._state_kernel`, grid (NS, E tiles x D tiles, B)): each program reduces its slice of the
-  source into fp32 partials: S (E x D), z and sum(v). NS is tied to the SM count, so that batch 8 fills the GPU.
-  Reads B Ls (D + E) b bytes (more from L2 when there are several channel tiles); 2 B E D Ls FLOPs.
+  source into fp32 partials: S (E x D), z and sum(v). Reads B Ls (D + E) b bytes (more from L2 when there are
+  several channel tiles); 2 B E D Ls FLOPs.
 - reduce (`_..._reduce_kernel`, grid (channel tiles, B)): sums the partials over NS in a fixed order (bitwise
   reproducible, no atomics) and centres them: S_c, z, mu in fp32. Reads B NS (E D + D + 2E) 4 bytes.
-- forward output (`_..._fwd_kernel`, grid (Lq tiles, E tiles, B)): den and S_c p in fp32, the divide, the store.
-  Reads B Lq D b bytes (once per E tile) and writes B Lq E b bytes; 2 B E D Lq FLOPs. The backward gets q, k, v
-  and the fp32 state (S_c, z, mu: B (E D + D + E) 4 bytes); nothing of size L is saved.
+- forward output: den and S_c p in fp32, one division per token, the store. D, E <= 64
+  (`_..._fwd_fused_kernel`, grid (NS, B)): the state loaded once per program, which sweeps its split of the
+  target. Wider states (`_..._fwd_kernel`, grid (Lq tiles, E tiles, B)) loop over the D tiles. Reads B Lq D b
+  bytes (once per E tile) and writes B Lq E b bytes; 2 B E D Lq FLOPs. The backward gets q, k, v and the fp32
+  state (S_c, z, mu: B (E D + D + E) 4 bytes, padded); nothing of size L is saved.
 - backward target pass, D, E <= 64 (`_..._bwd_target_fused_kernel`, grid (NS, B)): p, den, u, b and dq for each
   target tile, plus the dS and dz_c partials of its split kept in registers. One read of q and dO, one write of dq:
   B Lq (2D + E) b bytes; 4 B E D Lq FLOPs. Wider states (`_..._bwd_target_kernel`, grid (Lq tiles, B)) loop
   over the channel tiles and store 1/m and b (B Lq 8 bytes); the state kernel then computes the dS, dz_c partials
   in a second sweep over q and dO (another B Lq (D + E) b bytes).
-- reduce again (dS, dz_c), then the source pass (`_..._bwd_source_kernel`, grid (Ls tiles, D tiles + E tiles, B):
-  a program computes one channel tile of dk or of dv). Reads and writes B Ls (2D + 2E) b bytes; 4 B E D Ls FLOPs.
+- reduce again (dS, dz_c), then the source pass. D, E <= 64 (`_..._bwd_source_fused_kernel`, grid (NS, B)): dS
+  loaded once per program, dk and dv of each token block from one read of k and v (the features computed once).
+  Wider states (`_..._bwd_source_kernel`, grid (Ls tiles, D tiles + E tiles, B): a program computes one channel
+  tile of dk or of dv). Reads and writes B Ls (2D + 2E) b bytes; 4 B E D Ls FLOPs.
 Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per-token scalars and all partials
 are fp32 sums, and the state is never stored in half precision, so L = 19,200 cannot overflow float16.
 
@@ -64,6 +72,7 @@ programs, tied to the SM count (their grids have B x heads programs); an fp32 st
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +82,7 @@ import triton.language as tl
 from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._checks import check_linear_cross_attention
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, check_kernel_dtype, fp32_matmul_precision, sm_count
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, fp32_matmul_precision, sm_count
 from ._library import custom_op
 from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, sum_
 
@@ -96,16 +105,34 @@ MMA_IEEE = tl.constexpr(3)
 # ---------------------------------------------------------------------------------------------------------------
 
 
+LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x log2 e): the hardware's exponential is base 2
+# log1p(e) ~= e P(e) on [0, 1], P of degree 7 (coefficients c0 .. c7): a least-squares fit on Chebyshev nodes,
+# reweighted toward the least maximal relative error. Evaluated in fp32 (Horner) its relative error is below 4e-7
+# on all of [0, 1], denormal e included (tests/kernels/test_linear_attention.py checks the bound): a few fp32 ulps,
+# against libdevice's log, ~25 instructions with a branch, which bound the kernels by instruction issue.
+LOG1P_POLYNOMIAL = tl.constexpr((0.9999998211860657, -0.4999740421772003, 0.33275479078292847, -0.24495463073253632,
+                                 0.1774524301290512, -0.1076817438006401, 0.044089652597904205,
+                                 -0.008539213798940182))
+
+
+@triton.jit
+def _log1p_unit(e):
+    """log1p(e) for e in [0, 1], as e P(e): seven FMAs and a multiply, no branch."""
+    p = tl.full(e.shape, LOG1P_POLYNOMIAL[7], tl.float32)
+    for i in tl.static_range(6, -1, -1):
+        p = p * e + LOG1P_POLYNOMIAL[i]
+    return p * e
+
+
 @triton.jit
 def _features(x, FEATURE: tl.constexpr):
-    """(phi(x), phi'(x)) in fp32. Softplus in the stable form max(x, 0) + log1p(exp(-|x|)), where
-    log1p(e) = log(1 + e) - ((1 + e) - 1 - e) corrects the rounding of 1 + e (so softplus(-30) ~ 9.4e-14, not 0),
-    and its derivative sigmoid(x) from the same exp(-|x|). Unused results are removed by the compiler."""
+    """(phi(x), phi'(x)) in fp32. Softplus in the stable form max(x, 0) + log1p(exp(-|x|)), the log1p a polynomial
+    accurate in relative terms (so softplus(-30) ~ 9.4e-14, not 0), and its derivative sigmoid(x) from the same
+    exp(-|x|) by one fast (2-ulp) division. Unused results are removed by the compiler."""
     if FEATURE == SOFTPLUS:
-        e = tl.exp(-tl.abs(x))
-        u = 1.0 + e
-        phi = tl.maximum(x, 0.0) + (tl.log(u) - ((u - 1.0) - e))
-        dphi = tl.where(x >= 0, 1.0, e) / u
+        e = tl.exp2(-tl.abs(x) * LOG2E)
+        phi = tl.maximum(x, 0.0) + _log1p_unit(e)
+        dphi = tl.fdiv(tl.where(x >= 0, 1.0, e), 1.0 + e)
     else:
         phi = x
         dphi = tl.full(x.shape, 1.0, tl.float32)
@@ -152,6 +179,13 @@ def _split_range(pid_s, num_splits, length, BLOCK: tl.constexpr):
     block_start = pid_s.to(tl.int64) * num_blocks // num_splits
     block_end = (pid_s + 1).to(tl.int64) * num_blocks // num_splits
     return block_start * BLOCK, tl.minimum(block_end * BLOCK, length)
+
+
+@triton.jit
+def _padded(c, BLOCK_C: tl.constexpr):
+    """c channels rounded up to whole tiles. The reduced state and its gradient are stored padded, (B, E_pad,
+    D_pad) with zeros in the padding, so that every kernel reading them loads whole tiles unmasked (vector loads)."""
+    return cdiv(c, BLOCK_C) * BLOCK_C
 
 
 @triton.jit
@@ -243,7 +277,8 @@ def _linear_cross_attention_state_kernel(
 def _linear_cross_attention_reduce_kernel(
     # partials (B, NS, E, D), (B, NS, D) fp32 contiguous; CENTER (forward) also xsum, xshift (B, NS, E)
     mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
-    # results (B, E, D), (B, D), (B, E) fp32 contiguous: S_c, z, mu (forward) or dS, dz_c (backward)
+    # results, fp32, padded to whole tiles (_padded): (B, E_pad, D_pad), (B, D_pad), (B, E_pad): S_c, z, mu
+    # (forward) or dS, dz_c (backward)
     mat_ptr, fsum_ptr, xmean_ptr,
     E, D, num_splits, inv_count,  # inv_count = 1 / Ls turns the sum of v into its mean
     CENTER: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -278,19 +313,62 @@ def _linear_cross_attention_reduce_kernel(
         if CENTER:
             shift = tl.load(xshift_part_ptr + part * E + offs_e, mask=mask_e, other=0.0)
             acc += (shift - mean)[:, None] * fsum_s[None, :]
+    e_pad, d_pad = _padded(E, BLOCK_C), _padded(D, BLOCK_C)  # the padding gets the zeros of masked loads
     if CENTER:
         if pid_d == 0:
-            tl.store(xmean_ptr + pid_b * E + offs_e, mean, mask=mask_e)
-    tl.store(mat_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :], acc, mask=mask_ed)
+            tl.store(xmean_ptr + pid_b * e_pad + offs_e, mean)
+    tl.store(mat_ptr + (pid_b * e_pad + offs_e[:, None]) * d_pad + offs_d[None, :], acc)
     if pid_e == 0:
-        tl.store(fsum_ptr + pid_b * D + offs_d, fsum, mask=mask_d)
+        tl.store(fsum_ptr + pid_b * d_pad + offs_d, fsum)
+
+
+@triton.jit
+def _normalised(acc, den, mu, eps):
+    """out = (S_c p + mu den) / max(den, eps) for acc = S_c p (BLOCK_C, BLOCK_T): one division per token."""
+    inv_m = 1.0 / tl.maximum(den, eps)
+    return (acc + mu[:, None] * den[None, :]) * inv_m[None, :]
+
+
+@triton.jit
+def _linear_cross_attention_fwd_fused_kernel(
+    # q: (B, D, Lq) query pre-activations
+    q_ptr, stride_qb, stride_qd, stride_ql,
+    # the centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
+    state_ptr, norm_ptr, mean_ptr,
+    # out: (B, E, Lq)
+    out_ptr, stride_ob, stride_oe, stride_ol,
+    E, D, Lq, eps,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    # D, E <= BLOCK_C: the state is one tile, loaded once; each program sweeps one split of the target.
+    pid_s = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_e = offs_c < E
+    mask_d = offs_c < D
+    state = tl.load(state_ptr + (pid_b * BLOCK_C + offs_c[:, None]) * BLOCK_C + offs_c[None, :])  # S_c (E, D)
+    z = tl.load(norm_ptr + pid_b * BLOCK_C + offs_c)
+    mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
+    q_rows = q_ptr + pid_b * stride_qb + offs_c[:, None] * stride_qd
+    out_rows = out_ptr + pid_b * stride_ob + offs_c[:, None] * stride_oe
+
+    t_start, t_end = _split_range(pid_s, tl.num_programs(0), Lq, BLOCK_T)
+    for t0 in tl.range(t_start, t_end, BLOCK_T):
+        offs_t = t0 + tl.arange(0, BLOCK_T)
+        mask_t = offs_t < Lq
+        q = tl.load(q_rows + offs_t[None, :] * stride_ql, mask=mask_d[:, None] & mask_t[None, :], other=0.0)
+        p, _ = _features(q.to(tl.float32), FEATURE)  # padded rows meet zero z and S_c: no mask needed
+        acc = _mma(state, p, tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32), MMA)
+        out = _normalised(acc, sum_(z[:, None] * p, 0), mu, eps)
+        tl.store(out_rows + offs_t[None, :] * stride_ol, _to_output(out, out_ptr, MMA),
+                 mask=mask_e[:, None] & mask_t[None, :])
 
 
 @triton.jit
 def _linear_cross_attention_fwd_kernel(
     # q: (B, D, Lq) query pre-activations
     q_ptr, stride_qb, stride_qd, stride_ql,
-    # the centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    # the centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # out: (B, E, Lq)
     out_ptr, stride_ob, stride_oe, stride_ol,
@@ -304,6 +382,7 @@ def _linear_cross_attention_fwd_kernel(
     offs_e = pid_e * BLOCK_C + tl.arange(0, BLOCK_C)
     mask_t = offs_t < Lq
     mask_e = offs_e < E
+    e_pad, d_pad = _padded(E, BLOCK_C), _padded(D, BLOCK_C)
     q_batch = q_ptr + pid_b * stride_qb
 
     acc = tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32)  # S_c p
@@ -314,15 +393,12 @@ def _linear_cross_attention_fwd_kernel(
         q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql,
                     mask=mask_d[:, None] & mask_t[None, :], other=0.0)
         p, _ = _features(q.to(tl.float32), FEATURE)  # padded rows meet zero z and S_c: no mask needed
-        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        z = tl.load(norm_ptr + pid_b * d_pad + offs_d)
         den += sum_(z[:, None] * p, 0)
-        s = tl.load(state_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :],
-                    mask=mask_e[:, None] & mask_d[None, :], other=0.0)
+        s = tl.load(state_ptr + (pid_b * e_pad + offs_e[:, None]) * d_pad + offs_d[None, :])
         acc = _mma(s, p, acc, MMA)
 
-    m = tl.maximum(den, eps)
-    mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
-    out = acc / m[None, :] + mu[:, None] * (den / m)[None, :]
+    out = _normalised(acc, den, tl.load(mean_ptr + pid_b * e_pad + offs_e), eps)
     tl.store(out_ptr + pid_b * stride_ob + offs_e[:, None] * stride_oe + offs_t[None, :] * stride_ol,
              _to_output(out, out_ptr, MMA), mask=mask_e[:, None] & mask_t[None, :])
 
@@ -341,7 +417,7 @@ def _linear_cross_attention_bwd_target_fused_kernel(
     # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
     q_ptr, stride_qb, stride_qd, stride_ql,
     do_ptr, stride_gb, stride_ge, stride_gl,
-    # the forward's centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    # the forward's centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # dq: (B, D, Lq)
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
@@ -358,10 +434,9 @@ def _linear_cross_attention_bwd_target_fused_kernel(
     mask_e = offs_c < E
     mask_d = offs_c < D
     mask_ed = mask_e[:, None] & mask_d[None, :]
-    state_t = tl.load(state_ptr + (pid_b * E + offs_c[None, :]) * D + offs_c[:, None],
-                      mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # S_c^T (D, E)
-    z = tl.load(norm_ptr + pid_b * D + offs_c, mask=mask_d, other=0.0)
-    mu = tl.load(mean_ptr + pid_b * E + offs_c, mask=mask_e, other=0.0)
+    state_t = tl.load(state_ptr + (pid_b * BLOCK_C + offs_c[None, :]) * BLOCK_C + offs_c[:, None])  # S_c^T (D, E)
+    z = tl.load(norm_ptr + pid_b * BLOCK_C + offs_c)
+    mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
     q_rows = q_ptr + pid_b * stride_qb + offs_c[:, None] * stride_qd
     do_rows = do_ptr + pid_b * stride_gb + offs_c[:, None] * stride_ge
     dq_rows = dq_ptr + pid_b * stride_dqb + offs_c[:, None] * stride_dqd
@@ -392,7 +467,7 @@ def _linear_cross_attention_bwd_target_fused_kernel(
 
 
 @triton.jit
-def _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t, E, D,
+def _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, offs_t, mask_t, E, D,
                       MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr):
     """u = S_c^T dO for one D tile (BLOCK_C, BLOCK_T), looping over the E tiles."""
     u = tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32)
@@ -401,8 +476,8 @@ def _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, 
         mask_e = offs_e < E
         do = tl.load(do_batch + offs_e[:, None] * stride_ge + offs_t[None, :] * stride_gl,
                      mask=mask_e[:, None] & mask_t[None, :], other=0.0)
-        s_t = tl.load(state_ptr + (pid_b * E + offs_e[None, :]) * D + offs_d[:, None],
-                      mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # S_c^T tile (D, E)
+        s_t = tl.load(state_ptr + (pid_b * _padded(E, BLOCK_C) + offs_e[None, :]) * _padded(D, BLOCK_C)
+                      + offs_d[:, None])  # S_c^T tile (D, E)
         u = _mma(s_t, do.to(tl.float32), u, MMA)
     return u
 
@@ -412,7 +487,7 @@ def _linear_cross_attention_bwd_target_kernel(
     # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
     q_ptr, stride_qb, stride_qd, stride_ql,
     do_ptr, stride_gb, stride_ge, stride_gl,
-    # the forward's centred state, fp32 contiguous: S_c (B, E, D), z (B, D), mu (B, E)
+    # the forward's centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # dq: (B, D, Lq)
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
@@ -436,7 +511,7 @@ def _linear_cross_attention_bwd_target_kernel(
         mask_e = offs_e < E
         do = tl.load(do_batch + offs_e[:, None] * stride_ge + offs_t[None, :] * stride_gl,
                      mask=mask_e[:, None] & mask_t[None, :], other=0.0)
-        mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
+        mu = tl.load(mean_ptr + pid_b * _padded(E, BLOCK_C) + offs_e)
         mu_dot_do += sum_(mu[:, None] * do.to(tl.float32), 0)
     den = tl.full([BLOCK_T], 0.0, tl.float32)
     p_dot_u = tl.full([BLOCK_T], 0.0, tl.float32)
@@ -446,9 +521,9 @@ def _linear_cross_attention_bwd_target_kernel(
         q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql,
                     mask=mask_d[:, None] & mask_t[None, :], other=0.0)
         p, _ = _features(q.to(tl.float32), FEATURE)
-        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        z = tl.load(norm_ptr + pid_b * _padded(D, BLOCK_C) + offs_d)
         den += sum_(z[:, None] * p, 0)
-        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t,
+        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, offs_t, mask_t,
                               E, D, MMA, BLOCK_C, BLOCK_T)
         p_dot_u += sum_(p * u, 0)
     inv_m, bracket = _bracket(den, p_dot_u, mu_dot_do, eps)
@@ -459,11 +534,11 @@ def _linear_cross_attention_bwd_target_kernel(
         offs_d = d0 + tl.arange(0, BLOCK_C)
         mask_d = offs_d < D
         mask_dt = mask_d[:, None] & mask_t[None, :]
-        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, mask_d, offs_t, mask_t,
+        u = _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, offs_t, mask_t,
                               E, D, MMA, BLOCK_C, BLOCK_T)
         q = tl.load(q_batch + offs_d[:, None] * stride_qd + offs_t[None, :] * stride_ql, mask=mask_dt, other=0.0)
         _, dphi = _features(q.to(tl.float32), FEATURE)
-        z = tl.load(norm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        z = tl.load(norm_ptr + pid_b * _padded(D, BLOCK_C) + offs_d)
         dq = dphi * (u * inv_m[None, :] + z[:, None] * bracket[None, :])
         tl.store(dq_ptr + pid_b * stride_dqb + offs_d[:, None] * stride_dqd + offs_t[None, :] * stride_dql,
                  _to_output(dq, dq_ptr, MMA), mask=mask_dt)
@@ -474,7 +549,7 @@ def _linear_cross_attention_bwd_source_kernel(
     # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
     k_ptr, stride_kb, stride_kd, stride_kl,
     v_ptr, stride_vb, stride_ve, stride_vl,
-    # reduced gradients, fp32 contiguous: dS (B, E, D), dz_c (B, D); the forward's mu (B, E)
+    # reduced gradients, fp32, padded (_padded): dS (B, E_pad, D_pad), dz_c (B, D_pad); the forward's mu (B, E_pad)
     dstate_ptr, dnorm_ptr, mean_ptr,
     # dk: (B, D, Ls); dv: (B, E, Ls)
     dk_ptr, stride_dkb, stride_dkd, stride_dkl,
@@ -491,6 +566,7 @@ def _linear_cross_attention_bwd_source_kernel(
     arange_c = tl.arange(0, BLOCK_C)
     k_batch = k_ptr + pid_b * stride_kb
     d_tiles = cdiv(D, BLOCK_C)
+    e_pad, d_pad = _padded(E, BLOCK_C), _padded(D, BLOCK_C)
 
     if pid_c < d_tiles:  # dk = phi'(k) (dS^T (v - mu) + dz_c)
         offs_d = pid_c * BLOCK_C + arange_c
@@ -501,14 +577,13 @@ def _linear_cross_attention_bwd_source_kernel(
             mask_e = offs_e < E
             v = tl.load(v_ptr + pid_b * stride_vb + offs_e[:, None] * stride_ve + offs_l[None, :] * stride_vl,
                         mask=mask_e[:, None] & mask_l[None, :], other=0.0).to(tl.float32)
-            mu = tl.load(mean_ptr + pid_b * E + offs_e, mask=mask_e, other=0.0)
-            ds_t = tl.load(dstate_ptr + (pid_b * E + offs_e[None, :]) * D + offs_d[:, None],
-                           mask=mask_d[:, None] & mask_e[None, :], other=0.0)  # dS^T tile (D, E)
+            mu = tl.load(mean_ptr + pid_b * e_pad + offs_e)
+            ds_t = tl.load(dstate_ptr + (pid_b * e_pad + offs_e[None, :]) * d_pad + offs_d[:, None])  # dS^T (D, E)
             acc = _mma(ds_t, v - mu[:, None], acc, MMA)
         mask_dl = mask_d[:, None] & mask_l[None, :]
         k = tl.load(k_batch + offs_d[:, None] * stride_kd + offs_l[None, :] * stride_kl, mask=mask_dl, other=0.0)
         _, dphi = _features(k.to(tl.float32), FEATURE)
-        dz = tl.load(dnorm_ptr + pid_b * D + offs_d, mask=mask_d, other=0.0)
+        dz = tl.load(dnorm_ptr + pid_b * d_pad + offs_d)
         dk = dphi * (acc + dz[:, None])
         tl.store(dk_ptr + pid_b * stride_dkb + offs_d[:, None] * stride_dkd + offs_l[None, :] * stride_dkl,
                  _to_output(dk, dk_ptr, MMA), mask=mask_dl)
@@ -522,11 +597,55 @@ def _linear_cross_attention_bwd_source_kernel(
             k = tl.load(k_batch + offs_d[:, None] * stride_kd + offs_l[None, :] * stride_kl,
                         mask=mask_d[:, None] & mask_l[None, :], other=0.0)
             f, _ = _features(k.to(tl.float32), FEATURE)  # padded rows meet zero dS columns
-            ds = tl.load(dstate_ptr + (pid_b * E + offs_e[:, None]) * D + offs_d[None, :],
-                         mask=mask_e[:, None] & mask_d[None, :], other=0.0)
+            ds = tl.load(dstate_ptr + (pid_b * e_pad + offs_e[:, None]) * d_pad + offs_d[None, :])
             acc = _mma(ds, f, acc, MMA)
         tl.store(dv_ptr + pid_b * stride_dvb + offs_e[:, None] * stride_dve + offs_l[None, :] * stride_dvl,
                  _to_output(acc, dv_ptr, MMA), mask=mask_e[:, None] & mask_l[None, :])
+
+
+@triton.jit
+def _linear_cross_attention_bwd_source_fused_kernel(
+    # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
+    k_ptr, stride_kb, stride_kd, stride_kl,
+    v_ptr, stride_vb, stride_ve, stride_vl,
+    # reduced gradients, fp32, padded (_padded): dS (B, E_pad, D_pad), dz_c (B, D_pad); the forward's mu (B, E_pad)
+    dstate_ptr, dnorm_ptr, mean_ptr,
+    # dk: (B, D, Ls); dv: (B, E, Ls)
+    dk_ptr, stride_dkb, stride_dkd, stride_dkl,
+    dv_ptr, stride_dvb, stride_dve, stride_dvl,
+    E, D, Ls,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    # D, E <= BLOCK_C: dS is one tile, loaded once as both operands; each program sweeps one split of the source
+    # and computes dk and dv of each token block from one read of k and v (the features computed once).
+    pid_s = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_e = offs_c < E
+    mask_d = offs_c < D
+    ds = tl.load(dstate_ptr + (pid_b * BLOCK_C + offs_c[:, None]) * BLOCK_C + offs_c[None, :])  # dS (E, D)
+    ds_t = tl.load(dstate_ptr + (pid_b * BLOCK_C + offs_c[None, :]) * BLOCK_C + offs_c[:, None])  # dS^T (D, E)
+    dz = tl.load(dnorm_ptr + pid_b * BLOCK_C + offs_c)
+    mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
+    k_rows = k_ptr + pid_b * stride_kb + offs_c[:, None] * stride_kd
+    v_rows = v_ptr + pid_b * stride_vb + offs_c[:, None] * stride_ve
+    dk_rows = dk_ptr + pid_b * stride_dkb + offs_c[:, None] * stride_dkd
+    dv_rows = dv_ptr + pid_b * stride_dvb + offs_c[:, None] * stride_dve
+
+    l_start, l_end = _split_range(pid_s, tl.num_programs(0), Ls, BLOCK_L)
+    for l0 in tl.range(l_start, l_end, BLOCK_L):
+        offs_l = l0 + tl.arange(0, BLOCK_L)
+        mask_l = offs_l < Ls
+        mask_dl = mask_d[:, None] & mask_l[None, :]
+        mask_el = mask_e[:, None] & mask_l[None, :]
+        k = tl.load(k_rows + offs_l[None, :] * stride_kl, mask=mask_dl, other=0.0)
+        f, dphi = _features(k.to(tl.float32), FEATURE)  # padded rows meet zero dS columns
+        v = tl.load(v_rows + offs_l[None, :] * stride_vl, mask=mask_el, other=0.0).to(tl.float32)
+        # dk = phi'(k) (dS^T (v - mu) + dz_c), dv = dS phi(k)
+        dk = dphi * (_mma(ds_t, v - mu[:, None], tl.full([BLOCK_C, BLOCK_L], 0.0, tl.float32), MMA) + dz[:, None])
+        tl.store(dk_rows + offs_l[None, :] * stride_dkl, _to_output(dk, dk_ptr, MMA), mask=mask_dl)
+        dv = _mma(ds, f, tl.full([BLOCK_C, BLOCK_L], 0.0, tl.float32), MMA)
+        tl.store(dv_rows + offs_l[None, :] * stride_dvl, _to_output(dv, dv_ptr, MMA), mask=mask_el)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -534,7 +653,9 @@ def _linear_cross_attention_bwd_source_kernel(
 # ---------------------------------------------------------------------------------------------------------------
 
 BLOCK_C = 64  # channels (D and E) per tile: states up to 64 x 64 are one tile, wider ones are looped over
-PROGRAMS_PER_SM = 2  # the source/target splits aim at this many programs per SM (batch 8 must fill 132 SMs)
+# What a program costs beyond its token blocks (loading the state, storing its partials, its share of the reduce),
+# in token blocks: it makes the splits prefer fewer, longer programs where the waves come out the same.
+PROGRAM_OVERHEAD_BLOCKS = 1
 MAX_BLOCK = 64  # the largest block any kernel adds to an index before masking
 
 
@@ -542,24 +663,36 @@ MAX_BLOCK = 64  # the largest block any kernel adds to an index before masking
 class KernelLaunch:
     """Token block and launch options of one kernel. Fixed per kernel (no autotuning), and chosen so that every
     dtype compiles for sm_90 without register spills even where the loads cannot be vectorised (lengths that are
-    not multiples of 16): tests/kernels/test_compile.py."""
+    not multiples of 16). `ctas_per_sm` is the kernel's residency, what its registers and shared memory let one SM
+    hold at once, by which the split kernels size their grids: tests/kernels/test_compile.py checks both against
+    every configuration's cubin, for each Triton version tested."""
 
     block_tokens: int
     num_warps: int
     num_stages: int = 2
+    ctas_per_sm: int = 1
 
 
-STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
+STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=2)
 REDUCE_LAUNCH = KernelLaunch(block_tokens=0, num_warps=8)  # no token axis
 FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
-TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
-TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8)
+FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8, ctas_per_sm=2)
+TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8)  # 131 registers on triton 3.6: 1 CTA/SM there
+TARGET_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
 SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
-IEEE_SOURCE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)  # FMA products: fewer live registers
+SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=3)
+# fp32 inputs: smaller token blocks and one stage (fp32 tiles, and IEEE FMA dots, hold more live registers)
+FP32_FWD_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
+FP32_FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
+FP32_TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
+FP32_TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
+FP32_SOURCE_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
+FP32_SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 
 
-def source_launch(mma: int) -> KernelLaunch:
-    return IEEE_SOURCE_LAUNCH if mma == MMA_IEEE.value else SOURCE_LAUNCH
+def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dtype) -> KernelLaunch:
+    """`launch`, or `fp32_launch` for float32 inputs, whose tiles hold twice the registers."""
+    return fp32_launch if dtype == torch.float32 else launch
 
 
 def fuses_state(d: int, e: int) -> bool:
@@ -576,11 +709,21 @@ def mma_mode(dtype: torch.dtype) -> int:
     return MMA_TF32.value
 
 
-def split(num_blocks: int, programs_per_split: int, device: torch.device) -> int:
-    """Into how many splits to share `num_blocks` blocks so that all splits together launch about PROGRAMS_PER_SM
-    programs per SM (at most one split per block)."""
-    wanted = triton.cdiv(PROGRAMS_PER_SM * sm_count(device), programs_per_split)
-    return max(1, min(wanted, num_blocks))
+def split(num_blocks: int, programs_per_split: int, device: torch.device, ctas_per_sm: int) -> int:
+    """Into how many splits NS to share `num_blocks` token blocks, each split launching `programs_per_split`
+    programs of a kernel `ctas_per_sm` of which fit on an SM. The busiest SM runs ceil(NS pps / slots) waves
+    (slots = SMs x ctas_per_sm) of programs with up to ceil(num_blocks / NS) blocks each (plus
+    PROGRAM_OVERHEAD_BLOCKS): NS minimises that product, so that no last wave runs partly empty where another NS
+    fills it (batch 48 at 2 CTAs on 132 SMs: NS = 11, two full waves, rather than 6, 288 programs in 2.2 waves)."""
+    return _best_split(num_blocks, programs_per_split, sm_count(device) * ctas_per_sm)
+
+
+@functools.cache
+def _best_split(num_blocks: int, programs_per_split: int, slots: int) -> int:
+    def busiest_sm(ns: int) -> tuple:
+        return ceil_div(ns * programs_per_split, slots) * (ceil_div(num_blocks, ns) + PROGRAM_OVERHEAD_BLOCKS), ns
+
+    return min(range(1, num_blocks + 1), key=busiest_sm)
 
 
 def _check_walkable(name: str, t: torch.Tensor) -> None:
@@ -602,6 +745,18 @@ def _has_no_work(b: int, d: int, e: int, lq: int, ls: int) -> bool:
     return 0 in (b, d, e, lq, ls)
 
 
+def padded_channels(c: int) -> int:
+    """c rounded up to whole channel tiles (the state's padded layout: see the kernels' `_padded`)."""
+    return ceil_div(c, BLOCK_C) * BLOCK_C
+
+
+def _state_buffers(like: torch.Tensor, b: int, e: int, d: int) -> tuple:
+    """Uninitialised fp32 (B, E_pad, D_pad), (B, D_pad), (B, E_pad): the reduce writes every element, padding
+    included."""
+    e_pad, d_pad = padded_channels(e), padded_channels(d)
+    return tuple(like.new_empty(shape, dtype=torch.float32) for shape in ((b, e_pad, d_pad), (b, d_pad), (b, e_pad)))
+
+
 def _channel_tiles(e: int, d: int) -> int:
     return triton.cdiv(e, BLOCK_C) * triton.cdiv(d, BLOCK_C)
 
@@ -620,7 +775,8 @@ def _state_partials(x: torch.Tensor, f: torch.Tensor, feature: int,
     b, e, length = x.shape
     d = f.shape[1]
     channel_tiles = _channel_tiles(e, d)
-    num_splits = split(triton.cdiv(length, STATE_LAUNCH.block_tokens), channel_tiles * b, x.device)
+    num_splits = split(ceil_div(length, STATE_LAUNCH.block_tokens), channel_tiles * b, x.device,
+                       STATE_LAUNCH.ctas_per_sm)
     backward = inv_m is not None
     mat = torch.empty(b, num_splits, e, d, device=x.device, dtype=torch.float32)
     fsum = torch.empty(b, num_splits, d, device=x.device, dtype=torch.float32)
@@ -637,23 +793,29 @@ def _state_partials(x: torch.Tensor, f: torch.Tensor, feature: int,
 
 
 def linear_cross_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float):
-    """out (B, E, Lq) in q's dtype, and the fp32 state the backward needs: S_c (B, E, D), z (B, D), mu (B, E)."""
+    """out (B, E, Lq) in q's dtype, and the fp32 state the backward needs, padded to whole channel tiles (zeros):
+    S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)."""
     b, d, lq = q.shape
     e, ls = v.shape[1], v.shape[2]
     out = torch.empty(b, e, lq, device=q.device, dtype=q.dtype)
-    state = torch.zeros(b, e, d, device=q.device, dtype=torch.float32)
-    norm = torch.zeros(b, d, device=q.device, dtype=torch.float32)
-    mean = torch.zeros(b, e, device=q.device, dtype=torch.float32)
+    state, norm, mean = _state_buffers(q, b, e, d)
     if _has_no_work(b, d, e, lq, ls):
-        return out.zero_(), state, norm, mean
+        return out.zero_(), state.zero_(), norm.zero_(), mean.zero_()
     feature = FEATURE_CODES[feature_map]
     parts, num_splits = _state_partials(v, k, feature)
     _reduce(parts, (state, norm, mean), e, d, num_splits, 1.0 / ls, True)
-    grid = (triton.cdiv(lq, FWD_LAUNCH.block_tokens), triton.cdiv(e, BLOCK_C), b)
-    _linear_cross_attention_fwd_kernel[grid](
+    mma = mma_mode(q.dtype)
+    if fuses_state(d, e):
+        launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, q.dtype)
+        num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
+        kernel, grid = _linear_cross_attention_fwd_fused_kernel, (num_splits, b)
+    else:
+        launch = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, q.dtype)
+        kernel, grid = _linear_cross_attention_fwd_kernel, (ceil_div(lq, launch.block_tokens), ceil_div(e, BLOCK_C), b)
+    kernel[grid](
         q, *_strides(q), state, norm, mean, out, *_strides(out), e, d, lq, eps,
-        FEATURE=feature, MMA=mma_mode(q.dtype), BLOCK_C=BLOCK_C, BLOCK_T=FWD_LAUNCH.block_tokens,
-        num_warps=FWD_LAUNCH.num_warps, num_stages=FWD_LAUNCH.num_stages,
+        FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C, BLOCK_T=launch.block_tokens,
+        num_warps=launch.num_warps, num_stages=launch.num_stages,
     )
     return out, state, norm, mean
 
@@ -673,13 +835,12 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     _check_walkable("grad_out", grad_out)
     feature = FEATURE_CODES[feature_map]
     mma = mma_mode(q.dtype)
-    dstate = torch.empty(b, e, d, device=q.device, dtype=torch.float32)
-    dnorm = torch.empty(b, d, device=q.device, dtype=torch.float32)
+    dstate, dnorm, _ = _state_buffers(q, b, e, d)
 
     common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
     if fuses_state(d, e):
-        launch = TARGET_FUSED_LAUNCH
-        num_splits = split(triton.cdiv(lq, launch.block_tokens), b, q.device)
+        launch = for_inputs(TARGET_FUSED_LAUNCH, FP32_TARGET_FUSED_LAUNCH, q.dtype)
+        num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
         mat = torch.empty(b, num_splits, e, d, device=q.device, dtype=torch.float32)
         fsum = torch.empty(b, num_splits, d, device=q.device, dtype=torch.float32)
         _linear_cross_attention_bwd_target_fused_kernel[(num_splits, b)](
@@ -690,7 +851,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     else:
         inv_m = torch.empty(b, lq, device=q.device, dtype=torch.float32)
         bracket = torch.empty(b, lq, device=q.device, dtype=torch.float32)
-        launch = TARGET_LAUNCH
+        launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, q.dtype)
         _linear_cross_attention_bwd_target_kernel[(triton.cdiv(lq, launch.block_tokens), b)](
             q, *_strides(q), grad_out, *_strides(grad_out), state, norm, mean, dq, *_strides(dq),
             inv_m, bracket, e, d, lq, eps, **common,
@@ -700,12 +861,17 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     # no centring in the backward: the slots for the E vectors are placeholders
     _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False)
 
-    launch = source_launch(mma)
-    grid = (triton.cdiv(ls, launch.block_tokens), triton.cdiv(d, BLOCK_C) + triton.cdiv(e, BLOCK_C), b)
-    _linear_cross_attention_bwd_source_kernel[grid](
-        k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls,
-        **common, BLOCK_L=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
-    )
+    arguments = (k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls)
+    if fuses_state(d, e):
+        launch = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, q.dtype)
+        num_splits = split(ceil_div(ls, launch.block_tokens), b, q.device, launch.ctas_per_sm)
+        kernel, grid = _linear_cross_attention_bwd_source_fused_kernel, (num_splits, b)
+    else:
+        launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, q.dtype)
+        kernel, grid = _linear_cross_attention_bwd_source_kernel, (
+            ceil_div(ls, launch.block_tokens), ceil_div(d, BLOCK_C) + ceil_div(e, BLOCK_C), b)
+    kernel[grid](*arguments, **common, BLOCK_L=launch.block_tokens, num_warps=launch.num_warps,
+                 num_stages=launch.num_stages)
     return dq, dk, dv
 
 
@@ -725,8 +891,7 @@ def _forward_op(
 def _(q, k, v, feature_map, eps):
     b, d, lq = q.shape
     e = v.shape[1]
-    state = [q.new_empty(shape, dtype=torch.float32) for shape in ((b, e, d), (b, d), (b, e))]
-    return q.new_empty(b, e, lq), *state
+    return q.new_empty(b, e, lq), *_state_buffers(q, b, e, d)
 
 
 @custom_op("linear_cross_attention_bwd")
@@ -780,20 +945,32 @@ def linear_cross_attention(
 # Pointers to tensors of the input dtype; every other pointer is an fp32 buffer.
 _DATA_POINTERS = {"x_ptr", "f_ptr", "q_ptr", "k_ptr", "v_ptr", "do_ptr", "out_ptr", "dq_ptr", "dk_ptr", "dv_ptr"}
 _FLOAT_ARGS = ("eps", "inv_count")
+_LENGTHS = ("L", "Lq", "Ls")
 
 
 def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: KernelLaunch,
-                tensor_cores: bool = True) -> AotConfig:
+                tensor_cores: bool = True, model_layout: bool = False) -> AotConfig:
+    """The launch compiled for the worst case (no argument divisible by 16: every load scalar), or, with
+    `model_layout`, specialised as the JIT specialises the model's hot calls (token strides 1; pointers, the other
+    strides and the lengths divisible by 16), where the residency the launcher sizes grids by must hold."""
     buffers = {arg: "fp32" for arg in kernel.arg_names if arg.endswith("_ptr") and arg not in _DATA_POINTERS}
+    unit, divisible = (), ()
+    if model_layout:
+        unit = tuple(arg for arg in kernel.arg_names if arg.startswith("stride_") and arg.endswith("l"))
+        divisible = tuple(arg for arg in kernel.arg_names if arg.endswith("_ptr") or arg in _LENGTHS
+                          or (arg.startswith("stride_") and arg not in unit))
     signature, constexprs = aot_signature(kernel, dtype_name, pointers=buffers, floats=_FLOAT_ARGS,
-                                          constexprs=constexprs)
+                                          unit_strides=unit, constexprs=constexprs)
     return AotConfig(name=name, kernel=kernel, signature=signature, constexprs=constexprs,
-                     num_warps=launch.num_warps, num_stages=launch.num_stages, tensor_cores=tensor_cores)
+                     num_warps=launch.num_warps, num_stages=launch.num_stages, tensor_cores=tensor_cores,
+                     divisible=divisible, ctas_per_sm=launch.ctas_per_sm if model_layout else 0)
 
 
 def aot_configs() -> list[AotConfig]:
     """Every configuration the launchers can pick: each kernel for each dtype, operand precision and feature map
-    (the tiles and launch options are fixed per kernel), and the reduce with and without centring."""
+    (the tiles and launch options are fixed per kernel), and the reduce with and without centring; and the kernels
+    whose grids are split by their residency once more as the model's bf16 calls specialise them, with the
+    residency their launch declares (`KernelLaunch.ctas_per_sm`)."""
     configs = [_aot_config(f"reduce-center{int(center)}", _linear_cross_attention_reduce_kernel, "fp32",
                            dict(CENTER=center, BLOCK_C=BLOCK_C), REDUCE_LAUNCH, tensor_cores=False)
                for center in (True, False)]
@@ -806,16 +983,32 @@ def aot_configs() -> list[AotConfig]:
         for feature_map, feature in FEATURE_CODES.items():
             common = dict(FEATURE=feature, MMA=mma.value, BLOCK_C=BLOCK_C)
             label = f"{dtype_name}{'' if tensor_cores else '-ieee'}-{feature_map}"
-            for backward in (False, True):
-                configs.append(_aot_config(
-                    f"state-{'bwd' if backward else 'fwd'}-{label}", _linear_cross_attention_state_kernel, dtype_name,
-                    dict(common, BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), STATE_LAUNCH, tensor_cores))
-            for name, kernel, launch, token_block in [
-                ("fwd", _linear_cross_attention_fwd_kernel, FWD_LAUNCH, "BLOCK_T"),
-                ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, TARGET_FUSED_LAUNCH, "BLOCK_T"),
-                ("bwd-target", _linear_cross_attention_bwd_target_kernel, TARGET_LAUNCH, "BLOCK_T"),
-                ("bwd-source", _linear_cross_attention_bwd_source_kernel, source_launch(mma.value), "BLOCK_L"),
-            ]:
-                configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name,
-                                           dict(common, **{token_block: launch.block_tokens}), launch, tensor_cores))
+            fwd = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, dtype)
+            target_fused = for_inputs(TARGET_FUSED_LAUNCH, FP32_TARGET_FUSED_LAUNCH, dtype)
+            target = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, dtype)
+            source = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, dtype)
+            fwd_fused = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, dtype)
+            source_fused = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, dtype)
+            # (name, kernel, launch, constexprs, split over the tokens by its residency)
+            kernels = [(f"state-{'bwd' if backward else 'fwd'}", _linear_cross_attention_state_kernel, STATE_LAUNCH,
+                        dict(BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), True) for backward in (False, True)]
+            kernels += [
+                ("fwd", _linear_cross_attention_fwd_kernel, fwd, dict(BLOCK_T=fwd.block_tokens), False),
+                ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, target_fused,
+                 dict(BLOCK_T=target_fused.block_tokens), True),
+                ("bwd-target", _linear_cross_attention_bwd_target_kernel, target,
+                 dict(BLOCK_T=target.block_tokens), False),
+                ("bwd-source", _linear_cross_attention_bwd_source_kernel, source, dict(BLOCK_L=source.block_tokens),
+                 False),
+                ("fwd-fused", _linear_cross_attention_fwd_fused_kernel, fwd_fused,
+                 dict(BLOCK_T=fwd_fused.block_tokens), True),
+                ("bwd-source-fused", _linear_cross_attention_bwd_source_fused_kernel, source_fused,
+                 dict(BLOCK_L=source_fused.block_tokens), True),
+            ]
+            for name, kernel, launch, constexprs, split_by_residency in kernels:
+                configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name, dict(common, **constexprs), launch,
+                                           tensor_cores))
+                if split_by_residency and dtype == torch.bfloat16:
+                    configs.append(_aot_config(f"{name}-{label}-model-layout", kernel, dtype_name,
+                                               dict(common, **constexprs), launch, tensor_cores, model_layout=True))
     return configs

@@ -16,8 +16,8 @@ def main(modules: list[str]) -> None:
     for module in modules:
         for config in importlib.import_module(f"kernels.{module}").aot_configs():
             report = compile_for_hopper(config)
-            print(json.dumps({"module": module, "tensor_cores": config.tensor_cores, **dataclasses.asdict(report)}),
-                  flush=True)
+            print(json.dumps({"module": module, "tensor_cores": config.tensor_cores, "num_warps": config.num_warps,
+                              "ctas_per_sm": config.ctas_per_sm, **dataclasses.asdict(report)}), flush=True)
 
 
 if __name__ == "__main__":

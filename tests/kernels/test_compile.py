@@ -1,6 +1,7 @@
 """Every kernel configuration a launcher can pick compiles for Hopper ahead of time, without register spills, within
-the shared memory of one block, and with tensor-core instructions where it multiplies matrices (KERNELS.md,
-"Working without a GPU"). The interpreter checks the math; this checks what the compiler makes of it."""
+the shared memory of one block, with tensor-core instructions where it multiplies matrices (KERNELS.md,
+"Working without a GPU"), and with at least the residency (CTAs per SM) its launcher sizes the grid by. The
+interpreter checks the math; this checks what the compiler makes of it."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from kernels import dispatch
 from kernels._aot import HOPPER_SHARED_MEMORY, MAX_REGISTERS
+from profiling.cost_model import ctas_per_sm
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = [module for op, module in dispatch.OP_MODULES.items() if dispatch.has_triton_kernel(op)]
@@ -42,4 +44,8 @@ def test_every_configuration_compiles_for_hopper(reports, module):
             problems.append(f"{r['name']}: {r['shared_bytes']} B of shared memory")
         if r["tensor_cores"] and not r["mma"]:
             problems.append(f"{r['name']}: no tensor-core (wgmma/mma) instruction")
+        resident = ctas_per_sm(r["registers"], r["shared_bytes"], r["num_warps"])
+        if resident < r["ctas_per_sm"]:
+            problems.append(f"{r['name']}: {resident} CTAs per SM ({r['registers']} registers, {r['shared_bytes']} B "
+                            f"of shared memory), its launcher sizes the grid for {r['ctas_per_sm']}")
     assert not problems, "\n".join(problems)

@@ -7,6 +7,9 @@ interpreter on small shapes; the tests marked `gpu` run the model's real shapes 
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -162,7 +165,7 @@ def test_splits_of_many_blocks(batch, d, e, lq, ls, monkeypatch):
     """On a GPU each split sweeps many token blocks (19,200 tokens in 33 splits at batch 8); the small shapes here
     would get one block per split from the 132 SMs assumed without CUDA. One SM gives one or two splits."""
     monkeypatch.setattr(la, "sm_count", lambda device: 1)
-    assert la.split(10, 1, torch.device(DEVICE)) < 10
+    assert la.split(10, 1, torch.device(DEVICE), 1) < 10
     check_parity(*make_inputs(batch, d, e, lq, ls, torch.float32, value_offset=2.0))
 
 
@@ -253,12 +256,47 @@ def test_the_shapes_reach_both_paths(d, e, fused):
     assert la.fuses_state(d, e) == fused
 
 
-@pytest.mark.parametrize("num_blocks, programs_per_split", [(300, 8), (40, 8), (5, 200), (1, 1), (17, 3)])
-def test_split_fills_the_device_without_empty_splits(num_blocks, programs_per_split):
-    target = la.PROGRAMS_PER_SM * la.sm_count(torch.device(DEVICE))
-    num_splits = la.split(num_blocks, programs_per_split, torch.device(DEVICE))
+def busiest_sm_blocks(num_splits: int, num_blocks: int, programs_per_split: int, slots: int) -> int:
+    """Token blocks the busiest SM sweeps: its waves times the longest split (split sizes differ by at most one)."""
+    return math.ceil(num_splits * programs_per_split / slots) * math.ceil(num_blocks / num_splits)
+
+
+@pytest.mark.parametrize("num_blocks, programs_per_split, ctas", [
+    (600, 48, 2), (1200, 48, 2), (600, 24, 2), (150, 192, 2), (40, 8, 1), (5, 200, 3), (1, 1, 1), (17, 3, 2),
+])
+def test_split_fills_whole_waves(num_blocks, programs_per_split, ctas):
+    """The split count leaves the busiest SM no more work than any other would, up to one block per program of
+    overhead: no partial last wave where another count fills it."""
+    slots = la.sm_count(torch.device(DEVICE)) * ctas
+    num_splits = la.split(num_blocks, programs_per_split, torch.device(DEVICE), ctas)
     assert 1 <= num_splits <= num_blocks
-    assert num_splits == num_blocks or num_splits * programs_per_split >= target
+    def waves(n: int) -> int:
+        return math.ceil(n * programs_per_split / slots)
+
+    best = min(busiest_sm_blocks(n, num_blocks, programs_per_split, slots) + waves(n)
+               for n in range(1, num_blocks + 1))
+    assert busiest_sm_blocks(num_splits, num_blocks, programs_per_split, slots) <= best
+
+
+def test_split_of_the_hot_call_runs_two_full_waves():
+    """CTAM at stride 4: 48 stacked attentions, 19,200 tokens in blocks of 32, 2 CTAs on 132 SMs: 11 splits,
+    528 programs, exactly two waves (6 splits, the old rule, ran 288 programs in 2.2 waves)."""
+    assert la._best_split(600, 48, 2 * 132) == 11
+
+
+def test_softplus_polynomial_is_accurate_to_a_few_ulps():
+    """log1p(e) ~ e P(e) evaluated as the kernels do (fp32 Horner) over [0, 1], subnormal e included, against
+    float64: the relative error bound the module states."""
+    e = np.concatenate([np.linspace(0.0, 1.0, 400_001), np.logspace(-44, 0, 40_001)]).astype(np.float32)
+    coefficients = [np.float32(c) for c in la.LOG1P_POLYNOMIAL.value]
+    p = np.full_like(e, coefficients[-1])
+    for c in coefficients[-2::-1]:
+        p = p * e + c
+    got = (p * e).astype(np.float64)
+    want = np.log1p(e.astype(np.float64))
+    inside = want > 0
+    assert np.max(np.abs(got[inside] - want[inside]) / want[inside]) < 4e-7
+    assert got[~inside].max() == 0.0
 
 
 def test_benchmark_dry_run():
