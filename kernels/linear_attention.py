@@ -55,7 +55,8 @@ last wave is full (`split`). The reduced state is stored padded to whole tiles (
   Wider states (`_..._bwd_source_kernel`, grid (Ls tiles, D tiles + E tiles, B): a program computes one channel
   tile of dk or of dv). Reads and writes B Ls (2D + 2E) b bytes; 4 B E D Ls FLOPs.
 Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per-token scalars and all partials
-are fp32 sums, and the state is never stored in half precision, so L = 19,200 cannot overflow float16.
+are fp32 sums, and the state is never stored in float16, so L = 19,200 cannot overflow it (bf16 inputs store the
+state matrices S_c and dS as the bf16 operands their products round them to: `state_matrix_dtype`).
 
 Precision of the products. bfloat16 inputs: operands rounded to bf16 (round to nearest even), fp32 accumulation.
 float16 inputs, and float32 inputs where PyTorch allows TF32 matmuls (torch.backends.cuda.matmul.allow_tf32): TF32
@@ -154,8 +155,8 @@ def _mma(a, b, acc, MMA: tl.constexpr):
     """acc + a @ b on the tensor cores for fp32 tiles a, b, with the operand precision MMA; fp32 accumulation."""
     if MMA == MMA_BF16:
         acc = dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc, "ieee")
-    elif MMA == MMA_BF16_ROUNDED_FP32:
-        acc = dot(_round_mantissa(a, 16), _round_mantissa(b, 16), acc, "ieee")
+    elif MMA == MMA_BF16_ROUNDED_FP32:  # a bf16 operand (a stored state) is exact in fp32
+        acc = dot(_round_mantissa(a.to(tl.float32), 16), _round_mantissa(b.to(tl.float32), 16), acc, "ieee")
     elif MMA == MMA_IEEE:
         acc = dot(a, b, acc, "ieee")
     else:  # explicit round to nearest: the tensor core would truncate (a bias that adds up over the source)
@@ -277,11 +278,12 @@ def _linear_cross_attention_state_kernel(
 def _linear_cross_attention_reduce_kernel(
     # partials (B, NS, E, D), (B, NS, D) fp32 contiguous; CENTER (forward) also xsum, xshift (B, NS, E)
     mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
-    # results, fp32, padded to whole tiles (_padded): (B, E_pad, D_pad), (B, D_pad), (B, E_pad): S_c, z, mu
+    # results, padded to whole tiles (_padded): (B, E_pad, D_pad) in state_matrix_dtype, fp32 (B, D_pad), (B, E_pad):
+    # S_c, z, mu
     # (forward) or dS, dz_c (backward)
     mat_ptr, fsum_ptr, xmean_ptr,
     E, D, num_splits, inv_count,  # inv_count = 1 / Ls turns the sum of v into its mean
-    CENTER: tl.constexpr, BLOCK_C: tl.constexpr,
+    CENTER: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     # Every loop over the splits runs in a fixed order: the result is bitwise reproducible.
     pid_tile = tl.program_id(0)
@@ -317,7 +319,7 @@ def _linear_cross_attention_reduce_kernel(
     if CENTER:
         if pid_d == 0:
             tl.store(xmean_ptr + pid_b * e_pad + offs_e, mean)
-    tl.store(mat_ptr + (pid_b * e_pad + offs_e[:, None]) * d_pad + offs_d[None, :], acc)
+    tl.store(mat_ptr + (pid_b * e_pad + offs_e[:, None]) * d_pad + offs_d[None, :], _to_output(acc, mat_ptr, MMA))
     if pid_e == 0:
         tl.store(fsum_ptr + pid_b * d_pad + offs_d, fsum)
 
@@ -333,7 +335,7 @@ def _normalised(acc, den, mu, eps):
 def _linear_cross_attention_fwd_fused_kernel(
     # q: (B, D, Lq) query pre-activations
     q_ptr, stride_qb, stride_qd, stride_ql,
-    # the centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
+    # the centred state, padded (_padded): S_c (B, E_pad, D_pad) (state_matrix_dtype), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # out: (B, E, Lq)
     out_ptr, stride_ob, stride_oe, stride_ol,
@@ -368,7 +370,7 @@ def _linear_cross_attention_fwd_fused_kernel(
 def _linear_cross_attention_fwd_kernel(
     # q: (B, D, Lq) query pre-activations
     q_ptr, stride_qb, stride_qd, stride_ql,
-    # the centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
+    # the centred state, padded (_padded): S_c (B, E_pad, D_pad) (state_matrix_dtype), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # out: (B, E, Lq)
     out_ptr, stride_ob, stride_oe, stride_ol,
@@ -417,7 +419,7 @@ def _linear_cross_attention_bwd_target_fused_kernel(
     # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
     q_ptr, stride_qb, stride_qd, stride_ql,
     do_ptr, stride_gb, stride_ge, stride_gl,
-    # the forward's centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
+    # the forward's centred state, padded (_padded): S_c (B, E_pad, D_pad), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # dq: (B, D, Lq)
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
@@ -487,7 +489,7 @@ def _linear_cross_attention_bwd_target_kernel(
     # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
     q_ptr, stride_qb, stride_qd, stride_ql,
     do_ptr, stride_gb, stride_ge, stride_gl,
-    # the forward's centred state, fp32, padded (_padded): S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)
+    # the forward's centred state, padded (_padded): S_c (B, E_pad, D_pad), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # dq: (B, D, Lq)
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
@@ -549,7 +551,7 @@ def _linear_cross_attention_bwd_source_kernel(
     # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
     k_ptr, stride_kb, stride_kd, stride_kl,
     v_ptr, stride_vb, stride_ve, stride_vl,
-    # reduced gradients, fp32, padded (_padded): dS (B, E_pad, D_pad), dz_c (B, D_pad); the forward's mu (B, E_pad)
+    # reduced gradients, padded (_padded): dS (B, E_pad, D_pad), fp32 dz_c (B, D_pad); the forward's mu (B, E_pad)
     dstate_ptr, dnorm_ptr, mean_ptr,
     # dk: (B, D, Ls); dv: (B, E, Ls)
     dk_ptr, stride_dkb, stride_dkd, stride_dkl,
@@ -608,7 +610,7 @@ def _linear_cross_attention_bwd_source_fused_kernel(
     # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
     k_ptr, stride_kb, stride_kd, stride_kl,
     v_ptr, stride_vb, stride_ve, stride_vl,
-    # reduced gradients, fp32, padded (_padded): dS (B, E_pad, D_pad), dz_c (B, D_pad); the forward's mu (B, E_pad)
+    # reduced gradients, padded (_padded): dS (B, E_pad, D_pad), fp32 dz_c (B, D_pad); the forward's mu (B, E_pad)
     dstate_ptr, dnorm_ptr, mean_ptr,
     # dk: (B, D, Ls); dv: (B, E, Ls)
     dk_ptr, stride_dkb, stride_dkd, stride_dkl,
@@ -676,23 +678,23 @@ class KernelLaunch:
 STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=2)
 REDUCE_LAUNCH = KernelLaunch(block_tokens=0, num_warps=8)  # no token axis
 FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
-FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8, ctas_per_sm=2)
-TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8)  # 131 registers on triton 3.6: 1 CTA/SM there
+FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=128, num_warps=8, ctas_per_sm=2)
+TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1, ctas_per_sm=2)
 TARGET_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
 SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=3)
-# fp32 inputs: smaller token blocks and one stage (fp32 tiles, and IEEE FMA dots, hold more live registers)
+# float16 and float32 inputs, whose products take fp32 operands (TF32 or IEEE FMA dots): smaller token blocks and one
+# stage, for the registers their fp32 tiles hold
 FP32_FWD_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
 FP32_FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
-FP32_TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 FP32_TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 FP32_SOURCE_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 FP32_SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 
 
 def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dtype) -> KernelLaunch:
-    """`launch`, or `fp32_launch` for float32 inputs, whose tiles hold twice the registers."""
-    return fp32_launch if dtype == torch.float32 else launch
+    """`launch` for bfloat16 inputs (bf16 operands), `fp32_launch` for the others (fp32 operands)."""
+    return launch if dtype == torch.bfloat16 else fp32_launch
 
 
 def fuses_state(d: int, e: int) -> bool:
@@ -750,22 +752,31 @@ def padded_channels(c: int) -> int:
     return ceil_div(c, BLOCK_C) * BLOCK_C
 
 
+def state_matrix_dtype(dtype: torch.dtype) -> torch.dtype:
+    """How the reduced state matrix (S_c, dS) is stored for inputs of `dtype`. It is only ever an MMA operand: for
+    bf16 inputs a bf16 one, rounded to nearest even, so it is stored rounded (the same products, half the reads);
+    fp32 otherwise (TF32 operands are rounded in the kernels, IEEE products take fp32)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
 def _state_buffers(like: torch.Tensor, b: int, e: int, d: int) -> tuple:
-    """Uninitialised fp32 (B, E_pad, D_pad), (B, D_pad), (B, E_pad): the reduce writes every element, padding
-    included."""
+    """Uninitialised (B, E_pad, D_pad) state matrix (`state_matrix_dtype`), fp32 (B, D_pad) and (B, E_pad) vectors:
+    the reduce writes every element, padding included."""
     e_pad, d_pad = padded_channels(e), padded_channels(d)
-    return tuple(like.new_empty(shape, dtype=torch.float32) for shape in ((b, e_pad, d_pad), (b, d_pad), (b, e_pad)))
+    return (like.new_empty((b, e_pad, d_pad), dtype=state_matrix_dtype(like.dtype)),
+            *(like.new_empty(shape, dtype=torch.float32) for shape in ((b, d_pad), (b, e_pad))))
 
 
 def _channel_tiles(e: int, d: int) -> int:
     return triton.cdiv(e, BLOCK_C) * triton.cdiv(d, BLOCK_C)
 
 
-def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_count: float, center: bool) -> None:
+def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_count: float, center: bool,
+            mma: int) -> None:
     b = results[0].shape[0]
     _linear_cross_attention_reduce_kernel[(_channel_tiles(e, d), b)](
-        *parts, *results, e, d, num_splits, inv_count,
-        CENTER=center, BLOCK_C=BLOCK_C, num_warps=REDUCE_LAUNCH.num_warps, num_stages=REDUCE_LAUNCH.num_stages,
+        *parts, *results, e, d, num_splits, inv_count, CENTER=center, MMA=mma, BLOCK_C=BLOCK_C,
+        num_warps=REDUCE_LAUNCH.num_warps, num_stages=REDUCE_LAUNCH.num_stages,
     )
 
 
@@ -793,8 +804,8 @@ def _state_partials(x: torch.Tensor, f: torch.Tensor, feature: int,
 
 
 def linear_cross_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float):
-    """out (B, E, Lq) in q's dtype, and the fp32 state the backward needs, padded to whole channel tiles (zeros):
-    S_c (B, E_pad, D_pad), z (B, D_pad), mu (B, E_pad)."""
+    """out (B, E, Lq) in q's dtype, and the state the backward needs, padded to whole channel tiles (zeros):
+    S_c (B, E_pad, D_pad) in `state_matrix_dtype`, fp32 z (B, D_pad) and mu (B, E_pad)."""
     b, d, lq = q.shape
     e, ls = v.shape[1], v.shape[2]
     out = torch.empty(b, e, lq, device=q.device, dtype=q.dtype)
@@ -803,8 +814,8 @@ def linear_cross_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
         return out.zero_(), state.zero_(), norm.zero_(), mean.zero_()
     feature = FEATURE_CODES[feature_map]
     parts, num_splits = _state_partials(v, k, feature)
-    _reduce(parts, (state, norm, mean), e, d, num_splits, 1.0 / ls, True)
     mma = mma_mode(q.dtype)
+    _reduce(parts, (state, norm, mean), e, d, num_splits, 1.0 / ls, True, mma)
     if fuses_state(d, e):
         launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, q.dtype)
         num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
@@ -839,7 +850,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
 
     common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
     if fuses_state(d, e):
-        launch = for_inputs(TARGET_FUSED_LAUNCH, FP32_TARGET_FUSED_LAUNCH, q.dtype)
+        launch = TARGET_FUSED_LAUNCH
         num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
         mat = torch.empty(b, num_splits, e, d, device=q.device, dtype=torch.float32)
         fsum = torch.empty(b, num_splits, d, device=q.device, dtype=torch.float32)
@@ -859,7 +870,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch
         )
         (mat, fsum, _, _), num_splits = _state_partials(grad_out, q, feature, inv_m, bracket)
     # no centring in the backward: the slots for the E vectors are placeholders
-    _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False)
+    _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False, mma)
 
     arguments = (k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls)
     if fuses_state(d, e):
@@ -944,16 +955,18 @@ def linear_cross_attention(
 
 # Pointers to tensors of the input dtype; every other pointer is an fp32 buffer.
 _DATA_POINTERS = {"x_ptr", "f_ptr", "q_ptr", "k_ptr", "v_ptr", "do_ptr", "out_ptr", "dq_ptr", "dk_ptr", "dv_ptr"}
+_STATE_MATRIX_POINTERS = {"state_ptr", "dstate_ptr", "mat_ptr"}  # in state_matrix_dtype
 _FLOAT_ARGS = ("eps", "inv_count")
 _LENGTHS = ("L", "Lq", "Ls")
 
 
 def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: KernelLaunch,
-                tensor_cores: bool = True, model_layout: bool = False) -> AotConfig:
+                tensor_cores: bool = True, model_layout: bool = False, state_matrix: str = "fp32") -> AotConfig:
     """The launch compiled for the worst case (no argument divisible by 16: every load scalar), or, with
     `model_layout`, specialised as the JIT specialises the model's hot calls (token strides 1; pointers, the other
     strides and the lengths divisible by 16), where the residency the launcher sizes grids by must hold."""
-    buffers = {arg: "fp32" for arg in kernel.arg_names if arg.endswith("_ptr") and arg not in _DATA_POINTERS}
+    buffers = {arg: state_matrix if arg in _STATE_MATRIX_POINTERS else "fp32" for arg in kernel.arg_names
+               if arg.endswith("_ptr") and arg not in _DATA_POINTERS}
     unit, divisible = (), ()
     if model_layout:
         unit = tuple(arg for arg in kernel.arg_names if arg.startswith("stride_") and arg.endswith("l"))
@@ -971,9 +984,10 @@ def aot_configs() -> list[AotConfig]:
     (the tiles and launch options are fixed per kernel), and the reduce with and without centring; and the kernels
     whose grids are split by their residency once more as the model's bf16 calls specialise them, with the
     residency their launch declares (`KernelLaunch.ctas_per_sm`)."""
-    configs = [_aot_config(f"reduce-center{int(center)}", _linear_cross_attention_reduce_kernel, "fp32",
-                           dict(CENTER=center, BLOCK_C=BLOCK_C), REDUCE_LAUNCH, tensor_cores=False)
-               for center in (True, False)]
+    configs = [_aot_config(f"reduce-center{int(center)}-{matrix}", _linear_cross_attention_reduce_kernel, "fp32",
+                           dict(CENTER=center, MMA=mma.value, BLOCK_C=BLOCK_C), REDUCE_LAUNCH, tensor_cores=False,
+                           state_matrix=matrix)
+               for center in (True, False) for matrix, mma in (("fp32", MMA_TF32), ("bf16", MMA_BF16))]
     # (dtype, operand precision): bf16 on bf16 tensor cores; fp16 on TF32 ones; fp32 on TF32 ones or IEEE on FMAs
     modes = [(torch.bfloat16, MMA_BF16), (torch.float16, MMA_TF32), (torch.float32, MMA_TF32),
              (torch.float32, MMA_IEEE)]
@@ -984,7 +998,6 @@ def aot_configs() -> list[AotConfig]:
             common = dict(FEATURE=feature, MMA=mma.value, BLOCK_C=BLOCK_C)
             label = f"{dtype_name}{'' if tensor_cores else '-ieee'}-{feature_map}"
             fwd = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, dtype)
-            target_fused = for_inputs(TARGET_FUSED_LAUNCH, FP32_TARGET_FUSED_LAUNCH, dtype)
             target = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, dtype)
             source = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, dtype)
             fwd_fused = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, dtype)
@@ -994,8 +1007,8 @@ def aot_configs() -> list[AotConfig]:
                         dict(BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), True) for backward in (False, True)]
             kernels += [
                 ("fwd", _linear_cross_attention_fwd_kernel, fwd, dict(BLOCK_T=fwd.block_tokens), False),
-                ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, target_fused,
-                 dict(BLOCK_T=target_fused.block_tokens), True),
+                ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, TARGET_FUSED_LAUNCH,
+                 dict(BLOCK_T=TARGET_FUSED_LAUNCH.block_tokens), True),
                 ("bwd-target", _linear_cross_attention_bwd_target_kernel, target,
                  dict(BLOCK_T=target.block_tokens), False),
                 ("bwd-source", _linear_cross_attention_bwd_source_kernel, source, dict(BLOCK_L=source.block_tokens),
@@ -1005,10 +1018,12 @@ def aot_configs() -> list[AotConfig]:
                 ("bwd-source-fused", _linear_cross_attention_bwd_source_fused_kernel, source_fused,
                  dict(BLOCK_L=source_fused.block_tokens), True),
             ]
+            matrix = TRITON_DTYPE_NAMES[state_matrix_dtype(dtype)]
             for name, kernel, launch, constexprs, split_by_residency in kernels:
                 configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name, dict(common, **constexprs), launch,
-                                           tensor_cores))
+                                           tensor_cores, state_matrix=matrix))
                 if split_by_residency and dtype == torch.bfloat16:
                     configs.append(_aot_config(f"{name}-{label}-model-layout", kernel, dtype_name,
-                                               dict(common, **constexprs), launch, tensor_cores, model_layout=True))
+                                               dict(common, **constexprs), launch, tensor_cores, model_layout=True,
+                                               state_matrix=matrix))
     return configs
