@@ -278,9 +278,8 @@ def _linear_cross_attention_state_kernel(
 def _linear_cross_attention_reduce_kernel(
     # partials (B, NS, E, D), (B, NS, D) fp32 contiguous; CENTER (forward) also xsum, xshift (B, NS, E)
     mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
-    # results, padded to whole tiles (_padded): (B, E_pad, D_pad) in state_matrix_dtype, fp32 (B, D_pad), (B, E_pad):
-    # S_c, z, mu
-    # (forward) or dS, dz_c (backward)
+    # results, padded to whole tiles (_padded): (B, E_pad, D_pad) in state_matrix_dtype, fp32 (B, D_pad) and
+    # (B, E_pad): S_c, z, mu (forward) or dS, dz_c (backward)
     mat_ptr, fsum_ptr, xmean_ptr,
     E, D, num_splits, inv_count,  # inv_count = 1 / Ls turns the sum of v into its mean
     CENTER: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr,
