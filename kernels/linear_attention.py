@@ -657,7 +657,6 @@ BLOCK_C = 64  # channels (D and E) per tile: states up to 64 x 64 are one tile, 
 # What a program costs beyond its token blocks (loading the state, storing its partials, its share of the reduce),
 # in token blocks: it makes the splits prefer fewer, longer programs where the waves come out the same.
 PROGRAM_OVERHEAD_BLOCKS = 1
-MAX_BLOCK = 64  # the largest block any kernel adds to an index before masking
 
 
 @dataclass(frozen=True)
@@ -689,6 +688,10 @@ FP32_FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
 FP32_TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 FP32_SOURCE_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 FP32_SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
+# The largest block any kernel adds to an index before masking (the int32 bound of `_check_walkable`)
+MAX_BLOCK = max(BLOCK_C, *(launch.block_tokens for launch in (
+    STATE_LAUNCH, FWD_LAUNCH, FWD_FUSED_LAUNCH, TARGET_FUSED_LAUNCH, TARGET_LAUNCH, SOURCE_LAUNCH, SOURCE_FUSED_LAUNCH,
+    FP32_FWD_LAUNCH, FP32_FWD_FUSED_LAUNCH, FP32_TARGET_LAUNCH, FP32_SOURCE_LAUNCH, FP32_SOURCE_FUSED_LAUNCH)))
 
 
 def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dtype) -> KernelLaunch:
@@ -697,7 +700,8 @@ def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dty
 
 
 def fuses_state(d: int, e: int) -> bool:
-    """Whether the whole state is one channel tile: the backward's target pass then reduces dS itself."""
+    """Whether the whole state is one channel tile: the `_fused` kernels then hold it in registers across a split of
+    the tokens (forward output, backward source pass), and the backward's target pass reduces dS itself."""
     return d <= BLOCK_C and e <= BLOCK_C
 
 
