@@ -157,16 +157,18 @@ def test_forward_and_backward_are_bitwise_deterministic(batch, d, e, lq, ls):
         assert torch.equal(first, second)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("batch, d, e, lq, ls", [
     pytest.param(2, 12, 10, 150, 170, id="fused"),
     pytest.param(1, 70, 9, 50, 110, id="separate-dS-pass"),
 ])
-def test_splits_of_many_blocks(batch, d, e, lq, ls, monkeypatch):
-    """On a GPU each split sweeps many token blocks (19,200 tokens in 33 splits at batch 8); the small shapes here
-    would get one block per split from the 132 SMs assumed without CUDA. One SM gives one or two splits."""
+def test_splits_of_many_blocks(batch, d, e, lq, ls, dtype, monkeypatch):
+    """On a GPU each split sweeps many token blocks (19,200 tokens in 11 splits at batch 48); the small shapes here
+    would get one block per split from the 132 SMs assumed without CUDA. One SM gives one or two splits. bf16 inputs
+    also store the state matrices in bf16 (`state_matrix_dtype`)."""
     monkeypatch.setattr(la, "sm_count", lambda device: 1)
     assert la.split(10, 1, torch.device(DEVICE), 1) < 10
-    check_parity(*make_inputs(batch, d, e, lq, ls, torch.float32, value_offset=2.0))
+    check_parity(*make_inputs(batch, d, e, lq, ls, dtype, value_offset=2.0))
 
 
 # The gradients scale with 1 / den, ~1e-6 here: a larger upstream gradient keeps them in float16's normal range,
