@@ -663,9 +663,10 @@ PROGRAM_OVERHEAD_BLOCKS = 1
 class KernelLaunch:
     """Token block and launch options of one kernel. Fixed per kernel (no autotuning), and chosen so that every
     dtype compiles for sm_90 without register spills even where the loads cannot be vectorised (lengths that are
-    not multiples of 16). `ctas_per_sm` is the kernel's residency, what its registers and shared memory let one SM
-    hold at once, by which the split kernels size their grids: tests/kernels/test_compile.py checks both against
-    every configuration's cubin, for each Triton version tested."""
+    not multiples of 16). `ctas_per_sm`: the residency (CTAs one SM holds, from the cubin's registers and shared
+    memory) of the model's calls, bf16 with the JIT's specialisation, by which the split kernels size their grids;
+    other dtypes or layouts may hold fewer and then run a partly empty last wave. tests/kernels/test_compile.py
+    checks both against the cubins, for each Triton version tested."""
 
     block_tokens: int
     num_warps: int
