@@ -32,9 +32,10 @@ from bench._common import cuda_or_exit, device_slug, metadata, print_table, save
 from bench.shapes import MODEL_BATCH, MODEL_SIZE, NYUD_TASKS  # noqa: E402
 from sca_mtl.engine.step import TrainingStep, random_batch  # noqa: E402
 from sca_mtl.losses import MultiTaskLoss  # noqa: E402
-from sca_mtl.models import build_model  # noqa: E402
+from sca_mtl.models import MODELS, build_model  # noqa: E402
 
 TASKS = NYUD_TASKS
+DEFAULT_MODEL = "sca_mtl"
 PROVIDERS = {"eager": ("torch", False), "compile": ("torch", True), "triton": ("triton", False),
              "compile+triton": ("triton", True)}
 PROFILED_STEPS = 3
@@ -57,11 +58,12 @@ def family(kernel_name: str) -> str:
 
 
 def build_step(provider: str, device: torch.device, amp: torch.dtype | None, lr: float = 1e-4,
-               capturable: bool = False) -> TrainingStep:
-    """The provider's training step; `capturable`: an Adam that a CUDA graph can capture (its step count on the GPU)."""
+               capturable: bool = False, model_name: str = DEFAULT_MODEL) -> TrainingStep:
+    """The provider's training step of model `model_name` (the registry's); `capturable`: an Adam that a CUDA graph
+    can capture (its step count on the GPU)."""
     backend, compiled = PROVIDERS[provider]
     torch.manual_seed(0)
-    model = build_model("sca_mtl", TASKS, kernels=backend).to(device).train()
+    model = build_model(model_name, TASKS, kernels=backend).to(device).train()
     network = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4, capturable=capturable)
     return TrainingStep(network, MultiTaskLoss(TASKS), optimizer, amp, device)
@@ -127,15 +129,15 @@ def peak_memory(step: TrainingStep, images, targets) -> int | None:
 
 
 def measure_provider(provider: str, images, targets, amp: str | None, warmup: int, steps: int,
-                     profiled_steps: int = PROFILED_STEPS) -> dict:
+                     profiled_steps: int = PROFILED_STEPS, model_name: str = DEFAULT_MODEL) -> dict:
     """The provider's row: its step built, warmed up and timed, its peak memory and GPU time by kernel family."""
     amp_dtype = torch.bfloat16 if amp == "bf16" else None
-    step = build_step(provider, images.device, amp_dtype)
+    step = build_step(provider, images.device, amp_dtype, model_name=model_name)
     times = time_steps(step, images, targets, warmup, steps)
     median = statistics.median(times)
     quantiles = statistics.quantiles(times, n=10, method="inclusive")
     batch, _, height, width = images.shape
-    row = {"op": "training_step", "case": f"sca_mtl_nyud3_{height}x{width}_b{batch}", "provider": provider,
+    row = {"op": "training_step", "case": f"{model_name}_nyud3_{height}x{width}_b{batch}", "provider": provider,
            "mode": "step", "dtype": amp or "fp32", "ms": median, "ms_p20": quantiles[1], "ms_p80": quantiles[7],
            "images_per_s": batch / median * 1e3, "peak_memory_bytes": peak_memory(step, images, targets),
            "family_ms": family_split(step, images, targets, profiled_steps)}
@@ -149,7 +151,8 @@ def run(args) -> list[dict]:
     images, targets = random_batch(TASKS, args.batch, tuple(args.size), device, torch.Generator().manual_seed(0))
     rows = []
     for provider in args.providers:
-        rows.append(measure_provider(provider, images, targets, args.amp, args.warmup, args.steps))
+        rows.append(measure_provider(provider, images, targets, args.amp, args.warmup, args.steps,
+                                     model_name=args.model))
         torch.cuda.empty_cache()
     return rows
 
@@ -172,27 +175,28 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot([row["ms"]], [i], "k|", markersize=18)
     ax.set_yticks(range(len(rows)), [r["provider"] for r in rows])
     ax.set(xlabel="ms per training step (bars: GPU time by kernel family; |: measured step)",
-           title=f"SCA-MTL training step, {rows[0]['case']}, {rows[0]['dtype']}")
+           title=f"training step, {rows[0]['case']}, {rows[0]['dtype']}")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def dry_run(providers: list[str]) -> None:
+def dry_run(providers: list[str], model_name: str = DEFAULT_MODEL) -> None:
     """On the CPU, tiny shapes: build every requested provider (no torch.compile) and run one step."""
     device = torch.device("cpu")
     images, targets = random_batch(TASKS, 2, (64, 64), device, torch.Generator().manual_seed(0))
     for provider in providers:
         if PROVIDERS[provider][1]:
             continue
-        losses = build_step(provider, device, None)(images, targets)
+        losses = build_step(provider, device, None, model_name=model_name)(images, targets)
         assert torch.isfinite(losses["total"]), provider
         print(f"dry run {provider}: one step, loss {losses['total'].item():.3f}")
 
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL, help="a model of the registry")
     parser.add_argument("--providers", default=",".join(PROVIDERS), type=lambda s: s.split(","))
     parser.add_argument("--batch", type=int, default=MODEL_BATCH)
     parser.add_argument("--size", type=int, nargs=2, default=list(MODEL_SIZE))
@@ -211,7 +215,7 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse(argv)
     if args.dry_run:
-        dry_run(args.providers)
+        dry_run(args.providers, args.model)
         return
     cuda_or_exit(__file__)
     started = time.time()

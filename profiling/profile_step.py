@@ -18,9 +18,10 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_model_step import PROVIDERS, TASKS, build_step  # noqa: E402
+from bench.bench_model_step import DEFAULT_MODEL, PROVIDERS, TASKS, build_step  # noqa: E402
 from bench.shapes import MODEL_BATCH, MODEL_SIZE  # noqa: E402
 from sca_mtl.engine.step import TrainingStep, random_batch  # noqa: E402
+from sca_mtl.models import MODELS  # noqa: E402
 
 TOP_ROWS = 30
 
@@ -48,6 +49,7 @@ def top_table(averages, rows: int, cuda: bool) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL, help="a model of the registry")
     parser.add_argument("--kernels", choices=["torch", "triton"], default="triton")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--batch", type=int, default=MODEL_BATCH)
@@ -61,13 +63,13 @@ def main(argv=None) -> None:
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     provider = next(name for name, how in PROVIDERS.items() if how == (args.kernels, args.compile))
-    step = build_step(provider, device, torch.bfloat16 if args.amp == "bf16" else None)
+    step = build_step(provider, device, torch.bfloat16 if args.amp == "bf16" else None, model_name=args.model)
     images, targets = random_batch(TASKS, args.batch, tuple(args.size), device, torch.Generator().manual_seed(0))
     prof = profile_steps(step, images, targets, args.warmup, args.steps)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    trace = out / f"trace_{args.kernels}{'_compiled' if args.compile else ''}.json"
+    trace = out / f"trace_{args.model}_{args.kernels}{'_compiled' if args.compile else ''}.json"
     prof.export_chrome_trace(str(trace))
     table = top_table(prof.key_averages(), TOP_ROWS, cuda)
     (out / "top_kernels.txt").write_text(table)

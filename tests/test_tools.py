@@ -28,7 +28,7 @@ def test_training_step_benchmark_without_cuda_says_so():
 def test_profile_step_on_the_cpu(tmp_path):
     out = _run("profiling/profile_step.py", "--kernels", "torch", "--batch", "2", "--size", "32", "32",
                "--amp", "none", "--warmup", "1", "--steps", "1", "--out", str(tmp_path))
-    assert "Self CPU" in out and (tmp_path / "trace_torch.json").stat().st_size > 0
+    assert "Self CPU" in out and (tmp_path / "trace_sca_mtl_torch.json").stat().st_size > 0
     assert (tmp_path / "top_kernels.txt").exists()
 
 

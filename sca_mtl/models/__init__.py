@@ -1,4 +1,5 @@
-"""The model zoo: `build_model(name, tasks, ...)`."""
+"""The model zoo: `build_model(name, tasks, ...)` builds any model of the registry (sca_mtl/models/registry.py);
+each model's file registers itself and is imported here."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from kernels.dispatch import resolve_backend
 
 from ..tasks import check_tasks
 from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
+from .registry import MODELS, register_model
 from .sca_mtl import SCAMTL
 
-MODELS = {"sca_mtl": SCAMTL}
-
-__all__ = ["MODELS", "SCAMTL", "build_backbone", "build_model"]
+__all__ = ["MODELS", "SCAMTL", "build_backbone", "build_model", "register_model"]
 
 
 def build_model(

@@ -5,11 +5,24 @@ from __future__ import annotations
 import os
 
 import timm
+import torch
 from torch import nn
 
 # The released code (MTI-Net's seg_hrnet) differs from timm's HRNet in two training-time details we follow:
 BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
 FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
+MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
+
+
+def check_image(image: torch.Tensor) -> None:
+    """The models' input: a (B, 3, H, W) tensor with H and W multiples of the backbone's coarsest stride."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a (B, 3, H, W) tensor, got {shape}")
+    if image.shape[2] % MIN_STRIDE or image.shape[3] % MIN_STRIDE:
+        raise ValueError(
+            f"image height and width must be multiples of {MIN_STRIDE}, got shape {tuple(image.shape)}"
+        )
 
 
 def build_backbone(

@@ -19,38 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbone import check_image
 from .blocks import ResBlock, SqueezeExcitation, conv_bn
+from .heads import ScaleHead, upsample
 from .layers import ConcatConv1x1, CrossAttention, batched_cross_attention
+from .registry import register_model
 from .swin import SwinAttention
-
-MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
-
-
-def check_image(image: torch.Tensor) -> None:
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be a (B, 3, H, W) tensor, got {shape}")
-    if image.shape[2] % MIN_STRIDE or image.shape[3] % MIN_STRIDE:
-        raise ValueError(
-            f"image height and width must be multiples of {MIN_STRIDE}, got shape {tuple(image.shape)}"
-        )
-
-
-def _upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-class ScaleHead(nn.Module):
-    """One task's head at one scale: two ResBlocks to the scale's width, and a 1x1 conv deep-supervision output."""
-
-    def __init__(self, in_channels: int, channels: int, out_channels: int):
-        super().__init__()
-        self.features = nn.Sequential(ResBlock(in_channels, channels), ResBlock(channels, channels))
-        self.predict = nn.Conv2d(channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor):
-        features = self.features(x)
-        return features, self.predict(features)
 
 
 class CrossTaskAttention(nn.Module):
@@ -174,6 +148,7 @@ class CrossScaleHead(nn.Module):
         return self.aggregate_cams(features, [layer(t, s) for layer, t, s in self.attention_calls(features)])
 
 
+@register_model("sca_mtl")
 class SCAMTL(nn.Module):
     """The SCA-MTL network. forward(image) -> {task: (B, n_t, H, W), "deep_supervision": {"scale_k": {task: p_t^k}}}.
 
@@ -246,7 +221,7 @@ class SCAMTL(nn.Module):
             for task, head in self.scale_heads[k].items():
                 x = scales[k]
                 if propagated is not None:
-                    x = torch.cat([x, _upsample(propagated[task], x.shape[2:])], dim=1)
+                    x = torch.cat([x, upsample(propagated[task], x.shape[2:])], dim=1)
                 features[task], predictions[task] = head(x)
             deep_supervision[f"scale_{k}"] = predictions
             distilled[k] = self.cross_task[k](features)
@@ -257,7 +232,7 @@ class SCAMTL(nn.Module):
         # the tasks' CSAM calls at one position share their shapes: one op call for each position
         attended = [batched_cross_attention(*zip(*same_position)) for same_position in zip(*calls)]
         out: dict[str, object] = {
-            task: _upsample(head.aggregate_cams(scale_maps[task], [a[i] for a in attended]), image.shape[2:])
+            task: upsample(head.aggregate_cams(scale_maps[task], [a[i] for a in attended]), image.shape[2:])
             for i, (task, head) in enumerate(self.heads.items())
         }
         # scale_0 (finest) first; sorted by name alone, since torch 2.11's dynamo cannot sort (name, tensors) pairs
