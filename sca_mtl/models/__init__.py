@@ -11,10 +11,12 @@ from kernels.dispatch import resolve_backend
 
 from ..tasks import check_tasks
 from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
+from .mtl_baseline import MTLBaseline
 from .registry import MODELS, register_model
 from .sca_mtl import SCAMTL
+from .single_task import SingleTask
 
-__all__ = ["MODELS", "SCAMTL", "build_backbone", "build_model", "register_model"]
+__all__ = ["MODELS", "MTLBaseline", "SCAMTL", "SingleTask", "build_backbone", "build_model", "register_model"]
 
 
 def build_model(

@@ -1,5 +1,6 @@
-"""Heads shared by the models on the HRNet backbone: the per-scale task head (SCA-MTL's and MTI-Net's initial
-predictions), and bilinear upsampling as the released code does it."""
+"""Heads shared by the models on the HRNet backbone: MTI-Net's HighResolutionHead (the baselines' task head), the
+per-scale task head (SCA-MTL's and MTI-Net's initial predictions), and bilinear upsampling as the released code does
+it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ResBlock
+from .layers import ConcatConv1x1
 
 
 def upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -28,3 +30,23 @@ class ScaleHead(nn.Module):
     def forward(self, x: torch.Tensor):
         features = self.features(x)
         return features, self.predict(features)
+
+
+class HighResolutionHead(nn.Module):
+    """MTI-Net's head on the HRNet branches (its seg_hrnet.py): every branch upsampled bilinearly to the finest one's
+    size and concatenated (270 channels for HRNet-18), Conv1x1 (with bias) -> BN -> ReLU -> Conv1x1 to the task's
+    channels, at stride 4. The upsampling, the concatenation and the first conv are one `concat_conv1x1` call (on
+    Triton nothing of them is materialised). Module names are the released code's (`last_layer.0/1/3`)."""
+
+    def __init__(self, channels: Sequence[int], out_channels: int, *, backend=None):
+        super().__init__()
+        width = sum(channels)
+        self.last_layer = nn.Sequential(
+            ConcatConv1x1(width, width, backend=backend),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, out_channels, 1),
+        )
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.last_layer(list(features))

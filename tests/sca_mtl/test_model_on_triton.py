@@ -1,9 +1,10 @@
-"""SCA-MTL end to end on the Triton kernels (through Triton's interpreter without a GPU).
+"""The models end to end on the Triton kernels (through Triton's interpreter without a GPU).
 
-The same weights and input under `kernels="torch"` and `kernels="triton"` give the same outputs (all of them, deep
-supervision included) and the same gradient for every parameter, to fp32 rounding; and `sca-mtl train --kernels
-triton` trains a step on a tiny synthetic set; torch.compile traces the model into one graph of opaque kernel calls.
-Each counts the Triton launches, so that it fails if a layer ran the PyTorch reference instead.
+For every registered model, the same weights and input under `kernels="torch"` and `kernels="triton"` give the same
+outputs (all of them, deep supervision included) and the same gradient for every parameter, to fp32 rounding; and
+`sca-mtl train --kernels triton` trains a step of SCA-MTL on a tiny synthetic set; torch.compile traces it into one
+graph of opaque kernel calls. Each counts the Triton launches, so that it fails if a layer ran the PyTorch reference
+instead.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import pytest
 import torch
 
 from sca_mtl.cli import main
-from sca_mtl.models import build_model
+from sca_mtl.models import MODELS, build_model
 from tests._utils import record_calls
 
 TASKS = {"semseg": 40, "depth": 1, "normals": 3}
+# The Triton launches of one forward and backward of each model with TASKS (or its first task, for single_task): every
+# op call of the model, forward and backward. SCA-MTL: CTAM one per scale, CSAM 3 + 2 + 1 with the tasks batched, ATT
+# 4 x 2 and FPMA 3 window attentions, aggregation and classifier per task; the baselines: one HighResolutionHead per
+# task.
+LAUNCHES = {
+    "sca_mtl": {"linear_cross_attention": 10, "window_attention": 11, "concat_conv1x1": 6},
+    "mtl_baseline": {"concat_conv1x1": 3},
+    "single_task": {"concat_conv1x1": 1},
+}
 # 32 x 64: the ATT maps are 8 x 16 (padded to 14 x 21 for window 7, shifted by 3), 4 x 8, 2 x 4 and 1 x 2 (smaller
 # than one window), CTAM's linear attentions attend within those, CSAM's across them, the aggregation upsamples x2..x8.
 IMAGE_SHAPE = (2, 3, 32, 64)
@@ -60,9 +70,10 @@ def kernel_calls(monkeypatch):
 
 def all_outputs(outputs: dict) -> list[torch.Tensor]:
     """The task outputs and every deep-supervision output, in a fixed order."""
-    tensors = [outputs[task] for task in TASKS]
-    for scale in outputs["deep_supervision"].values():
-        tensors += [scale[task] for task in TASKS]
+    tasks = [task for task in TASKS if task in outputs]
+    tensors = [outputs[task] for task in tasks]
+    for scale in outputs.get("deep_supervision", {}).values():
+        tensors += [scale[task] for task in tasks]
     return tensors
 
 
@@ -79,12 +90,19 @@ def max_error(got: torch.Tensor, exact: torch.Tensor) -> float:
     return (got.double() - exact).abs().max().item()
 
 
-def test_triton_model_matches_torch_model(kernel_calls):
+def tasks_of(name: str) -> dict:
+    return dict(list(TASKS.items())[:getattr(MODELS[name], "max_tasks", None)])
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHES))
+def test_triton_model_matches_torch_model(name, kernel_calls):
+    assert set(LAUNCHES) == set(MODELS), "every registered model has its launches listed here"
     torch.manual_seed(0)
-    options = dict(att_drop_path=0.0)  # no stochastic depth: float64 draws other random numbers than float32
-    reference = build_model("sca_mtl", TASKS, kernels="torch", **options)
+    # no stochastic depth: float64 draws other random numbers than float32
+    options = dict(att_drop_path=0.0) if name == "sca_mtl" else {}
+    reference = build_model(name, tasks_of(name), kernels="torch", **options)
     exact = copy.deepcopy(reference).double()
-    model = build_model("sca_mtl", TASKS, kernels="triton", **options)
+    model = build_model(name, tasks_of(name), kernels="triton", **options)
     model.load_state_dict(reference.state_dict())
     image = torch.randn(IMAGE_SHAPE)
 
@@ -93,12 +111,8 @@ def test_triton_model_matches_torch_model(kernel_calls):
     assert not kernel_calls
     outputs, grads = forward_backward(model, image)
 
-    # every op call of the model ran its Triton kernels, forward and backward (CTAM one per scale, CSAM 3 + 2 + 1
-    # with the tasks batched; ATT 4 x 2 and FPMA 3 window attentions; aggregation and classifier per task)
     assert collections.Counter(kernel_calls) == {
-        "linear_cross_attention_fwd": 10, "linear_cross_attention_bwd": 10,
-        "window_attention_fwd": 11, "window_attention_bwd": 11,
-        "concat_conv1x1_fwd": 6, "concat_conv1x1_bwd": 6,
+        f"{op}_{direction}": count for op, count in LAUNCHES[name].items() for direction in ("fwd", "bwd")
     }
     failures = []
     pairs = [(f"output {i}", outputs[i], reference_outputs[i], exact_outputs[i]) for i in range(len(outputs))]
