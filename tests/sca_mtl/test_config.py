@@ -3,6 +3,7 @@
 import pytest
 
 from sca_mtl.config import CONFIG_DIR, ConfigError, apply_overrides, from_mapping, load_config
+from sca_mtl.models import build_model
 from sca_mtl.tasks import check_tasks
 
 
@@ -12,6 +13,14 @@ def test_shipped_configs_load_and_name_known_tasks(path):
     check_tasks(config["tasks"])
     assert set(config["loss_weights"]) <= set(config["tasks"])
     assert all(n % 32 == 0 for n in config["data"]["size"])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_build_their_model(path):
+    config = load_config(path.stem)
+    model = config["model"]
+    build_model(model["name"], config["tasks"], backbone=model["backbone"], kernels="torch",
+                **model.get("options", {}))
 
 
 def test_paper_recipe_in_the_nyud_config():
