@@ -332,12 +332,8 @@ def _normalised(acc, den, mu, eps):
 
 @triton.jit
 def _linear_cross_attention_fwd_fused_kernel(
-    # q: (B, D, Lq) query pre-activations
-    q_ptr, stride_qb, stride_qd, stride_ql,
-    # the centred state, padded (_padded): S_c (B, E_pad, D_pad) (state_matrix_dtype), fp32 z (B, D_pad), mu (B, E_pad)
-    state_ptr, norm_ptr, mean_ptr,
-    # out: (B, E, Lq)
-    out_ptr, stride_ob, stride_oe, stride_ol,
+    # the arguments of _linear_cross_attention_fwd_kernel (one launcher call serves both)
+    q_ptr, stride_qb, stride_qd, stride_ql, state_ptr, norm_ptr, mean_ptr, out_ptr, stride_ob, stride_oe, stride_ol,
     E, D, Lq, eps,
     FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
@@ -606,15 +602,9 @@ def _linear_cross_attention_bwd_source_kernel(
 
 @triton.jit
 def _linear_cross_attention_bwd_source_fused_kernel(
-    # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
-    k_ptr, stride_kb, stride_kd, stride_kl,
-    v_ptr, stride_vb, stride_ve, stride_vl,
-    # reduced gradients, padded (_padded): dS (B, E_pad, D_pad), fp32 dz_c (B, D_pad); the forward's mu (B, E_pad)
-    dstate_ptr, dnorm_ptr, mean_ptr,
-    # dk: (B, D, Ls); dv: (B, E, Ls)
-    dk_ptr, stride_dkb, stride_dkd, stride_dkl,
-    dv_ptr, stride_dvb, stride_dve, stride_dvl,
-    E, D, Ls,
+    # the arguments of _linear_cross_attention_bwd_source_kernel (one launcher call serves both)
+    k_ptr, stride_kb, stride_kd, stride_kl, v_ptr, stride_vb, stride_ve, stride_vl, dstate_ptr, dnorm_ptr, mean_ptr,
+    dk_ptr, stride_dkb, stride_dkd, stride_dkl, dv_ptr, stride_dvb, stride_dve, stride_dvl, E, D, Ls,
     FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     # D, E <= BLOCK_C: dS is one tile, loaded once as both operands; each program sweeps one split of the source
