@@ -87,3 +87,12 @@ def assert_kernel_close(name: str, actual: torch.Tensor, expected: torch.Tensor,
     if e.numel():
         rel_rmse = ((a - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt().clamp_min(1e-30)).item()
         assert rel_rmse <= tol["rel_rmse"], f"{name}: relative RMSE {rel_rmse:.3e} > {tol['rel_rmse']:.0e}"
+
+
+def same_outputs(first: torch.nn.Module, second: torch.nn.Module, image: torch.Tensor) -> bool:
+    """Whether two models in eval mode compute bitwise the same outputs for `image`, deep supervision included."""
+    with torch.no_grad():
+        a, b = first.eval()(image), second.eval()(image)
+    flat = torch.utils._pytree.tree_flatten
+    (leaves_a, spec_a), (leaves_b, spec_b) = flat(a), flat(b)
+    return spec_a == spec_b and all(torch.equal(x, y) for x, y in zip(leaves_a, leaves_b))

@@ -11,12 +11,17 @@ from kernels.dispatch import resolve_backend
 
 from ..tasks import check_tasks
 from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
+from .mti_net import MTINet
 from .mtl_baseline import MTLBaseline
-from .registry import MODELS, register_model
+from .pad_net import PADNet
+from .registry import MODELS, check_task_count, register_model
 from .sca_mtl import SCAMTL
 from .single_task import SingleTask
 
-__all__ = ["MODELS", "MTLBaseline", "SCAMTL", "SingleTask", "build_backbone", "build_model", "register_model"]
+__all__ = [
+    "MODELS", "MTINet", "MTLBaseline", "PADNet", "SCAMTL", "SingleTask", "build_backbone", "build_model",
+    "register_model",
+]
 
 
 def build_model(
@@ -39,6 +44,7 @@ def build_model(
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     tasks = check_tasks(tasks)
+    check_task_count(name, tasks)
     backend = resolve_backend(kernels)
     backbone_module = build_backbone(backbone, pretrained, bn_momentum=backbone_bn_momentum)
     return MODELS[name](tasks, backbone_module, backend=backend, **options)

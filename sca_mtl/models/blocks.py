@@ -36,6 +36,36 @@ class ResBlock(nn.Module):
         return F.relu(out + self.shortcut(x), inplace=True)
 
 
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (PAD-Net's heads): conv1x1-BN-ReLU to `out_channels // 4`, conv3x3-BN-ReLU,
+    conv1x1-BN back to `out_channels`, plus the shortcut (identity, or conv1x1-BN when the width changes), then
+    ReLU."""
+
+    expansion = 4  # out_channels over the inner width
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        if out_channels % self.expansion:
+            raise ValueError(f"out_channels must be a multiple of {self.expansion}, got {out_channels}")
+        width = out_channels // self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        if in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = conv_bn(in_channels, out_channels, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x), inplace=True)
+
+
 class SqueezeExcitation(nn.Module):
     """Channel gating: x * sigmoid(W2 relu(W1 mean_hw(x))), with a C -> C // reduction bottleneck."""
 

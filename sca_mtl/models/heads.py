@@ -1,6 +1,6 @@
-"""Heads shared by the models on the HRNet backbone: MTI-Net's HighResolutionHead (the baselines' task head), the
-per-scale task head (SCA-MTL's and MTI-Net's initial predictions), and bilinear upsampling as the released code does
-it."""
+"""Heads shared by the models on the HRNet backbone: MTI-Net's HighResolutionHead (the baselines' task head) and
+the branch fusion it starts with (PAD-Net's backbone output), the task head of the initial predictions (SCA-MTL's,
+MTI-Net's and PAD-Net's), and bilinear upsampling as the released code does it."""
 
 from __future__ import annotations
 
@@ -20,16 +20,24 @@ def upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class ScaleHead(nn.Module):
-    """One task's head at one scale: two ResBlocks to the scale's width, and a 1x1 conv deep-supervision output."""
+    """One task's initial prediction at one scale: two blocks (ResBlocks by default, PAD-Net's Bottlenecks) to the
+    given width, and a 1x1 conv deep-supervision output; forward(x) -> (features, prediction)."""
 
-    def __init__(self, in_channels: int, channels: int, out_channels: int):
+    def __init__(self, in_channels: int, channels: int, out_channels: int, *, block: type[nn.Module] = ResBlock):
         super().__init__()
-        self.features = nn.Sequential(ResBlock(in_channels, channels), ResBlock(channels, channels))
+        self.features = nn.Sequential(block(in_channels, channels), block(channels, channels))
         self.predict = nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor):
         features = self.features(x)
         return features, self.predict(features)
+
+
+def fuse_branches(channels: Sequence[int], *, backend=None) -> list[nn.Module]:
+    """MTI-Net's HighResolutionFuse as layers: every branch upsampled bilinearly to the finest one's size and
+    concatenated, Conv1x1 (with bias, one `concat_conv1x1` call) -> BN -> ReLU, at the summed width."""
+    width = sum(channels)
+    return [ConcatConv1x1(width, width, backend=backend), nn.BatchNorm2d(width), nn.ReLU()]
 
 
 class HighResolutionHead(nn.Module):
@@ -40,13 +48,8 @@ class HighResolutionHead(nn.Module):
 
     def __init__(self, channels: Sequence[int], out_channels: int, *, backend=None):
         super().__init__()
-        width = sum(channels)
-        self.last_layer = nn.Sequential(
-            ConcatConv1x1(width, width, backend=backend),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.Conv2d(width, out_channels, 1),
-        )
+        classifier = nn.Conv2d(sum(channels), out_channels, 1)
+        self.last_layer = nn.Sequential(*fuse_branches(channels, backend=backend), classifier)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.last_layer(list(features))

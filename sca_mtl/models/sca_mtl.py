@@ -1,4 +1,5 @@
-"""SCA-MTL (Kim, Choi, Min, ICIP 2022), as the released code computes it (MODEL_SPEC.md 3-4).
+"""SCA-MTL (Kim, Choi, Min, ICIP 2022), as the released code computes it (MODEL_SPEC.md 3-4), on the skeleton of
+MTI-Net (Vandenhende et al., ECCV 2020), whose four parts it replaces:
 
     image -> HRNet branches F̄k (k = 0..3, stride 4..32)
           -> Fk = [ATT(F̄k), F̄k]                                      (self-attention, widths doubled: C = 2 F̄)
@@ -9,6 +10,11 @@
     p_t = up4(CSAMHead_t(F̂_t^0..3))                                   (cross-scale attention + aggregation)
 
 Scale index k here is the code's (0 = finest, stride 4); the paper's is k + 1.
+
+Table 5's ablation turns the parts off one by one, each falling back to MTI-Net's: without ATT, Fk = F̄k; without
+FPMA, the propagation's gate is MTI-Net's convolutional one; without CTAM, F̂ is MTI-Net's multi-modal distillation
+of the F_t^k, and the propagation reads F_t^k rather than F̂_t^k (MTI-Net distils after propagating); without CSAM,
+p_t = up4(HighResolutionHead_t(F̂_t^0..3)). With all four off, the network is MTI-Net (`mti_net`).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import check_image
-from .blocks import ResBlock, SqueezeExcitation, conv_bn
-from .heads import ScaleHead, upsample
+from .blocks import ResBlock, conv_bn
+from .distillation import MultiModalDistillation
+from .heads import HighResolutionHead, ScaleHead, upsample
 from .layers import ConcatConv1x1, CrossAttention, batched_cross_attention
+from .propagation import FeaturePropagation, non_linear_gate
 from .registry import register_model
 from .swin import SwinAttention
 
@@ -66,29 +74,6 @@ class CrossTaskAttention(nn.Module):
         for (target, _), attention in zip(pairs, attended):
             pieces[target] += [features[target], attention]
         return {target: features[target] + self.fuse(torch.cat(pieces[target], dim=1)) for target in self.tasks}
-
-
-class FeaturePropagation(nn.Module):
-    """FPMA: G_t = SE_t(ResBlock(softmax-gated X)) + F̂_t, X = [F̂_t for t] (task-major, N*C channels).
-
-    The gate is softmax over groups of N *consecutive* channels of ATT'(X) (both viewed as (B, C, N, H, W)), the
-    grouping the released code inherited from MTI-Net; ATT' is one unshifted Swin block with `num_heads` heads."""
-
-    def __init__(self, tasks: Sequence[str], channels: int, *, num_heads: int, window_size: int, backend):
-        super().__init__()
-        self.tasks = list(tasks)
-        width = len(self.tasks) * channels
-        self.attention = SwinAttention(width, num_heads, depth=1, window_size=window_size, backend=backend)
-        self.squeeze = ResBlock(width, channels)
-        self.excite = nn.ModuleDict({task: SqueezeExcitation(channels) for task in self.tasks})
-
-    def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = torch.cat([features[task] for task in self.tasks], dim=1)
-        batch, width, height, w = x.shape
-        groups = (batch, width // len(self.tasks), len(self.tasks), height, w)
-        gate = self.attention(x).reshape(groups).softmax(dim=2)
-        shared = self.squeeze((gate * x.view(groups)).view(batch, width, height, w))
-        return {task: self.excite[task](shared) + features[task] for task in self.tasks}
 
 
 class CrossScaleHead(nn.Module):
@@ -153,18 +138,25 @@ class SCAMTL(nn.Module):
     """The SCA-MTL network. forward(image) -> {task: (B, n_t, H, W), "deep_supervision": {"scale_k": {task: p_t^k}}}.
 
     Args:
-        tasks: {task name: output channels}, at least two tasks (CTAM attends across tasks).
+        tasks: {task name: output channels}, at least two (CTAM and the distillation work across tasks).
         backbone: a module returning the four branch maps; `backbone.feature_info.channels()` gives their widths.
+        att, fpma, ctam, csam: SCA-MTL's four parts, each replaced by MTI-Net's when False (Table 5's ablation).
         qk_convs: 2 for the released code's Conv-BN-ReLU-Conv-BN query/key projections, 1 for the paper's Conv-BN.
         window_size, att_heads, fpma_heads, att_drop_path: the Swin attention settings of ATT and FPMA.
         backend: the kernels' backend for every op-calling layer, fixed here ("torch" or "triton").
     """
+
+    min_tasks = 2
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: nn.Module,
         *,
+        att: bool = True,
+        fpma: bool = True,
+        ctam: bool = True,
+        csam: bool = True,
         qk_convs: int = 2,
         window_size: int = 7,
         att_heads: int = 6,
@@ -173,12 +165,11 @@ class SCAMTL(nn.Module):
         backend: str,
     ):
         super().__init__()
-        if len(tasks) < 2:
-            raise ValueError(f"tasks must name at least two tasks for sca_mtl (CTAM attends across tasks), got {tasks}")
         self.tasks = dict(tasks)
         self.backbone = backbone
         branch_channels = list(backbone.feature_info.channels())
-        channels = [2 * c for c in branch_channels]  # attention output concatenated with the branch
+        # with ATT, each scale is the attention output concatenated with the branch
+        channels = [2 * c for c in branch_channels] if att else branch_channels
         self.channels = channels
         num_scales = len(channels)
         names = list(self.tasks)
@@ -186,7 +177,7 @@ class SCAMTL(nn.Module):
         self.attention = nn.ModuleList(
             SwinAttention(c, att_heads, depth=2, window_size=window_size, drop_path=att_drop_path, backend=backend)
             for c in branch_channels
-        )
+        ) if att else None
         self.scale_heads = nn.ModuleList(
             nn.ModuleDict(
                 {
@@ -196,22 +187,34 @@ class SCAMTL(nn.Module):
             )
             for k in range(num_scales)
         )
+        self.ctam = ctam
         self.cross_task = nn.ModuleList(
-            CrossTaskAttention(names, c, qk_convs=qk_convs, backend=backend) for c in channels
+            CrossTaskAttention(names, c, qk_convs=qk_convs, backend=backend) if ctam
+            else MultiModalDistillation(names, names, c)
+            for c in channels
         )
-        # propagate[k - 1] carries scale k's CTAM output to scale k - 1 (no propagation out of the finest scale).
-        self.propagate = nn.ModuleList(
-            FeaturePropagation(names, c, num_heads=fpma_heads, window_size=window_size, backend=backend)
-            for c in channels[1:]
-        )
+
+        def gate(width: int) -> nn.Module:
+            if fpma:
+                return SwinAttention(width, fpma_heads, depth=1, window_size=window_size, backend=backend)
+            return non_linear_gate(width)
+
+        # propagate[k - 1] carries scale k's features to scale k - 1 (no propagation out of the finest scale).
+        self.propagate = nn.ModuleList(FeaturePropagation(names, c, gate(len(names) * c)) for c in channels[1:])
+        self.csam = csam
         self.heads = nn.ModuleDict(
-            {task: CrossScaleHead(channels, n, qk_convs=qk_convs, backend=backend) for task, n in self.tasks.items()}
+            {
+                task: CrossScaleHead(channels, n, qk_convs=qk_convs, backend=backend) if csam
+                else HighResolutionHead(channels, n, backend=backend)
+                for task, n in self.tasks.items()
+            }
         )
 
     def forward(self, image: torch.Tensor) -> dict[str, object]:
         check_image(image)
-        branches = self.backbone(image)
-        scales = [torch.cat([attention(x), x], dim=1) for attention, x in zip(self.attention, branches)]
+        scales = self.backbone(image)
+        if self.attention is not None:
+            scales = [torch.cat([attention(x), x], dim=1) for attention, x in zip(self.attention, scales)]
 
         distilled: list[dict[str, torch.Tensor]] = [{} for _ in scales]
         deep_supervision = {}
@@ -225,16 +228,25 @@ class SCAMTL(nn.Module):
                 features[task], predictions[task] = head(x)
             deep_supervision[f"scale_{k}"] = predictions
             distilled[k] = self.cross_task[k](features)
-            propagated = self.propagate[k - 1](distilled[k]) if k > 0 else None
+            if k > 0:
+                propagated = self.propagate[k - 1](distilled[k] if self.ctam else features)
 
         scale_maps = {task: [d[task] for d in distilled] for task in self.heads}  # F̂_t^0..3 per task
-        calls = [head.attention_calls(scale_maps[task]) for task, head in self.heads.items()]
-        # the tasks' CSAM calls at one position share their shapes: one op call for each position
-        attended = [batched_cross_attention(*zip(*same_position)) for same_position in zip(*calls)]
         out: dict[str, object] = {
-            task: upsample(head.aggregate_cams(scale_maps[task], [a[i] for a in attended]), image.shape[2:])
-            for i, (task, head) in enumerate(self.heads.items())
+            task: upsample(prediction, image.shape[2:]) for task, prediction in self._aggregate(scale_maps).items()
         }
         # scale_0 (finest) first; sorted by name alone, since torch 2.11's dynamo cannot sort (name, tensors) pairs
         out["deep_supervision"] = {name: deep_supervision[name] for name in sorted(deep_supervision)}
         return out
+
+    def _aggregate(self, scale_maps: Mapping[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Each task's prediction at stride 4 from its distilled maps of all scales."""
+        if not self.csam:
+            return {task: head(scale_maps[task]) for task, head in self.heads.items()}
+        calls = [head.attention_calls(scale_maps[task]) for task, head in self.heads.items()]
+        # the tasks' CSAM calls at one position share their shapes: one op call for each position
+        attended = [batched_cross_attention(*zip(*same_position)) for same_position in zip(*calls)]
+        return {
+            task: head.aggregate_cams(scale_maps[task], [a[i] for a in attended])
+            for i, (task, head) in enumerate(self.heads.items())
+        }

@@ -20,9 +20,6 @@ class SingleTask(nn.Module):
 
     def __init__(self, tasks: Mapping[str, int], backbone: nn.Module, *, backend=None):
         super().__init__()
-        if len(tasks) != 1:
-            raise ValueError(f"single_task serves one task, got {len(tasks)} ({', '.join(tasks)}): train one model "
-                             "per task")
         (self.task, channels), = tasks.items()
         self.backbone = backbone
         self.decoder = HighResolutionHead(backbone.feature_info.channels(), channels, backend=backend)

@@ -145,7 +145,7 @@ def test_paper_variant_of_the_query_key_projections():
         (dict(name="pad_net2", tasks=NYUD_2), ValueError, ["pad_net2", "sca_mtl"]),
         (dict(name="sca_mtl", tasks={"semseg": 40, "albedo": 3}), ValueError, ["albedo"]),
         (dict(name="sca_mtl", tasks={"semseg": 40, "depth": 2}), ValueError, ["depth", "1", "2"]),
-        (dict(name="sca_mtl", tasks={"semseg": 40}), ValueError, ["two tasks"]),
+        (dict(name="sca_mtl", tasks={"semseg": 40}), ValueError, ["'sca_mtl' serves at least 2 tasks, got 1 (semseg)"]),
         (dict(name="sca_mtl", tasks={}), ValueError, ["tasks"]),
         (dict(name="sca_mtl", tasks=NYUD_2, kernels="cuda"), ValueError, ["'cuda'"]),
         (dict(name="sca_mtl", tasks=NYUD_2, backbone="resnet50"), ValueError, ["resnet50"]),

@@ -25,10 +25,12 @@ from tests._utils import record_calls
 TASKS = {"semseg": 40, "depth": 1, "normals": 3}
 # The Triton launches of one forward and backward of each model with TASKS (or its first task, for single_task): every
 # op call of the model, forward and backward. SCA-MTL: CTAM one per scale, CSAM 3 + 2 + 1 with the tasks batched, ATT
-# 4 x 2 and FPMA 3 window attentions, aggregation and classifier per task; the baselines: one HighResolutionHead per
-# task.
+# 4 x 2 and FPMA 3 window attentions, aggregation and classifier per task; MTI-Net and the baselines: one
+# HighResolutionHead per task; PAD-Net: the branch fusion.
 LAUNCHES = {
     "sca_mtl": {"linear_cross_attention": 10, "window_attention": 11, "concat_conv1x1": 6},
+    "mti_net": {"concat_conv1x1": 3},
+    "pad_net": {"concat_conv1x1": 1},
     "mtl_baseline": {"concat_conv1x1": 3},
     "single_task": {"concat_conv1x1": 1},
 }

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sca_mtl.models import MODELS, build_model, register_model
+from tests._utils import same_outputs
 
 NYUD_3 = {"semseg": 40, "depth": 1, "normals": 3}
 NYUD_2 = {"semseg": 40, "depth": 1}
@@ -14,19 +15,29 @@ IMAGE = (2, 3, 64, 96)  # strides 4..32 give 16x24 down to 2x3 maps
 NAMES = sorted(MODELS)
 
 # Parameters of the released code's model for these tasks (counted from its construction, HRNet-18 included): SCA-MTL
-# from kimsunkyung/SCA_MTL; the baselines from MTI-Net's code (models.py SingleTaskModel / MultiTaskModel with
-# seg_hrnet.py's HighResolutionHead, 3,860,720 backbone parameters + 73,710 + 271 n_t per head), which, given our
-# weights by name, computes our outputs exactly (checked in float64 on 2026-12-02).
+# from kimsunkyung/SCA_MTL; the others from MTI-Net's code (models.py SingleTaskModel / MultiTaskModel with
+# seg_hrnet.py's HighResolutionHead: 3,860,720 backbone parameters + 73,710 + 271 n_t per head; padnet.py PADNet on
+# HighResolutionFuse; mti_net.py MTINet), which, given our weights by name, compute our outputs and deep supervision
+# exactly (float64, train and eval mode; the baselines checked on 2026-12-02, PAD-Net and MTI-Net on 2026-12-06).
 RELEASED_PARAMETERS = {
     ("sca_mtl", "nyud-3"): 39_965_151,
     ("sca_mtl", "nyud-2"): 25_760_549,
+    ("mti_net", "nyud-3"): 12_653_616,
+    ("mti_net", "nyud-2"): 8_578_179,
+    ("mti_net", "pascal-3"): 12_646_531,
+    ("mti_net", "pascal-2"): 8_568_914,
+    ("pad_net", "nyud-3"): 12_091_318,
+    ("pad_net", "nyud-2"): 7_019_056,
+    ("pad_net", "pascal-3"): 12_084_636,
+    ("pad_net", "pascal-2"): 7_010_318,
     ("mtl_baseline", "nyud-3"): 4_093_774,
     ("mtl_baseline", "nyud-2"): 4_019_251,
     ("single_task", "semseg"): 3_945_270,
     ("single_task", "depth"): 3_934_701,
     ("single_task", "normals"): 3_935_243,
 }
-TASK_SETS = {"nyud-3": NYUD_3, "nyud-2": NYUD_2, "semseg": {"semseg": 40}, "depth": {"depth": 1},
+TASK_SETS = {"nyud-3": NYUD_3, "nyud-2": NYUD_2, "pascal-3": {"semseg": 21, "human_parts": 7, "normals": 3},
+             "pascal-2": {"semseg": 21, "normals": 3}, "semseg": {"semseg": 40}, "depth": {"depth": 1},
              "normals": {"normals": 3}}
 
 
@@ -87,11 +98,7 @@ def test_state_dict_round_trip(name):
     torch.manual_seed(2)
     copy = build_model(name, tasks, kernels="torch").eval()
     copy.load_state_dict(source.state_dict())
-    image = torch.randn(IMAGE)
-    with torch.no_grad():
-        expected, got = source(image), copy(image)
-    for task in tasks:
-        assert torch.equal(got[task], expected[task])
+    assert same_outputs(copy, source, torch.randn(IMAGE))
 
 
 @pytest.mark.parametrize("name", NAMES)
