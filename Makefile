@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-gpu-versions lint demo bench gpu-session static-report clean
+.PHONY: install test test-gpu-versions lint demo demo-compare bench gpu-session static-report clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ test-gpu-versions:
 
 demo: $(STAMP)
 	$(VENV)/bin/sca-mtl demo --out runs/demo
+
+# The Δm workflow on the synthetic scenes: single-task runs, MTL baseline, MTI-Net, SCA-MTL, and their table.
+demo-compare: $(STAMP)
+	$(VENV)/bin/sca-mtl demo --compare --out runs/demo-compare
 
 # Every benchmark says so and exits 0 without CUDA; the report then states that no GPU result exists.
 BENCHMARKS := $(wildcard bench/bench_*.py)

@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["kernels", "kernels.*", "sca_mtl", "sca_mtl.*"]),
-    package_data={"sca_mtl": ["configs/*.yaml", "data/db_info/*.json"]},
+    package_data={"sca_mtl": ["configs/*.yaml", "data/db_info/*.json", "paper_results.yaml"]},
     install_requires=[
         "torch>=2.4",
         "triton>=3.0; platform_system == 'Linux'",

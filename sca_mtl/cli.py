@@ -1,4 +1,4 @@
-"""The `sca-mtl` command line: train, eval, make-synthetic, demo.
+"""The `sca-mtl` command line: train, single-task, eval, compare, make-synthetic, demo.
 
 Expected failures (a missing path, a corrupt file, an unknown task or config key) end with one line on stderr
 and exit status 2; set SCA_MTL_DEBUG=1 to see the traceback instead.
@@ -30,17 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (DDP under torchrun)")
-    train.add_argument("--config", required=True, help="a config name under sca_mtl/configs/ or a YAML path")
-    train.add_argument("--out", help="run folder (default: runs/<config name>)")
-    train.add_argument("--data-root", help="dataset folder (data.root)")
+    _training_arguments(train, out="run folder (default: runs/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue exactly from <out>/last.pt")
-    train.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (train.amp)")
-    train.add_argument("--kernels", choices=["torch", "triton", "auto"], help="op backend (train.kernels)")
-    train.add_argument("--compile", action="store_true", help="torch.compile the network for training (train.compile)")
-    train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (train.max_steps)")
-    train.add_argument("--seed", type=int, help="train.seed")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=2e-4")
+
+    single_task = commands.add_parser(
+        "single-task", help="train one single_task model per task of a config and write single_task.json for Δm")
+    _training_arguments(single_task, out="folder of the runs and single_task.json (default: runs/<config "
+                        "name>-single-task); finished runs are kept, stopped ones resumed")
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on its config's val split")
     evaluate.add_argument("--checkpoint", required=True, help="a last.pt or best.pt")
@@ -48,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-root", help="dataset folder (data.root), if not the training one")
     evaluate.add_argument("--single-task", help="JSON {task: headline metric} of single-task models, for Δm")
     evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+    comparison = commands.add_parser("compare", help="runs' final metrics side by side: table, CSV, Δm bar plot")
+    comparison.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run folders (same dataset and tasks)")
+    comparison.add_argument("--single-task", help="single_task.json (`sca-mtl single-task`): Δm for every run")
+    comparison.add_argument("--paper", help="add the paper's rows: table1..table5, or a YAML file of that layout")
+    comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
 
     synthetic = commands.add_parser("make-synthetic", help="write synthetic indoor scenes in the NYUD_MT layout")
     synthetic.add_argument("--out", required=True, help="output folder")
@@ -57,19 +59,56 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="synthetic scenes -> train SCA-MTL -> evaluate, on any machine")
     demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    demo.add_argument("--compare", action="store_true",
+                      help="the Δm workflow instead: single-task runs, MTL baseline, MTI-Net, SCA-MTL, compared")
     return parser
+
+
+def _training_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
+    parser.add_argument("--config", required=True, help="a config name under sca_mtl/configs/ or a YAML path")
+    parser.add_argument("--out", help=out)
+    parser.add_argument("--data-root", help="dataset folder (data.root)")
+    parser.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (train.amp)")
+    parser.add_argument("--kernels", choices=["torch", "triton", "auto"], help="op backend (train.kernels)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network for training (train.compile)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (train.max_steps)")
+    parser.add_argument("--seed", type=int, help="train.seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=2e-4")
+
+
+def _training_config(args: argparse.Namespace) -> dict:
+    flags = {"data.root": args.data_root, "train.amp": args.amp, "train.kernels": args.kernels,
+             "train.compile": args.compile or None, "train.max_steps": args.max_steps, "train.seed": args.seed}
+    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(args.overrides)
+    return load_config(args.config, overrides)
 
 
 def _train(args: argparse.Namespace) -> None:
     from .engine import runs
 
-    flags = {"data.root": args.data_root, "train.amp": args.amp, "train.kernels": args.kernels,
-             "train.compile": args.compile or None, "train.max_steps": args.max_steps, "train.seed": args.seed}
-    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(args.overrides)
-    config = load_config(args.config, overrides)
+    config = _training_config(args)
     out = args.out or Path("runs") / config_path(args.config).stem
     runs.train(config, out, resume=args.resume, progress=not args.no_progress)
     print(f"run folder: {out}")
+
+
+def _single_task(args: argparse.Namespace) -> None:
+    from .engine import runs
+
+    config = _training_config(args)
+    out = args.out or Path("runs") / f"{config_path(args.config).stem}-single-task"
+    path = runs.train_single_tasks(config, out, progress=not args.no_progress)
+    print(f"single-task results: {path} (give it to train/eval as eval.single_task_results, to compare as "
+          "--single-task)")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from .engine import runs
+
+    table, written = runs.compare_runs(args.runs, args.out, single_task=args.single_task, paper=args.paper)
+    print(table)
+    print("written: " + ", ".join(map(str, written)))
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -92,7 +131,7 @@ def _make_synthetic(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from .engine import runs
 
-    print(runs.demo(args.out))
+    print((runs.demo_compare if args.compare else runs.demo)(args.out))
 
 
 def _one_line(error: BaseException) -> str:
@@ -102,7 +141,8 @@ def _one_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-COMMANDS = {"train": _train, "eval": _eval, "make-synthetic": _make_synthetic, "demo": _demo}
+COMMANDS = {"train": _train, "single-task": _single_task, "eval": _eval, "compare": _compare,
+            "make-synthetic": _make_synthetic, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:

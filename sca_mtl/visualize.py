@@ -113,3 +113,24 @@ def save_training_curves(records: Sequence[Mapping], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_delta_m_bars(bars: Sequence[tuple[str, float, bool]], title: str, path: str | Path) -> None:
+    """Horizontal bars of Δm, one per (label, Δm %, printed in the paper) in the given order, top to bottom; the
+    paper's rows hatched grey, ours coloured by sign, the value written at each bar's end."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.38 * len(bars)))
+    labels, values, paper = zip(*bars)
+    positions = np.arange(len(bars))[::-1]
+    colours = ["lightgray" if p else ("tab:green" if v >= 0 else "tab:red") for v, p in zip(values, paper)]
+    drawn = ax.barh(positions, values, color=colours, edgecolor="black", linewidth=0.5)
+    for bar, printed in zip(drawn, paper):
+        if printed:
+            bar.set_hatch("//")
+    ax.bar_label(drawn, labels=[f"{v:+.2f}" for v in values], padding=3, fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.set(xlabel="Δm (%), higher is better", title=title)
+    ax.margins(x=0.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -13,11 +13,20 @@ import torch
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """torch.save to a temporary file beside `path`, flushed to disk, then renamed over it: a crash at any point
     leaves either the previous file or the new one, never a truncated one."""
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """`text` (UTF-8) written to `path` as `atomic_save` writes a checkpoint."""
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _atomic_write(path: str | os.PathLike, write) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -26,7 +26,7 @@ from ..metrics import delta_m, headline_metrics, load_single_task_results
 from ..models import build_model
 from ..tasks import check_tasks
 from ..visualize import save_training_curves
-from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import atomic_save, atomic_write_text, load_checkpoint, rng_state, set_rng_state
 from .distributed import Context, all_reduce_mean
 from .evaluate import evaluate
 from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
@@ -35,6 +35,7 @@ from .step import TrainingStep
 from .trivial import trivial_metrics
 
 METRICS_LOG = "metrics.jsonl"
+RUN_INFO = "run.json"  # the run's config and parameter count, for `sca-mtl compare` without loading a checkpoint
 LAST, BEST = "last.pt", "best.pt"
 CURVES = "training_curves.png"
 
@@ -114,6 +115,8 @@ class Trainer:
         self._interval = {"sum": None, "steps": 0, "images": 0, "start": time.perf_counter()}
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            parameters = sum(p.numel() for p in self.model.parameters())
+            atomic_write_text(self.out_dir / RUN_INFO, json.dumps({"config": config, "parameters": parameters}))
 
     # ----------------------------------------------------------------------------------------------- checkpoints
     def state_dict(self, rng_states: list) -> dict:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from sca_mtl.cli import main
+from tests.sca_mtl.engine.test_compare import write_run
 
 
 def test_make_synthetic_train_eval(tmp_path, tiny_overrides, capsys):
@@ -77,3 +78,38 @@ def test_train_refuses_to_overwrite_a_run(capsys, tmp_path, tiny_root):
     err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(tiny_root), "--out",
                                    str(tmp_path)])
     assert "--resume" in err and (tmp_path / "last.pt").read_bytes() == b"a previous run"
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [(["model.name=resnet"], ["unknown model 'resnet'", "mti_net"]),
+     (["model.name=single_task"], ["'single_task' serves exactly 1 task, got 3", "sca-mtl single-task"])],
+    ids=["unknown-model", "task-count"],
+)
+def test_train_refuses_a_model_before_writing(capsys, tmp_path, tiny_root, overrides, words):
+    out = tmp_path / "run"
+    err = _one_line_error(capsys, ["train", "--config", "synthetic_sca_mtl", "--data-root", str(tiny_root),
+                                   "--out", str(out), "tasks.semseg=10", *overrides])
+    assert all(word in err for word in words), err
+    assert not out.exists()
+
+
+def test_single_task_refuses_a_missing_data_folder_before_training(capsys, tmp_path):
+    out = tmp_path / "single"
+    err = _one_line_error(capsys, ["single-task", "--config", "synthetic_sca_mtl", "--data-root",
+                                   str(tmp_path / "nowhere"), "--out", str(out)])
+    assert "nowhere" in err and not out.exists()
+
+
+def test_compare_errors_write_nothing(capsys, tmp_path):
+    run = write_run(tmp_path / "run", metrics={"semseg": {"mIoU": 1.0}, "depth": {"rmse": 1.0}})
+    other = write_run(tmp_path / "other", metrics={"semseg": {"mIoU": 1.0}, "depth": {"rmse": 1.0}},
+                      dataset="pascal_context")
+    out = tmp_path / "compare"
+    for argv, words in (([str(run), str(other)], "different dataset"),
+                        ([str(tmp_path / "nowhere")], "run folder not found"),
+                        ([str(run), "--single-task", str(tmp_path / "none.json")], "none.json does not exist"),
+                        ([str(run), "--paper", "table3"], "paper row")):
+        err = _one_line_error(capsys, ["compare", *argv, "--out", str(out)])
+        assert words in err, err
+    assert not out.exists()
