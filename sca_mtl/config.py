@@ -1,8 +1,8 @@
 """Run configuration: YAML files under sca_mtl/configs/ merged onto DEFAULTS, then `key.sub=value` overrides.
 
 Every key a config or an override names must exist in DEFAULTS (a typo is an error, not a silently ignored
-setting), except under the free-form mappings `tasks`, `loss_weights` and `model.options`, whose keys are checked
-by the task table and the model.
+setting), except under the free-form mappings `tasks`, `auxiliary_tasks`, `loss_weights` and `model.options`, whose
+keys are checked by the task table and the model.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ DEFAULTS: dict = {
         "options": {},  # the model's own keyword arguments (e.g. qk_convs: 1)
     },
     "tasks": {},  # task name -> output channels
+    # tasks predicted only at the initial (deep-supervision) stage and distilled into the others, trained but not
+    # evaluated: MTI-Net's and PAD-Net's `auxilary_task_dictionary` beyond the main tasks (e.g. edge, normals)
+    "auxiliary_tasks": {},
     "loss_weights": {},  # task name -> weight; a missing task takes the task table's default
     "data": {
         "dataset": "nyud",  # nyud | pascal_context (a synthetic set is written in the NYUD layout)
@@ -57,7 +60,7 @@ DEFAULTS: dict = {
     },
 }
 
-FREE_FORM = {("tasks",), ("loss_weights",), ("model", "options")}
+FREE_FORM = {("tasks",), ("auxiliary_tasks",), ("loss_weights",), ("model", "options")}
 
 
 class ConfigError(ValueError):

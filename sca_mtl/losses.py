@@ -16,7 +16,7 @@ Predictions are cast to float32 first: the losses are exact under torch.autocast
 Loss scheme (`MultiTaskLoss`), with deep-supervision maps p_t^k at scales k (4 for SCA-MTL and MTI-Net):
     total = Σ_k Σ_t w_t · L_t(up(p_t^k → target size), y_t) + Σ_t w_t · L_t(p_t, y_t)
     (up = bilinear, align_corners=False; 3 tasks -> 15 terms, 2 tasks -> 10.) Models without deep supervision
-    give just the second sum.
+    give just the second sum. Auxiliary tasks (MTI-Net's and PAD-Net's) enter the first sum only.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ class MultiTaskLoss(nn.Module):
         tasks: task names, or a {task name: channels} mapping (its keys are used).
         weights: {task: w_t}; tasks left out take the table's default weight (MTI-Net's: semseg 1, depth 1,
             normals 10, human_parts 2, sal 5, edge 50).
+        auxiliary: tasks (names or a {name: channels} mapping) trained through the deep supervision only.
 
     forward(outputs, targets) -> {
         task: L_t(p_t, y_t),                                         (unweighted, as [M] logs them)
@@ -119,9 +120,15 @@ class MultiTaskLoss(nn.Module):
     `loss_terms` flattens that dict for logging and counting.
     """
 
-    def __init__(self, tasks: Mapping[str, int] | Iterable[str], weights: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        tasks: Mapping[str, int] | Iterable[str],
+        weights: Mapping[str, float] | None = None,
+        auxiliary: Mapping[str, int] | Iterable[str] = (),
+    ):
         super().__init__()
-        table = resolve_tasks(tasks)
+        main = resolve_tasks(tasks)
+        table = resolve_tasks([task.name for task in main] + list(auxiliary)) if auxiliary else main
         names = [task.name for task in table]
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(names))
@@ -130,18 +137,21 @@ class MultiTaskLoss(nn.Module):
         untrainable = [task.name for task in table if task.loss is None]
         if untrainable:
             raise ValueError(f"tasks {untrainable} have no loss in the task table")
-        self.tasks = tuple(names)
+        self.tasks = tuple(task.name for task in main)
+        self.scale_tasks = tuple(names)  # the deep supervision's: the tasks, then the auxiliary ones
         self.weights = {task.name: float(weights.get(task.name, task.weight)) for task in table}
         self._losses = {task.name: functools.partial(LOSSES[task.loss], **task.loss_kwargs) for task in table}
 
-    def _require_tasks(self, where: str, mapping: Mapping[str, object]) -> None:
-        missing = [task for task in self.tasks if task not in mapping]
+    def _require_tasks(self, where: str, mapping: Mapping[str, object], tasks: Iterable[str]) -> None:
+        missing = [task for task in tasks if task not in mapping]
         if missing:
-            raise ValueError(f"{where} lacks the tasks {missing} (loss tasks: {list(self.tasks)})")
+            raise ValueError(f"{where} lacks the tasks {missing} (loss tasks: {list(tasks)})")
 
-    def _task_losses(self, predictions: Mapping[str, torch.Tensor], targets, upsample: bool) -> dict[str, torch.Tensor]:
+    def _task_losses(
+        self, predictions: Mapping[str, torch.Tensor], targets, tasks: Iterable[str], upsample: bool
+    ) -> dict[str, torch.Tensor]:
         losses = {}
-        for task in self.tasks:
+        for task in tasks:
             pred = predictions[task]
             if upsample:
                 pred = _upsample(pred, targets[task].shape[-2:])
@@ -152,15 +162,15 @@ class MultiTaskLoss(nn.Module):
         return sum(self.weights[task] * loss for task, loss in losses.items())
 
     def forward(self, outputs: Mapping[str, object], targets: Mapping[str, torch.Tensor]) -> dict[str, object]:
-        self._require_tasks("outputs", outputs)
-        self._require_tasks("targets", targets)
-        result: dict[str, object] = self._task_losses(outputs, targets, upsample=False)
+        self._require_tasks("outputs", outputs, self.tasks)
+        self._require_tasks("targets", targets, self.scale_tasks if DEEP_SUPERVISION in outputs else self.tasks)
+        result: dict[str, object] = self._task_losses(outputs, targets, self.tasks, upsample=False)
         total = self._weighted_sum(result)
         if DEEP_SUPERVISION in outputs:
             per_scale = {}
             for scale, predictions in outputs[DEEP_SUPERVISION].items():
-                self._require_tasks(f"outputs[{DEEP_SUPERVISION!r}][{scale!r}]", predictions)
-                per_scale[scale] = self._task_losses(predictions, targets, upsample=True)
+                self._require_tasks(f"outputs[{DEEP_SUPERVISION!r}][{scale!r}]", predictions, self.scale_tasks)
+                per_scale[scale] = self._task_losses(predictions, targets, self.scale_tasks, upsample=True)
                 total = total + self._weighted_sum(per_scale[scale])
             result[DEEP_SUPERVISION] = per_scale
         result[TOTAL] = total

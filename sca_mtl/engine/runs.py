@@ -54,6 +54,7 @@ def single_task_config(config: dict, task: str) -> dict:
     single = copy.deepcopy(config)
     single["model"].update(name=SINGLE_TASK_MODEL, options={})
     single["tasks"] = {task: config["tasks"][task]}
+    single["auxiliary_tasks"] = {}
     single["loss_weights"] = {task: 1.0}
     single["eval"]["single_task_results"] = None
     return single

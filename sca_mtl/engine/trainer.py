@@ -48,15 +48,17 @@ def resolve_kernels(name: str, device: torch.device) -> str:
 
 
 def build_datasets(config: dict, *, train: bool) -> tuple:
-    """(train split, val split) readers; the train split gets the training augmentation when `train`."""
+    """(train split, val split) readers; the train split gets the training augmentation and the auxiliary tasks'
+    targets when `train`."""
     data, tasks = config["data"], check_tasks(config["tasks"])
     if data["root"] is None:
         raise ValueError("data.root is not set: give --data-root DIR or data.root=DIR")
-    common = dict(tasks=list(tasks), size=data["size"], num_classes=tasks.get("semseg"))
+    train_tasks = [*tasks, *config["auxiliary_tasks"]] if train else list(tasks)
+    common = dict(size=data["size"], num_classes=tasks.get("semseg"))
     return (
-        build_dataset(data["dataset"], data["root"], data["train_split"], train=train,
+        build_dataset(data["dataset"], data["root"], data["train_split"], tasks=train_tasks, train=train,
                       augmentation=data["augmentation"], **common),
-        build_dataset(data["dataset"], data["root"], data["val_split"], train=False, **common),
+        build_dataset(data["dataset"], data["root"], data["val_split"], tasks=list(tasks), train=False, **common),
     )
 
 
@@ -69,6 +71,7 @@ def build_configured_model(config: dict, device: torch.device) -> torch.nn.Modul
         pretrained=model["pretrained"],
         backbone_bn_momentum=model["backbone_bn_momentum"],
         kernels=resolve_kernels(config["train"]["kernels"], device),
+        auxiliary_tasks=config["auxiliary_tasks"],
         **model["options"],
     ).to(device)
 
@@ -102,7 +105,7 @@ class Trainer:
         if train["compile"]:  # the Triton ops are custom operators: opaque calls in the compiled graph
             self.network = torch.compile(self.network)
         torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
-        self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"])
+        self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"], auxiliary=config["auxiliary_tasks"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
         epochs, power = optim["epochs"], optim["poly_power"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: (1 - e / epochs) ** power)

@@ -3,6 +3,7 @@ each model's file registers itself and is imported here."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from torch import nn
@@ -32,6 +33,7 @@ def build_model(
     pretrained: None | bool | str = None,
     kernels: str | None = None,
     backbone_bn_momentum: float = BACKBONE_BN_MOMENTUM,
+    auxiliary_tasks: Mapping[str, int] | None = None,
     **options,
 ) -> nn.Module:
     """Build model `name` for `tasks` ({task name: output channels}, e.g. {"semseg": 40, "depth": 1}).
@@ -39,12 +41,31 @@ def build_model(
     backbone: a timm HRNet name; pretrained: None, a local checkpoint path, or True (timm download);
     backbone_bn_momentum: of the backbone's BatchNorms (0.01 in the released code);
     kernels: "torch" or "triton" for every op-calling layer, None for the process default (`kernels.get_backend()`);
+    auxiliary_tasks: {task name: output channels} predicted only as deep supervision (models that take them);
     options: the model's own keyword arguments (e.g. `qk_convs=1` for the paper's query/key projections).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     tasks = check_tasks(tasks)
     check_task_count(name, tasks)
+    if auxiliary_tasks:
+        auxiliary_tasks = check_tasks(auxiliary_tasks)
+        both = sorted(set(tasks) & set(auxiliary_tasks))
+        if both:
+            raise ValueError(f"tasks {both} are both main and auxiliary tasks")
+        options["auxiliary_tasks"] = auxiliary_tasks
+    _check_options(name, options)
     backend = resolve_backend(kernels)
     backbone_module = build_backbone(backbone, pretrained, bn_momentum=backbone_bn_momentum)
     return MODELS[name](tasks, backbone_module, backend=backend, **options)
+
+
+def _check_options(name: str, options: Mapping[str, object]) -> None:
+    """ValueError naming the options model `name` takes, for any other."""
+    parameters = inspect.signature(MODELS[name]).parameters
+    accepted = [p for p, spec in parameters.items() if spec.kind is inspect.Parameter.KEYWORD_ONLY and p != "backend"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        what = "auxiliary tasks" if unknown == ["auxiliary_tasks"] else f"the options {unknown}"
+        takes = f"its options are {', '.join(accepted)}" if accepted else "it takes no options"
+        raise ValueError(f"model {name!r} does not take {what}: {takes}")

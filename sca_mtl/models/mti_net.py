@@ -6,6 +6,9 @@ MODEL_SPEC.md 5.4): SCA-MTL's skeleton with none of SCA-MTL's parts, i.e. Table 
           G_t^k      = FPM_k({F_t^k})   for k > 0                     (propagation, convolutional gate)
           F̂_t^k      = F_t^k + Σ_{a != t} SA_{t<-a}(F_a^k)             (multi-modal distillation per scale)
     p_t = up4(HighResolutionHead_t(F̂_t^0..3))
+
+Auxiliary tasks (its configs' `auxilary_task_dictionary` beyond the main tasks) get the scale heads, propagation and
+distillation sources, not a final head: predicted as deep supervision only.
 """
 
 from __future__ import annotations
@@ -20,5 +23,9 @@ from .sca_mtl import SCAMTL
 
 @register_model("mti_net")
 class MTINet(SCAMTL):
-    def __init__(self, tasks: Mapping[str, int], backbone: nn.Module, *, backend: str):
-        super().__init__(tasks, backbone, att=False, fpma=False, ctam=False, csam=False, backend=backend)
+    def __init__(
+        self, tasks: Mapping[str, int], backbone: nn.Module, *, auxiliary_tasks: Mapping[str, int] | None = None,
+        backend: str,
+    ):
+        super().__init__(tasks, backbone, att=False, fpma=False, ctam=False, csam=False,
+                         auxiliary_tasks=auxiliary_tasks, backend=backend)

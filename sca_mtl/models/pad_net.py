@@ -7,6 +7,7 @@
     p_t   = up(conv1x1(Bottleneck(256) ∘ Bottleneck(256)(F̂_t)))        (final predictions, at the image's size)
 
 The initial predictions are returned as deep supervision ({"initial": {task: p_t^0}}): the loss upsamples them.
+Auxiliary tasks get an initial prediction and are distillation sources, without a final head.
 """
 
 from __future__ import annotations
@@ -29,16 +30,20 @@ TASK_WIDTH = 256  # PAD-Net's per-task feature width (MTI-Net's `intermediate_ch
 class PADNet(nn.Module):
     min_tasks = 2  # distillation works across tasks
 
-    def __init__(self, tasks: Mapping[str, int], backbone: nn.Module, *, backend=None):
+    def __init__(
+        self, tasks: Mapping[str, int], backbone: nn.Module, *, auxiliary_tasks: Mapping[str, int] | None = None,
+        backend=None,
+    ):
         super().__init__()
         self.tasks = dict(tasks)
+        initial_tasks = {**self.tasks, **(auxiliary_tasks or {})}
         self.backbone = backbone
         channels = backbone.feature_info.channels()
         self.fuse = nn.Sequential(*fuse_branches(channels, backend=backend))
         self.initial = nn.ModuleDict(
-            {task: ScaleHead(sum(channels), TASK_WIDTH, n, block=Bottleneck) for task, n in self.tasks.items()}
+            {task: ScaleHead(sum(channels), TASK_WIDTH, n, block=Bottleneck) for task, n in initial_tasks.items()}
         )
-        self.distillation = MultiModalDistillation(self.tasks, self.tasks, TASK_WIDTH)
+        self.distillation = MultiModalDistillation(self.tasks, initial_tasks, TASK_WIDTH)
         self.final = nn.ModuleDict(
             {
                 task: nn.Sequential(Bottleneck(TASK_WIDTH, TASK_WIDTH), Bottleneck(TASK_WIDTH, TASK_WIDTH),

@@ -141,6 +141,9 @@ class SCAMTL(nn.Module):
         tasks: {task name: output channels}, at least two (CTAM and the distillation work across tasks).
         backbone: a module returning the four branch maps; `backbone.feature_info.channels()` gives their widths.
         att, fpma, ctam, csam: SCA-MTL's four parts, each replaced by MTI-Net's when False (Table 5's ablation).
+        auxiliary_tasks: {task name: output channels} of tasks predicted only at the scales (deep supervision), whose
+            features are propagated and distilled into the main tasks' (MTI-Net's auxiliary tasks). Only with
+            ctam=False: the released SCA-MTL code's CTAM has no output for them, so its propagation cannot run.
         qk_convs: 2 for the released code's Conv-BN-ReLU-Conv-BN query/key projections, 1 for the paper's Conv-BN.
         window_size, att_heads, fpma_heads, att_drop_path: the Swin attention settings of ATT and FPMA.
         backend: the kernels' backend for every op-calling layer, fixed here ("torch" or "triton").
@@ -157,6 +160,7 @@ class SCAMTL(nn.Module):
         fpma: bool = True,
         ctam: bool = True,
         csam: bool = True,
+        auxiliary_tasks: Mapping[str, int] | None = None,
         qk_convs: int = 2,
         window_size: int = 7,
         att_heads: int = 6,
@@ -165,14 +169,17 @@ class SCAMTL(nn.Module):
         backend: str,
     ):
         super().__init__()
+        if auxiliary_tasks and ctam:
+            raise ValueError("auxiliary tasks need MTI-Net's distillation (ctam: false): CTAM serves main tasks only")
         self.tasks = dict(tasks)
+        scale_tasks = {**self.tasks, **(auxiliary_tasks or {})}  # every task predicted at the scales
         self.backbone = backbone
         branch_channels = list(backbone.feature_info.channels())
         # with ATT, each scale is the attention output concatenated with the branch
         channels = [2 * c for c in branch_channels] if att else branch_channels
         self.channels = channels
         num_scales = len(channels)
-        names = list(self.tasks)
+        names, scale_names = list(self.tasks), list(scale_tasks)
 
         self.attention = nn.ModuleList(
             SwinAttention(c, att_heads, depth=2, window_size=window_size, drop_path=att_drop_path, backend=backend)
@@ -182,7 +189,7 @@ class SCAMTL(nn.Module):
             nn.ModuleDict(
                 {
                     task: ScaleHead(channels[k] + (channels[k + 1] if k + 1 < num_scales else 0), channels[k], n)
-                    for task, n in self.tasks.items()
+                    for task, n in scale_tasks.items()
                 }
             )
             for k in range(num_scales)
@@ -190,7 +197,7 @@ class SCAMTL(nn.Module):
         self.ctam = ctam
         self.cross_task = nn.ModuleList(
             CrossTaskAttention(names, c, qk_convs=qk_convs, backend=backend) if ctam
-            else MultiModalDistillation(names, names, c)
+            else MultiModalDistillation(names, scale_names, c)
             for c in channels
         )
 
@@ -200,7 +207,9 @@ class SCAMTL(nn.Module):
             return non_linear_gate(width)
 
         # propagate[k - 1] carries scale k's features to scale k - 1 (no propagation out of the finest scale).
-        self.propagate = nn.ModuleList(FeaturePropagation(names, c, gate(len(names) * c)) for c in channels[1:])
+        self.propagate = nn.ModuleList(
+            FeaturePropagation(scale_names, c, gate(len(scale_names) * c)) for c in channels[1:]
+        )
         self.csam = csam
         self.heads = nn.ModuleDict(
             {

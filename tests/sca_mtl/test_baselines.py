@@ -103,6 +103,39 @@ def test_mti_net_is_sca_mtl_without_its_four_parts():
     assert same_outputs(ablated, mti_net, torch.randn(IMAGE))
 
 
+@pytest.mark.parametrize("name, parameters", [("mti_net", 14_838_121), ("pad_net", 12_161_332)])
+def test_auxiliary_tasks_are_deep_supervision_only(name, parameters):
+    """MTI-Net's released +edges_normals configs: edge and normals predicted at the initial stage (deep supervision)
+    and distilled into semseg and depth, with no final output; the released code's parameter count (its classes,
+    given our weights by name, compute our outputs and deep supervision bitwise in float64: checked 2026-12-06)."""
+    torch.manual_seed(0)
+    auxiliary = {"edge": 1, "normals": 3}
+    model = build_model(name, NYUD_2, kernels="torch", auxiliary_tasks=auxiliary)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+    with torch.no_grad():
+        out = model.eval()(torch.randn(IMAGE))
+    assert set(out) == {*NYUD_2, "deep_supervision"}
+    for scale, predictions in out["deep_supervision"].items():
+        assert set(predictions) == {*NYUD_2, *auxiliary}, scale
+        assert predictions["normals"].shape[:2] == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "name, options, words",
+    [("mtl_baseline", dict(auxiliary_tasks={"edge": 1}), "'mtl_baseline' does not take auxiliary tasks"),
+     ("mti_net", dict(auxiliary_tasks={"depth": 1}), "tasks ['depth'] are both main and auxiliary tasks"),
+     ("sca_mtl", dict(auxiliary_tasks={"edge": 1}), "auxiliary tasks need MTI-Net's distillation (ctam: false)"),
+     ("sca_mtl", dict(foo=1), "'sca_mtl' does not take the options ['foo']: its options are att, fpma"),
+     ("single_task", dict(qk_convs=1), "'single_task' does not take the options ['qk_convs']: it takes no options")],
+    ids=["no-auxiliary", "both", "ctam", "unknown-option", "no-options"],
+)
+def test_build_model_refuses_options_the_model_does_not_take(name, options, words):
+    tasks = {"semseg": 40} if name == "single_task" else NYUD_2
+    with pytest.raises(ValueError) as info:
+        build_model(name, tasks, kernels="torch", **options)
+    assert words in str(info.value)
+
+
 def test_each_ablation_row_adds_one_part():
     """Table 5's rows, from MTI-Net to SCA-MTL: each adds parameters, and each part appears exactly in the rows that
     switch it on (ATT: the Swin stages; FPMA: windowed gates; CTAM: cross attention in cross_task; CSAM: CSAM heads)."""

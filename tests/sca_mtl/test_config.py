@@ -11,7 +11,7 @@ from sca_mtl.tasks import check_tasks
 def test_shipped_configs_load_and_name_known_tasks(path):
     config = load_config(path.stem)
     check_tasks(config["tasks"])
-    assert set(config["loss_weights"]) <= set(config["tasks"])
+    assert set(config["loss_weights"]) <= set(config["tasks"]) | set(config["auxiliary_tasks"])
     assert all(n % 32 == 0 for n in config["data"]["size"])
 
 
@@ -20,7 +20,7 @@ def test_shipped_configs_build_their_model(path):
     config = load_config(path.stem)
     model = config["model"]
     build_model(model["name"], config["tasks"], backbone=model["backbone"], kernels="torch",
-                **model.get("options", {}))
+                auxiliary_tasks=config["auxiliary_tasks"], **model["options"])
 
 
 def test_paper_recipe_in_the_nyud_config():

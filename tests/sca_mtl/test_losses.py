@@ -304,3 +304,22 @@ def test_scheme_errors():
         MultiTaskLoss(tasks)(outputs, targets)
     with pytest.raises(ValueError, match="unknown task"):
         MultiTaskLoss(["semseg", "height"])
+
+
+def test_auxiliary_tasks_enter_the_deep_supervision_only():
+    """MTI-Net's loss with auxiliary tasks: 2 final terms + 4 scales x (2 + 2) deep-supervision terms, each weighted
+    by its task's weight; an auxiliary task's final output is not asked for, its targets are."""
+    tasks, auxiliary = ("semseg", "depth"), {"edge": 1, "normals": 3}
+    outputs = _outputs(tasks)
+    outputs["deep_supervision"] = _outputs([*tasks, *auxiliary])["deep_supervision"]
+    targets = {t: _target(t) for t in [*tasks, *auxiliary]}
+    criterion = MultiTaskLoss(tasks, weights={"edge": 50.0, "normals": 2.0}, auxiliary=auxiliary)
+    result = criterion(outputs, targets)
+    terms = loss_terms(result)
+    assert len(terms) == 2 + 4 * 4 and "edge" not in result and "deep_supervision/scale_3/edge" in terms
+    expected = sum(criterion.weights[name.rsplit("/", 1)[-1]] * term for name, term in terms.items())
+    assert torch.allclose(result["total"], expected) and criterion.weights["normals"] == 2.0
+    with pytest.raises(ValueError, match="targets lacks the tasks \\['normals'\\]"):
+        criterion(outputs, {t: targets[t] for t in ("semseg", "depth", "edge")})
+    with pytest.raises(ValueError, match="repeat"):
+        MultiTaskLoss(tasks, auxiliary=["depth"])

@@ -51,6 +51,17 @@ def test_a_run_leaves_log_checkpoints_and_curves(tiny_config, tmp_path):
     assert (checkpoint["step"], checkpoint["epoch"], checkpoint["step_in_epoch"]) == (3, 1, 0)
 
 
+def test_auxiliary_tasks_are_trained_not_evaluated(tiny_config, tmp_path):
+    """MTI-Net with edge as an auxiliary task: its deep-supervision terms are logged, its metrics are not asked for."""
+    config = apply_overrides(tiny_config, ["model.name=mti_net", "tasks={semseg: 10, depth: 1}",
+                                           "auxiliary_tasks={edge: 1}", "loss_weights={}", "train.kernels=torch"])
+    _train(config, tmp_path, 1)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train, evaluation = records[0], records[-1]
+    assert len(train["losses"]) == 1 + 2 + 4 * 3 and "deep_supervision/scale_0/edge" in train["losses"]
+    assert set(evaluation["metrics"]) == {"semseg", "depth"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
