@@ -38,8 +38,10 @@ DEFAULTS: dict = {
         "num_workers": 2,
     },
     "optim": {
-        "lr": 1.0e-4,  # Adam
+        "optimizer": "adam",  # adam | sgd (MTI-Net's single-task PASCAL-Context recipe)
+        "lr": 1.0e-4,
         "weight_decay": 1.0e-4,
+        "momentum": 0.9,  # sgd only (without Nesterov, as MTI-Net's configs)
         "epochs": 100,
         "poly_power": 0.9,  # lr_e = lr * (1 - e / epochs) ** power, stepped per epoch as the released code does
     },

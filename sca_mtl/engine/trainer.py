@@ -76,6 +76,16 @@ def build_configured_model(config: dict, device: torch.device) -> torch.nn.Modul
     ).to(device)
 
 
+def build_optimizer(model: torch.nn.Module, optim: dict) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum, over every parameter, with the config's learning rate and weight decay."""
+    common = dict(lr=optim["lr"], weight_decay=optim["weight_decay"])
+    if optim["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), **common)
+    if optim["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), momentum=optim["momentum"], **common)
+    raise ValueError(f"optim.optimizer must be adam or sgd, got {optim['optimizer']!r}")
+
+
 class Trainer:
     """Owns one training run in `out_dir`. `fit()` trains to the configured end and returns the last metrics."""
 
@@ -106,7 +116,7 @@ class Trainer:
             self.network = torch.compile(self.network)
         torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
         self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"], auxiliary=config["auxiliary_tasks"])
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+        self.optimizer = build_optimizer(self.model, optim)
         epochs, power = optim["epochs"], optim["poly_power"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: (1 - e / epochs) ** power)
         self.train_step = TrainingStep(self.network, self.criterion, self.optimizer, self.amp, context.device)

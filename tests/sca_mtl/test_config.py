@@ -19,13 +19,17 @@ def test_shipped_configs_load_and_name_known_tasks(path):
 def test_shipped_configs_build_their_model(path):
     config = load_config(path.stem)
     model = config["model"]
-    build_model(model["name"], config["tasks"], backbone=model["backbone"], kernels="torch",
-                auxiliary_tasks=config["auxiliary_tasks"], **model["options"])
+    # a single_task config lists the tasks of its table, each trained alone (`sca-mtl single-task`)
+    task_sets = [{t: n} for t, n in config["tasks"].items()] if model["name"] == "single_task" else [config["tasks"]]
+    for tasks in task_sets:
+        build_model(model["name"], tasks, backbone=model["backbone"], kernels="torch",
+                    auxiliary_tasks=config["auxiliary_tasks"], **model["options"])
 
 
 def test_paper_recipe_in_the_nyud_config():
     config = load_config("nyud_sca_mtl_semseg-depth")
-    assert config["optim"] == {"lr": 1e-4, "weight_decay": 1e-4, "epochs": 100, "poly_power": 0.9}
+    assert config["optim"] == {"optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4, "momentum": 0.9, "epochs": 100,
+                               "poly_power": 0.9}
     assert config["train"]["batch_size"] == 10 and config["loss_weights"] == {"semseg": 1.44, "depth": 1.15}
 
 
@@ -74,3 +78,11 @@ def test_config_file_with_an_unknown_key(tmp_path):
     path.write_text("train: {batch_size: 2, epochs: 3}\n")
     with pytest.raises(ConfigError, match="train.epochs"):
         load_config(str(path))
+
+
+def test_single_task_recipes_are_mti_nets():
+    """MTI-Net's single-task configs: Adam on NYUD-v2, SGD with momentum for 60 epochs on PASCAL-Context."""
+    nyud, pascal = load_config("nyud_single_task_semseg-depth"), load_config("pascal_context_single_task_semseg-normals")
+    assert nyud["optim"]["optimizer"] == "adam" and nyud["optim"]["epochs"] == 100
+    assert pascal["optim"] == {"optimizer": "sgd", "lr": 1e-2, "weight_decay": 1e-4, "momentum": 0.9, "epochs": 60,
+                               "poly_power": 0.9}

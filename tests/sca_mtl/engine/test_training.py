@@ -116,3 +116,15 @@ def test_compiled_training_follows_eager_training(tiny_overrides, tmp_path, monk
     # After one Adam step: a parameter whose gradient is rounding noise moves by about +-lr either way, so the second
     # losses differ by more than rounding (measured: 4e-5 relative), and far less than one step's progress (20%).
     assert second[1] == pytest.approx(second[0], rel=ADAM_STEP_RTOL)
+
+
+def test_optimizer_from_the_config():
+    from sca_mtl.config import DEFAULTS
+    from sca_mtl.engine.trainer import build_optimizer
+
+    layer = torch.nn.Linear(2, 2)
+    sgd = build_optimizer(layer, {**DEFAULTS["optim"], "optimizer": "sgd", "lr": 0.01})
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9 and not sgd.defaults["nesterov"]
+    assert isinstance(build_optimizer(layer, DEFAULTS["optim"]), torch.optim.Adam)
+    with pytest.raises(ValueError, match="optim.optimizer must be adam or sgd, got 'rmsprop'"):
+        build_optimizer(layer, {**DEFAULTS["optim"], "optimizer": "rmsprop"})
