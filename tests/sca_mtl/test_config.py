@@ -82,7 +82,8 @@ def test_config_file_with_an_unknown_key(tmp_path):
 
 def test_single_task_recipes_are_mti_nets():
     """MTI-Net's single-task configs: Adam on NYUD-v2, SGD with momentum for 60 epochs on PASCAL-Context."""
-    nyud, pascal = load_config("nyud_single_task_semseg-depth"), load_config("pascal_context_single_task_semseg-normals")
+    nyud = load_config("nyud_single_task_semseg-depth")
+    pascal = load_config("pascal_context_single_task_semseg-normals")
     assert nyud["optim"]["optimizer"] == "adam" and nyud["optim"]["epochs"] == 100
     assert pascal["optim"] == {"optimizer": "sgd", "lr": 1e-2, "weight_decay": 1e-4, "momentum": 0.9, "epochs": 60,
                                "poly_power": 0.9}
