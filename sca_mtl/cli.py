@@ -145,8 +145,22 @@ COMMANDS = {"train": _train, "single-task": _single_task, "eval": _eval, "compar
             "make-synthetic": _make_synthetic, "demo": _demo}
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, with `key=value` overrides accepted anywhere after the command (argparse takes a positional
+    list only in one run: those after an option's value come back unknown and join the others here)."""
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    overrides = [token for token in unknown if "=" in token and not token.startswith("-")]
+    strays = [token for token in unknown if token not in overrides]
+    if strays or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(strays or overrides)}")
+    if overrides:
+        args.overrides = list(args.overrides) + overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         COMMANDS[args.command](args)
     except (ConfigError, ValueError, OSError, NotImplementedError) as error:

@@ -64,6 +64,31 @@ DEFAULTS: dict = {
 
 FREE_FORM = {("tasks",), ("auxiliary_tasks",), ("loss_weights",), ("model", "options")}
 
+# The numbers a run needs: (bound, strict) means the value must be > bound when strict, >= bound otherwise, and an
+# int where the bound is one; None is allowed only where the default is None.
+BOUNDS = {
+    ("model", "backbone_bn_momentum"): (0.0, False),
+    ("data", "num_workers"): (0, False),
+    ("optim", "lr"): (0.0, True),
+    ("optim", "weight_decay"): (0.0, False),
+    ("optim", "momentum"): (0.0, False),
+    ("optim", "epochs"): (1, False),
+    ("optim", "poly_power"): (0.0, False),
+    ("train", "batch_size"): (1, False),
+    ("train", "seed"): (0, False),
+    ("train", "max_steps"): (1, False),
+    ("train", "log_every"): (1, False),
+    ("train", "eval_last_epochs"): (0, False),
+    ("eval", "batch_size"): (1, False),
+    ("eval", "num_images"): (0, False),
+}
+CHOICES = {
+    ("train", "amp"): (None, "bf16", "fp16"),
+    ("train", "kernels"): ("torch", "triton", "auto"),
+    ("optim", "optimizer"): ("adam", "sgd"),
+}
+SIZE_MULTIPLE = 32  # the backbone's coarsest stride: image sides must be multiples of it
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says which and why."""
@@ -143,8 +168,8 @@ def parse_override(text: str) -> tuple:
         raise ConfigError(f"override must look like key.sub=value, got {text!r}")
     try:
         parsed = yaml.safe_load(value) if value else None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+    except yaml.YAMLError as error:  # its message spans lines: keep the problem and where, on one line
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(error).split())})") from None
     return tuple(key.split(".")), parsed
 
 
@@ -156,10 +181,38 @@ def from_mapping(mapping: dict) -> dict:
 
 
 def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
-    """A copy of `config` with each `key.sub=value` override applied in order."""
+    """A copy of `config` with each `key.sub=value` override applied in order, checked by `check_values`."""
     config = copy.deepcopy(config)
     for text in overrides:
         _set(config, *parse_override(text))
+    check_values(config)
+    return config
+
+
+def check_values(config: dict) -> None:
+    """ConfigError naming the first setting whose value no run can use (a batch size of 0, a missing seed, an
+    unknown optimiser, an image size the backbone cannot take...)."""
+    for path, (bound, strict) in BOUNDS.items():
+        value = _get(config, path)
+        if value is None and _get(DEFAULTS, path) is None:
+            continue
+        kinds = int if isinstance(bound, int) else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < bound or (strict and value == bound):
+            what = "an integer" if kinds is int else "a number"
+            raise ConfigError(f"{'.'.join(path)} must be {what} {'>' if strict else '>='} {bound}, got {value!r}")
+    for path, choices in CHOICES.items():
+        if _get(config, path) not in choices:
+            names = ", ".join("null" if choice is None else choice for choice in choices)
+            raise ConfigError(f"{'.'.join(path)} must be one of {names}, got {_get(config, path)!r}")
+    size = config["data"]["size"]
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % SIZE_MULTIPLE == 0 for n in size)):
+        raise ConfigError(f"data.size must be [H, W], positive multiples of {SIZE_MULTIPLE}, got {size!r}")
+
+
+def _get(config: dict, path: tuple) -> object:
+    for key in path:
+        config = config[key]
     return config
 
 

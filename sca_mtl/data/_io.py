@@ -114,6 +114,14 @@ def read_mat(path: Path, variable: str, what: str) -> np.ndarray:
     return contents[variable]
 
 
+def check_finite(array: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """`array`, refused with its file's name if it holds NaN or an infinity (a target that would make the loss NaN)."""
+    bad = np.count_nonzero(~np.isfinite(array)) if np.issubdtype(array.dtype, np.floating) else 0
+    if bad:
+        raise DataFileError(path, f"{what} holds {bad} NaN or infinite values")
+    return array
+
+
 def check_shape(array: np.ndarray, path: Path, what: str, channels: int | None = None) -> np.ndarray:
     """`array` as (H, W) (channels None; a trailing axis of 1 is dropped) or (H, W, channels)."""
     if channels is None and array.ndim == 3 and array.shape[2] == 1:

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from sca_mtl.data._io import (
     DataFileError,
+    check_finite,
     check_shape,
     fit_to_image,
     read_ids,
@@ -118,12 +119,13 @@ class NYUD(Dataset):
         return label.astype(np.uint8)
 
     def _load_depth(self, path: Path) -> np.ndarray:
-        return check_shape(read_npy(path, "depth"), path, "depth").astype(np.float32)
+        return check_finite(check_shape(read_npy(path, "depth"), path, "depth"), path, "depth").astype(np.float32)
 
     def _load_normals(self, path: Path) -> np.ndarray:
-        return check_shape(read_npy(path, "normals"), path, "normals", NORMAL_CHANNELS).astype(np.float32)
+        normals = check_shape(read_npy(path, "normals"), path, "normals", NORMAL_CHANNELS)
+        return check_finite(normals, path, "normals").astype(np.float32)
 
     def _load_edge(self, path: Path) -> np.ndarray:
-        return check_shape(read_npy(path, "edge"), path, "edge").astype(np.float32)
+        return check_finite(check_shape(read_npy(path, "edge"), path, "edge"), path, "edge").astype(np.float32)
 
     _loaders = {"semseg": _load_semseg, "depth": _load_depth, "normals": _load_normals, "edge": _load_edge}

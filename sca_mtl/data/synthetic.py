@@ -993,10 +993,13 @@ def write_synthetic_nyud(
 
     Layout: images/<id>.jpg, segmentation/<id>.png, depth/<id>.npy, normals/<id>.npy, edge/<id>.npy and
     gt_sets/{train,val}.txt, ids `synthetic_000000`, ...; the last round(n * val_fraction) ids form val.
-    Existing files of the same names are overwritten; the split files are written last, so an interrupted run
-    never lists an image that was not written.
+    The split files are written last, so an interrupted run never lists an image that was not written, and a folder
+    that holds them (a finished set) is refused rather than mixed with a new one; an interrupted run's files are
+    overwritten.
     """
     n = _check_positive_int("n", n)
+    if val_fraction > 0 and n < 2:
+        raise ValueError(f"n must be >= 2 for a validation split (val_fraction {val_fraction}), got {n}")
     if (
         not isinstance(size, (tuple, list))
         or len(size) != 2
@@ -1010,6 +1013,9 @@ def write_synthetic_nyud(
     height, width = int(size[0]), int(size[1])
 
     root = Path(out_dir)
+    finished = [root / "gt_sets" / f"{split}.txt" for split in ("train", "val")]
+    if any(path.exists() for path in finished):
+        raise ValueError(f"{root} already holds a dataset ({root / 'gt_sets'}): write to another folder or remove it")
     for folder in ("images", "segmentation", "depth", "normals", "edge", "gt_sets"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     ids = [_image_id(i, n) for i in range(n)]

@@ -71,7 +71,7 @@ def _run_info(run_dir: Path) -> dict:
             return json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
-    return {"config": load_checkpoint(run_dir / LAST)["config"], "parameters": None}
+    return {"config": load_checkpoint(run_dir / LAST, required=("config",))["config"], "parameters": None}
 
 
 def read_run(run_dir: str | Path, label: str) -> tuple[dict, Row]:

@@ -47,6 +47,15 @@ def teardown(context: Context) -> None:
         dist.destroy_process_group()
 
 
+def broadcast_buffers(model: torch.nn.Module, context: Context) -> None:
+    """Every process gets the main process's buffers (BatchNorm running statistics). DDP broadcasts them at each
+    forward, but each process's last forward updates its own: this makes the model every process evaluates the one
+    the main process saves."""
+    if context.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_reduce_mean(values: torch.Tensor, context: Context) -> torch.Tensor:
     """Mean over processes of a tensor of logged values (one collective for all of them)."""
     if context.distributed:

@@ -15,7 +15,7 @@ from ..data.synthetic import CLASSES, write_synthetic_nyud
 from ..metrics import headline_metrics, load_single_task_results
 from ..tasks import check_tasks
 from . import distributed
-from .checkpoint import atomic_write_text, load_checkpoint
+from .checkpoint import atomic_write_text, load_checkpoint, load_weights
 from .compare import COMPARE_PLOT, COMPARE_TABLE, compare, markdown, write_comparison
 from .evaluate import evaluate
 from .loaders import eval_loader
@@ -118,7 +118,7 @@ def evaluate_checkpoint(
         config = apply_overrides(from_mapping(checkpoint["config"]), overrides)
         tasks = check_tasks(config["tasks"])
         model = build_configured_model(config, context.device)
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint, checkpoint_path)
         train_split, val_set = build_datasets(config, train=False)
         batch_size, workers = config["eval"]["batch_size"], config["data"]["num_workers"]
         amp = amp_dtype(config["train"]["amp"])

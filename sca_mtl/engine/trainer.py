@@ -26,8 +26,16 @@ from ..metrics import delta_m, headline_metrics, load_single_task_results
 from ..models import build_model
 from ..tasks import check_tasks
 from ..visualize import save_training_curves
-from .checkpoint import atomic_save, atomic_write_text, load_checkpoint, rng_state, set_rng_state
-from .distributed import Context, all_reduce_mean
+from .checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    load_checkpoint,
+    load_weights,
+    remove_temporaries,
+    rng_state,
+    set_rng_state,
+)
+from .distributed import Context, all_reduce_mean, broadcast_buffers
 from .evaluate import evaluate
 from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
 from .precision import amp_dtype
@@ -35,6 +43,8 @@ from .step import TrainingStep
 from .trivial import trivial_metrics
 
 METRICS_LOG = "metrics.jsonl"
+RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "rng", "step", "epoch", "step_in_epoch", "best_delta_m",
+               "evaluated_step", "config")
 RUN_INFO = "run.json"  # the run's config and parameter count, for `sca-mtl compare` without loading a checkpoint
 LAST, BEST = "last.pt", "best.pt"
 CURVES = "training_curves.png"
@@ -122,12 +132,15 @@ class Trainer:
         self.train_step = TrainingStep(self.network, self.criterion, self.optimizer, self.amp, context.device)
 
         self.step = self.epoch = self.step_in_epoch = 0
+        self.evaluated_step = None  # the step of the last evaluation
         self.best_delta_m = -math.inf
         self.last_metrics: dict = {}
         self._baseline: dict | None = None
-        self._interval = {"sum": None, "steps": 0, "images": 0, "start": time.perf_counter()}
+        self._single_task = self._read_single_task(config["eval"]["single_task_results"])
+        self._interval = self._new_interval()
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_temporaries(self.out_dir, (LAST, BEST, RUN_INFO, METRICS_LOG))
             parameters = sum(p.numel() for p in self.model.parameters())
             atomic_write_text(self.out_dir / RUN_INFO, json.dumps({"config": config, "parameters": parameters}))
 
@@ -143,11 +156,14 @@ class Trainer:
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "best_delta_m": self.best_delta_m,
+            "evaluated_step": self.evaluated_step,
             "config": self.config,
         }
 
     def save(self, name: str) -> None:
         """Every process contributes its random state; the main process writes atomically."""
+        self._check_finite()
+        broadcast_buffers(self.model, self.context)  # the checkpoint is the model every process evaluates
         states = [None] * self.context.world_size
         if self.context.distributed:
             dist.all_gather_object(states, rng_state())
@@ -157,19 +173,24 @@ class Trainer:
             atomic_save(self.state_dict(states), self.out_dir / name)
 
     def resume(self, path: str | Path) -> None:
-        checkpoint = load_checkpoint(path)
+        """Continue from the checkpoint at `path`: its state restored, the log's records after its step dropped (a
+        killed run redoes those steps)."""
+        checkpoint = load_checkpoint(path, required=RESUME_KEYS)
         if len(checkpoint["rng"]) != self.context.world_size:
             raise ValueError(
                 f"{path} was written by {len(checkpoint['rng'])} processes; resume it with as many, "
                 f"not {self.context.world_size}"
             )
-        self.model.load_state_dict(checkpoint["model"])
+        load_weights(self.model, checkpoint, path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.train_step.scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"][self.context.rank])
         self.step, self.epoch, self.step_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["step_in_epoch"]
-        self.best_delta_m = checkpoint["best_delta_m"]
+        self.best_delta_m, self.evaluated_step = checkpoint["best_delta_m"], checkpoint["evaluated_step"]
+        if self.context.is_main:
+            kept = [record for record in self._records() if record["step"] <= self.step]
+            atomic_write_text(self.out_dir / METRICS_LOG, "".join(_json_line(record) for record in kept))
 
     # ----------------------------------------------------------------------------------------------- the loop
     def fit(self) -> dict:
@@ -177,7 +198,6 @@ class Trainer:
         total = epochs * self.steps_per_epoch if max_steps is None else min(max_steps, epochs * self.steps_per_epoch)
         show = self.progress and self.context.is_main
         bar = tqdm(total=total, initial=min(self.step, total), unit="step", disable=not show)
-        evaluated_at = None
         while self.epoch < epochs and not self._reached(max_steps):
             batches = train_loader(
                 self.train_set,
@@ -196,10 +216,9 @@ class Trainer:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
                 if self.epoch > epochs - self.config["train"]["eval_last_epochs"]:
                     self._evaluate()
-                    evaluated_at = self.step
                 self.save(LAST)
         bar.close()
-        if evaluated_at != self.step:  # a run stopped by max_steps gets its numbers too
+        if self.evaluated_step != self.step:  # a run stopped by max_steps gets its numbers too
             self._evaluate()
         self.save(LAST)
         if self.context.is_main:
@@ -208,6 +227,12 @@ class Trainer:
 
     def _reached(self, max_steps: int | None) -> bool:
         return max_steps is not None and self.step >= max_steps
+
+    @staticmethod
+    def _new_interval() -> dict:
+        """The logging interval's running sums, and per step its loss's finiteness (a device flag, read at the
+        interval's end) and its images' ids."""
+        return {"sum": None, "steps": 0, "images": 0, "finite": [], "ids": [], "start": time.perf_counter()}
 
     def _train_step(self, batch: dict, bar: tqdm) -> None:
         images, targets = to_device(batch, self.context.device)
@@ -222,10 +247,32 @@ class Trainer:
         interval["sum"] = values if interval["sum"] is None else interval["sum"] + values
         interval["steps"] += 1
         interval["images"] += images.shape[0]
+        interval["finite"].append(torch.isfinite(losses[TOTAL].detach()))
+        interval["ids"].append(list(batch["meta"]["id"]))
         if self.step % self.config["train"]["log_every"] == 0:
             self._log_interval(list(terms), bar)
 
+    def _check_finite(self) -> None:
+        """Stop the run at the first step of the interval whose loss was NaN or infinite (on any process), naming the
+        step and its images, before that state is logged or saved."""
+        interval = self._interval
+        if not interval["finite"]:
+            return
+        finite = torch.stack(interval["finite"]).to(torch.int32)
+        if self.context.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        flags = finite.tolist()
+        if all(flags):
+            interval["finite"], interval["ids"] = [], []
+            return
+        first = flags.index(0)
+        step = self.step - len(flags) + first + 1
+        raise ValueError(f"the training loss became non-finite at step {step} (epoch {self.epoch}); the batch of "
+                         f"this process held the images {', '.join(interval['ids'][first])}; the last checkpoint "
+                         "before it is kept")
+
     def _log_interval(self, names: list, bar: tqdm) -> None:
+        self._check_finite()
         interval = self._interval
         means = all_reduce_mean(interval["sum"] / interval["steps"], self.context).tolist()  # one sync per interval
         elapsed = time.perf_counter() - interval["start"]
@@ -240,27 +287,40 @@ class Trainer:
             "images_per_s": images_per_s,
         })
         bar.set_postfix(loss=f"{losses[TOTAL]:.3f}", img_s=f"{images_per_s:.1f}")
-        self._interval = {"sum": None, "steps": 0, "images": 0, "start": time.perf_counter()}
+        self._interval = self._new_interval()
 
     # ----------------------------------------------------------------------------------------------- evaluation
     def baseline(self) -> tuple[str, dict]:
         """The metrics Δm compares against: the single-task results file when configured, otherwise the trivial
         predictor (training-set majority class / mean depth / mean normal) evaluated on the val split."""
-        path = self.config["eval"]["single_task_results"]
-        if path is not None:
-            return "single_task", load_single_task_results(path)
+        if self._single_task is not None:
+            return "single_task", self._single_task
         if self._baseline is None:
             train_split, _ = build_datasets(self.config, train=False)
             self._baseline = trivial_metrics(train_split, self.val_set, self.tasks, self.context,
                                              self.config["eval"]["batch_size"], self.config["data"]["num_workers"])
         return "trivial", headline_metrics(self._baseline)
 
+    def _read_single_task(self, path: str | None) -> dict[str, float] | None:
+        """The run's tasks' headline metrics from the single-task results file, read before the first step."""
+        if path is None:
+            return None
+        results = load_single_task_results(path)
+        missing = [task for task in self.tasks if task not in results]
+        if missing:
+            raise ValueError(f"single-task results file {path} lacks the tasks {missing} of this run")
+        return {task: results[task] for task in self.tasks}
+
     def _evaluate(self) -> None:
+        broadcast_buffers(self.model, self.context)  # every process evaluates the model the checkpoint holds
         batches = eval_loader(self.val_set, self.config["eval"]["batch_size"], self.context,
                               self.config["data"]["num_workers"])
         self.last_metrics = evaluate(self.model, batches, self.tasks, self.context, self.amp)
+        self.evaluated_step = self.step
         baseline_name, baseline = self.baseline()
-        score = delta_m(headline_metrics(self.last_metrics), baseline)
+        headline = headline_metrics(self.last_metrics)
+        # a metric without a valid pixel is NaN: that evaluation has no Δm and cannot be the best
+        score = delta_m(headline, baseline) if all(map(math.isfinite, headline.values())) else math.nan
         self._write({
             "kind": "eval",
             "step": self.step,
@@ -278,8 +338,23 @@ class Trainer:
     def _write(self, record: dict) -> None:
         if self.context.is_main:
             with open(self.out_dir / METRICS_LOG, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(_json_line(record))
 
     def _records(self) -> list:
         path = self.out_dir / METRICS_LOG
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _json_line(record: dict) -> str:
+    """One strict-JSON line: NaN and infinities (which json.dumps would write as bare NaN/Infinity) become null."""
+
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(record), allow_nan=False) + "\n"

@@ -17,7 +17,8 @@ def conv_bn(in_channels: int, out_channels: int, *, relu: bool, bn_momentum: flo
 
 class ResBlock(nn.Module):
     """ResNet basic block: conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (identity, or conv1x1-BN when the width
-    changes), then ReLU."""
+    changes), then ReLU. `bn_momentum` is bn1's and bn2's: the released code passes its momentum to those two only,
+    the shortcut's BatchNorm keeps PyTorch's default (it matters for CTAM's fuse block, built with 0.01)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, bn_momentum: float = 0.1):
         super().__init__()
@@ -28,7 +29,7 @@ class ResBlock(nn.Module):
         if in_channels == out_channels:
             self.shortcut = nn.Identity()
         else:
-            self.shortcut = conv_bn(in_channels, out_channels, relu=False, bn_momentum=bn_momentum)
+            self.shortcut = conv_bn(in_channels, out_channels, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)

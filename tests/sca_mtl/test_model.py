@@ -167,3 +167,9 @@ def test_backbone_batchnorm_momentum():
     for model, momentum in ((released, 0.01), (short_run, 0.1)):
         norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         assert norms and all(m.momentum == momentum for m in norms)
+
+
+def test_ctam_fuse_momentum_is_the_released_codes():
+    """The released fuse ResBlock sets momentum 0.01 on bn1 and bn2; its shortcut's BatchNorm keeps the default 0.1."""
+    fuse = build_model("sca_mtl", NYUD_2, kernels="torch").cross_task[0].fuse
+    assert (fuse.bn1.momentum, fuse.bn2.momentum, fuse.shortcut[1].momentum) == (0.01, 0.01, 0.1)

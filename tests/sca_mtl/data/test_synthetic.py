@@ -367,7 +367,7 @@ def test_written_files_equal_render_scene_and_do_not_depend_on_n(tmp_path):
 
 @pytest.mark.parametrize(
     "n, val_fraction, expected_val",
-    [(1, 0.2, 0), (2, 0.0, 1), (3, 0.9, 2), (10, 0.2, 2), (10, 0.5, 5)],
+    [(1, 0.0, 0), (2, 0.0, 1), (3, 0.9, 2), (10, 0.2, 2), (10, 0.5, 5)],
 )
 def test_split_sizes(tmp_path, n, val_fraction, expected_val):
     root = write_synthetic_nyud(tmp_path, n, size=(8, 8), val_fraction=val_fraction, progress=False)
@@ -376,12 +376,21 @@ def test_split_sizes(tmp_path, n, val_fraction, expected_val):
     assert sorted(train + val) == [f"synthetic_{i:06d}" for i in range(n)]
 
 
-def test_rewriting_a_folder_overwrites_it(tmp_path):
+def test_a_finished_set_is_not_rewritten(tmp_path):
+    write_synthetic_nyud(tmp_path, 3, size=(8, 8), seed=0, progress=False)
+    files = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match="already holds a dataset"):
+        write_synthetic_nyud(tmp_path, 4, size=(8, 8), seed=1, progress=False)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == files
+
+
+def test_an_interrupted_set_is_overwritten(tmp_path):
     write_synthetic_nyud(tmp_path, 3, size=(8, 8), seed=0, progress=False)
     before = np.load(tmp_path / "depth" / "synthetic_000000.npy")
+    for split in ("train", "val"):  # as a run stopped before its split files
+        (tmp_path / "gt_sets" / f"{split}.txt").unlink()
     write_synthetic_nyud(tmp_path, 3, size=(8, 8), seed=1, progress=False)
-    after = np.load(tmp_path / "depth" / "synthetic_000000.npy")
-    assert not np.array_equal(before, after)
+    assert not np.array_equal(before, np.load(tmp_path / "depth" / "synthetic_000000.npy"))
 
 
 @pytest.mark.parametrize(
@@ -389,6 +398,7 @@ def test_rewriting_a_folder_overwrites_it(tmp_path):
     [
         ({"n": 0}, "n"),
         ({"n": 2.5}, "n"),
+        ({"n": 1}, "n must be >= 2 for a validation split"),
         ({"size": (0, 8)}, "size"),
         ({"size": (8,)}, "size"),
         ({"size": (8.0, 8)}, "size"),

@@ -5,10 +5,10 @@ import csv
 import json
 
 import pytest
-import torch
 
 from sca_mtl.config import load_config
 from sca_mtl.engine import runs
+from sca_mtl.engine.checkpoint import atomic_save
 from sca_mtl.engine.compare import COMPARE_CSV, COMPARE_PLOT, COMPARE_TABLE, compare, markdown, paper_table
 from sca_mtl.engine.trainer import LAST, METRICS_LOG, RUN_INFO
 
@@ -30,7 +30,7 @@ def write_run(path, *, model="mti_net", metrics, tasks=TASKS, dataset="nyud", sp
     if info:
         (path / RUN_INFO).write_text(json.dumps({"config": config, "parameters": 8_578_179}))
     else:
-        torch.save({"config": config}, path / LAST)
+        atomic_save({"config": config}, path / LAST)
     return path
 
 

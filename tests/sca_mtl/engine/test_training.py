@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from sca_mtl.cli import main
 from sca_mtl.config import apply_overrides
 from sca_mtl.engine import runs
+from sca_mtl.engine.checkpoint import load_checkpoint
 
 ADAM_STEP_RTOL = 1e-3  # losses of two runs after one Adam step (see the compiled-training test)
 
@@ -47,7 +48,7 @@ def test_a_run_leaves_log_checkpoints_and_curves(tiny_config, tmp_path):
     assert evals[0]["delta_m_baseline"] == "trivial"
     for name in ("last.pt", "best.pt", "training_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
-    checkpoint = torch.load(tmp_path / "last.pt", weights_only=False)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert (checkpoint["step"], checkpoint["epoch"], checkpoint["step_in_epoch"]) == (3, 1, 0)
 
 
@@ -74,16 +75,21 @@ def _ddp_worker(rank, world_size, port, config, out):
     torch.set_num_threads(1)
     # 6 training images: 3 per process, one batch of 2 per epoch; the 2 steps cross an epoch boundary.
     model = runs.train(apply_overrides(config, ["train.max_steps=2"]), out / "run", progress=False)
-    torch.save({name: p.detach() for name, p in model.named_parameters()}, out / f"rank{rank}.pt")
+    torch.save(model.state_dict(), out / f"rank{rank}.pt")
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(tiny_config, tmp_path):
+def test_ddp_on_two_cpu_processes_is_one_model(tiny_config, tmp_path):
+    """Two gloo processes end with the same parameters and BatchNorm statistics, and the metrics the run logs are
+    those of its saved checkpoint evaluated alone in one process."""
     mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_config, tmp_path), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert all(torch.equal(ranks[0][name], ranks[1][name]) for name in ranks[0])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]  # one writer: rank 0
+    logged = [r for r in records if r["kind"] == "eval"][-1]["metrics"]
+    alone = runs.evaluate_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "eval")[0]["metrics"]
+    assert alone == {task: pytest.approx(values, rel=1e-6) for task, values in logged.items()}
 
 
 def test_compiled_training_follows_eager_training(tiny_overrides, tmp_path, monkeypatch):
@@ -109,7 +115,7 @@ def test_compiled_training_follows_eager_training(tiny_overrides, tmp_path, monk
         losses[run] = [r["losses"]["total"] for r in records if r["kind"] == "train"]
 
     assert len(compiled) == 1
-    state = torch.load(tmp_path / "compiled" / "last.pt", weights_only=False)["model"]
+    state = load_checkpoint(tmp_path / "compiled" / "last.pt")["model"]
     assert not any(key.startswith("_orig_mod") for key in state)
     first, second = zip(losses["eager"], losses["compiled"], strict=True)
     assert first[1] == pytest.approx(first[0], rel=1e-6)  # the same weights: one forward, to float32 rounding
