@@ -11,6 +11,7 @@ from torch import nn
 from kernels.dispatch import resolve_backend
 
 from ..tasks import check_tasks
+from .atrc import ATRCGlobal
 from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
 from .mti_net import MTINet
 from .mtl_baseline import MTLBaseline
@@ -20,7 +21,7 @@ from .sca_mtl import SCAMTL
 from .single_task import SingleTask
 
 __all__ = [
-    "MODELS", "MTINet", "MTLBaseline", "PADNet", "SCAMTL", "SingleTask", "build_backbone", "build_model",
+    "MODELS", "ATRCGlobal", "MTINet", "MTLBaseline", "PADNet", "SCAMTL", "SingleTask", "build_backbone", "build_model",
     "register_model",
 ]
 

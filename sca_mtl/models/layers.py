@@ -58,21 +58,23 @@ def relative_position_index(window_size: int) -> torch.Tensor:
 
 class CrossAttention(nn.Module):
     """CA(target, source) of MODEL_SPEC.md 4.4 (ATRC's global context block): softmax-free linear attention of the
-    target's queries over the source's keys and values, same width C in and out, output at the target's size.
+    target's queries over the source's keys and values, from `in_channels` to `channels` (default: the same width),
+    output at the target's size.
 
     q = softplus(proj_q(target)), k = softplus(proj_k(source)), v = relu(BN(conv1x1(source))); the softplus runs
     inside `kernels.linear_cross_attention`. proj_q and proj_k are Conv-BN-ReLU-Conv-BN (`qk_convs=2`, the released
     code) or Conv-BN (`qk_convs=1`, the paper's text)."""
 
-    def __init__(self, channels: int, *, qk_convs: int = 2, backend=None):
+    def __init__(self, in_channels: int, channels: int | None = None, *, qk_convs: int = 2, backend=None):
         super().__init__()
         if qk_convs < 1:
             raise ValueError(f"qk_convs must be >= 1, got {qk_convs}")
+        channels = in_channels if channels is None else channels
         self.backend = resolve_backend(backend)
         self._attend = get_op("linear_cross_attention", self.backend)
-        self.query = _qk_projection(channels, qk_convs)
-        self.key = _qk_projection(channels, qk_convs)
-        self.value = conv_bn(channels, channels, relu=True)
+        self.query = _qk_projection(in_channels, channels, qk_convs)
+        self.key = _qk_projection(in_channels, channels, qk_convs)
+        self.value = conv_bn(in_channels, channels, relu=True)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
@@ -82,7 +84,8 @@ class CrossAttention(nn.Module):
         return self.query(target).flatten(2), self.key(source).flatten(2), self.value(source).flatten(2)
 
     def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        return self._attend(*self.project(target, source)).view(target.shape)
+        q, k, v = self.project(target, source)
+        return self._attend(q, k, v).view(v.shape[0], v.shape[1], *target.shape[2:])
 
 
 def batched_cross_attention(
@@ -106,12 +109,13 @@ def batched_cross_attention(
         raise ValueError(f"layers must share one backend, got {sorted(backends)}")
     q, k, v = (torch.cat(parts) for parts in zip(*map(CrossAttention.project, layers, targets, sources)))
     out = layers[0]._attend(q, k, v)
-    return list(out.view(len(layers) * targets[0].shape[0], *targets[0].shape[1:]).chunk(len(layers)))
+    return list(out.view(v.shape[0], v.shape[1], *targets[0].shape[2:]).chunk(len(layers)))
 
 
-def _qk_projection(channels: int, convs: int) -> nn.Sequential:
-    hidden = [conv_bn(channels, channels, relu=True) for _ in range(convs - 1)]
-    return nn.Sequential(*hidden, conv_bn(channels, channels, relu=False))
+def _qk_projection(in_channels: int, channels: int, convs: int) -> nn.Sequential:
+    """Conv-BN(-ReLU) layers from in_channels to channels, the last without ReLU (the op applies the softplus)."""
+    widths = [in_channels] + [channels] * convs
+    return nn.Sequential(*(conv_bn(a, b, relu=i < convs - 1) for i, (a, b) in enumerate(zip(widths, widths[1:]))))
 
 
 class ConcatConv1x1(nn.Conv2d):

@@ -153,3 +153,16 @@ def test_each_ablation_row_adds_one_part():
                    for h in model.heads.values())
     assert counts[0] == 8_578_179 and counts[-1] == 25_760_549  # MTI-Net's and SCA-MTL's released counts
     assert counts == sorted(set(counts)), counts
+
+
+def test_atrc_contexts_start_closed():
+    """ATRC's zero-initialised projection: at initialisation the T^2 global contexts add nothing, and the fused feature
+    is that of the task features with a zero context."""
+    torch.manual_seed(0)
+    distillation = build_model("atrc_global", NYUD_2, kernels="torch").distillation.eval()
+    features = {t: torch.randn(2, 67, 8, 12) for t in NYUD_2}
+    with torch.no_grad():
+        out = distillation(features)
+        for task, feature in features.items():
+            zero_context = torch.cat([feature, torch.zeros_like(feature)], dim=1)
+            assert torch.equal(out[task], distillation.fuse[task](zero_context))

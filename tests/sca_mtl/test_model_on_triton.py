@@ -26,8 +26,9 @@ TASKS = {"semseg": 40, "depth": 1, "normals": 3}
 # The Triton launches of one forward and backward of each model with TASKS (or its first task, for single_task): every
 # op call of the model, forward and backward. SCA-MTL: CTAM one per scale, CSAM 3 + 2 + 1 with the tasks batched, ATT
 # 4 x 2 and FPMA 3 window attentions, aggregation and classifier per task; MTI-Net and the baselines: one
-# HighResolutionHead per task; PAD-Net: the branch fusion.
+# HighResolutionHead per task; PAD-Net: the branch fusion; ATRC: its T^2 global contexts in one call.
 LAUNCHES = {
+    "atrc_global": {"linear_cross_attention": 1},
     "sca_mtl": {"linear_cross_attention": 10, "window_attention": 11, "concat_conv1x1": 6},
     "mti_net": {"concat_conv1x1": 3},
     "pad_net": {"concat_conv1x1": 1},
@@ -37,6 +38,7 @@ LAUNCHES = {
 # 32 x 64: the ATT maps are 8 x 16 (padded to 14 x 21 for window 7, shifted by 3), 4 x 8, 2 x 4 and 1 x 2 (smaller
 # than one window), CTAM's linear attentions attend within those, CSAM's across them, the aggregation upsamples x2..x8.
 IMAGE_SHAPE = (2, 3, 32, 64)
+DETERMINISTIC = {"sca_mtl": dict(att_drop_path=0.0), "atrc_global": dict(dropout=0.0)}
 # The interpreter runs a kernel's programs one after another: the launchers size their grids for 4 SMs, not 132.
 # The splits over the length axis and the fixed-order reduces still run (with fewer programs); the kernel tests
 # cover the 132-SM grids.
@@ -100,8 +102,8 @@ def tasks_of(name: str) -> dict:
 def test_triton_model_matches_torch_model(name, kernel_calls):
     assert set(LAUNCHES) == set(MODELS), "every registered model has its launches listed here"
     torch.manual_seed(0)
-    # no stochastic depth: float64 draws other random numbers than float32
-    options = dict(att_drop_path=0.0) if name == "sca_mtl" else {}
+    # no stochastic depth or dropout: float64 draws other random numbers than float32
+    options = DETERMINISTIC.get(name, {})
     reference = build_model(name, tasks_of(name), kernels="torch", **options)
     exact = copy.deepcopy(reference).double()
     model = build_model(name, tasks_of(name), kernels="triton", **options)
@@ -129,11 +131,13 @@ def test_triton_model_matches_torch_model(name, kernel_calls):
     assert not failures, "\n".join(failures)
 
 
-def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls):
+@pytest.mark.parametrize("name", ["sca_mtl", "atrc_global"])
+def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls, name):
     run = tmp_path / "run"
     assert main(["train", "--config", "synthetic_sca_mtl", "--out", str(run), "--max-steps", "1",
-                 "--kernels", "triton", "--seed", "1", "--no-progress", *tiny_overrides]) == 0
-    assert kernel_calls.count("linear_cross_attention_bwd") == 10 and kernel_calls.count("concat_conv1x1_bwd") == 6
+                 "--kernels", "triton", "--seed", "1", "--no-progress", *tiny_overrides, f"model.name={name}"]) == 0
+    for op, count in LAUNCHES[name].items():  # the training step's and the evaluation's forward calls
+        assert kernel_calls.count(f"{op}_bwd") == count and kernel_calls.count(f"{op}_fwd") > count
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in train] == [1]
