@@ -14,12 +14,14 @@ from torch import nn
 
 
 class SpatialAttention(nn.Module):
-    """SA(x) = conv(x) ⊙ sigmoid(mask(x)), both 3x3 convolutions without bias at the input's width."""
+    """SA(x) = conv(x) ⊙ sigmoid(mask(x)), both 3x3 convolutions without bias, to `out_channels` (default: the input's
+    width; DenseMTL's exchange halves it)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, out_channels: int | None = None):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.mask = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        out_channels = channels if out_channels is None else out_channels
+        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1, bias=False)
+        self.mask = nn.Conv2d(channels, out_channels, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) * torch.sigmoid(self.mask(x))
