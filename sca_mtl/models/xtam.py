@@ -48,8 +48,8 @@ class DirectedExchange(nn.Module):
         block's corner, keys and values from the block maxima of the extracted source (the released asymmetry)."""
         extracted = self.extract(source)
         pooled = F.max_pool2d(extracted, self.pool)
-        q = self.query(target[:, :, ::self.pool, ::self.pool])
-        return (self.gate(extracted), *(x.flatten(2).transpose(1, 2) for x in (q, self.key(pooled), self.value(pooled))))
+        q, k, v = self.query(target[:, :, ::self.pool, ::self.pool]), self.key(pooled), self.value(pooled)
+        return (self.gate(extracted), *(x.flatten(2).transpose(1, 2) for x in (q, k, v)))
 
     def message(self, gated: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         """f_{s->t} from the gated source and the attention output (B, C, h/p, w/p)."""
