@@ -53,3 +53,7 @@ class HighResolutionHead(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.last_layer(list(features))
+
+    def task_features(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The head's own features (after its first conv, BN and ReLU), before the classifier `last_layer[-1]`."""
+        return self.last_layer[:-1](list(features))

@@ -166,3 +166,22 @@ def test_atrc_contexts_start_closed():
         for task, feature in features.items():
             zero_context = torch.cat([feature, torch.zeros_like(feature)], dim=1)
             assert torch.equal(out[task], distillation.fuse[task](zero_context))
+
+
+def test_mtl_baseline_with_densemtls_exchange():
+    """`xtam_pool`: DenseMTL's exchange between the heads' features and their classifiers; without it the model is
+    MTI-Net's baseline (its weights load strictly into the first part)."""
+    torch.manual_seed(0)
+    model = build_model("mtl_baseline", NYUD_2, kernels="torch", xtam_pool=2).eval()
+    plain = build_model("mtl_baseline", NYUD_2, kernels="torch").eval()
+    assert sum(p.numel() for p in model.parameters()) == 4_019_251 + sum(p.numel() for p in model.exchange.parameters())
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("exchange.")})
+    image = torch.randn(IMAGE)
+    with torch.no_grad():
+        out = model(image)
+        features = {t: plain.decoders[t].task_features(plain.backbone(image)) for t in NYUD_2}
+        exchanged = model.exchange(features)
+    for task in NYUD_2:
+        expected = F.interpolate(model.decoders[task].last_layer[-1](exchanged[task]), IMAGE[2:], mode="bilinear",
+                                 align_corners=False)
+        torch.testing.assert_close(out[task], expected)
