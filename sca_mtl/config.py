@@ -18,7 +18,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULTS: dict = {
     "model": {
         "name": "sca_mtl",
-        "backbone": "hrnet_w18_small_v2",
+        "backbone": None,  # a timm name; null for the model's own (HRNet-18; ResNet-101 for densemtl)
         "pretrained": None,  # local timm checkpoint path, or true for timm's download
         "backbone_bn_momentum": 0.01,  # the released code's; short runs (the demo) evaluate better with 0.1
         "options": {},  # the model's own keyword arguments (e.g. qk_convs: 1)
@@ -204,6 +204,9 @@ def check_values(config: dict) -> None:
         if _get(config, path) not in choices:
             names = ", ".join("null" if choice is None else choice for choice in choices)
             raise ConfigError(f"{'.'.join(path)} must be one of {names}, got {_get(config, path)!r}")
+    backbone = config["model"]["backbone"]
+    if backbone is not None and not isinstance(backbone, str):
+        raise ConfigError(f"model.backbone must be a timm model name or null, got {backbone!r}")
     size = config["data"]["size"]
     if not (isinstance(size, list) and len(size) == 2
             and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % SIZE_MULTIPLE == 0 for n in size)):

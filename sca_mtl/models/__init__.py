@@ -13,6 +13,7 @@ from kernels.dispatch import resolve_backend
 from ..tasks import check_tasks
 from .atrc import ATRCGlobal
 from .backbone import BACKBONE_BN_MOMENTUM, build_backbone
+from .densemtl import DenseMTL
 from .mti_net import MTINet
 from .mtl_baseline import MTLBaseline
 from .pad_net import PADNet
@@ -21,16 +22,19 @@ from .sca_mtl import SCAMTL
 from .single_task import SingleTask
 
 __all__ = [
-    "MODELS", "ATRCGlobal", "MTINet", "MTLBaseline", "PADNet", "SCAMTL", "SingleTask", "build_backbone", "build_model",
-    "register_model",
+    "MODELS", "ATRCGlobal", "DenseMTL", "MTINet", "MTLBaseline", "PADNet", "SCAMTL", "SingleTask", "build_backbone",
+    "build_model", "register_model",
 ]
+
+
+DEFAULT_BACKBONE = "hrnet_w18_small_v2"  # the released code's HRNet-18 (timm's name), the paper's backbone
 
 
 def build_model(
     name: str,
     tasks: Mapping[str, int],
     *,
-    backbone: str = "hrnet_w18_small_v2",
+    backbone: str | None = None,
     pretrained: None | bool | str = None,
     kernels: str | None = None,
     backbone_bn_momentum: float = BACKBONE_BN_MOMENTUM,
@@ -39,7 +43,8 @@ def build_model(
 ) -> nn.Module:
     """Build model `name` for `tasks` ({task name: output channels}, e.g. {"semseg": 40, "depth": 1}).
 
-    backbone: a timm HRNet name; pretrained: None, a local checkpoint path, or True (timm download);
+    backbone: a timm HRNet or ResNet name; None for the model's own (`backbone_name`, HRNet-18 by default);
+    pretrained: None, a local checkpoint path, or True (timm download);
     backbone_bn_momentum: of the backbone's BatchNorms (0.01 in the released code);
     kernels: "torch" or "triton" for every op-calling layer, None for the process default (`kernels.get_backend()`);
     auxiliary_tasks: {task name: output channels} predicted only as deep supervision (models that take them);
@@ -57,6 +62,11 @@ def build_model(
         options["auxiliary_tasks"] = auxiliary_tasks
     _check_options(name, options)
     backend = resolve_backend(kernels)
+    own = getattr(MODELS[name], "backbone_name", DEFAULT_BACKBONE)
+    backbone = backbone or own
+    family = own.rstrip("0123456789").split("_")[0]  # "hrnet" or "resnet": the layouts the models are built for
+    if not backbone.startswith(family):
+        raise ValueError(f"model {name!r} runs on a timm {family} backbone (e.g. {own!r}), got {backbone!r}")
     backbone_module = build_backbone(backbone, pretrained, bn_momentum=backbone_bn_momentum)
     return MODELS[name](tasks, backbone_module, backend=backend, **options)
 

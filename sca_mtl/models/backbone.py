@@ -1,4 +1,5 @@
-"""The HRNet backbone, from timm, returning the four raw branch outputs (strides 4, 8, 16, 32)."""
+"""The backbones, from timm: HRNet returning its four raw branch outputs (strides 4, 8, 16, 32), and the dilated
+ResNet of DenseMTL returning its five stage outputs (strides 2, 4, 8, 16, 16)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
 FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
 MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
+RESNET_OUTPUT_STRIDE = 16  # DenseMTL's ResNet: its last stage dilated instead of strided
 
 
 def check_image(image: torch.Tensor) -> None:
@@ -29,15 +31,20 @@ def build_backbone(
     name: str = "hrnet_w18_small_v2", pretrained: None | bool | str = None, *, bn_momentum: float = BACKBONE_BN_MOMENTUM
 ) -> nn.Module:
     """timm HRNet with `features_only=True, feature_location=""`: forward(image) -> [F1, F2, F3, F4] at strides
-    4..32 (18/36/72/144 channels for hrnet_w18_small_v2); `backbone.feature_info.channels()` lists the widths.
+    4..32 (18/36/72/144 channels for hrnet_w18_small_v2); or a timm ResNet at output stride 16: [f0..f4] at strides
+    2, 4, 8, 16, 16 (64/256/512/1024/2048 for resnet101). `backbone.feature_info.channels()` lists the widths.
 
     pretrained: None/False for random weights, a local checkpoint path (timm's format; classifier keys are dropped),
     or True for timm's own download (needs network access). bn_momentum: of every BatchNorm (the released code's
     0.01 averages over about 100 steps: short runs evaluate better with more).
     """
-    if not name.startswith("hrnet"):
-        raise ValueError(f"backbone must be a timm HRNet (e.g. 'hrnet_w18_small_v2'), got {name!r}")
-    kwargs = dict(features_only=True, feature_location="", out_indices=(1, 2, 3, 4))
+    if name.startswith("hrnet"):
+        kwargs = dict(features_only=True, feature_location="", out_indices=(1, 2, 3, 4))
+    elif name.startswith("resnet"):
+        kwargs = dict(features_only=True, output_stride=RESNET_OUTPUT_STRIDE, out_indices=(0, 1, 2, 3, 4))
+    else:
+        raise ValueError(f"backbone must be a timm HRNet (e.g. 'hrnet_w18_small_v2') or ResNet ('resnet101'), got "
+                         f"{name!r}")
     if isinstance(pretrained, (str, os.PathLike)):
         if not os.path.isfile(pretrained):
             raise FileNotFoundError(f"pretrained backbone checkpoint not found: {pretrained}")

@@ -185,3 +185,15 @@ def test_mtl_baseline_with_densemtls_exchange():
         expected = F.interpolate(model.decoders[task].last_layer[-1](exchanged[task]), IMAGE[2:], mode="bilinear",
                                  align_corners=False)
         torch.testing.assert_close(out[task], expected)
+
+
+def test_densemtl_feeds_its_encoder_the_released_normalisation():
+    """The data pipeline's ImageNet normalisation undone, then the released encoder's (x - 0.45) / 0.225."""
+    from sca_mtl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    model = build_model("densemtl", NYUD_2, kernels="torch")
+    image = torch.randn(2, 3, 32, 32)
+    pixels = image * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    torch.testing.assert_close(image * model.input_scale + model.input_shift, (pixels - 0.45) / 0.225)
+    with pytest.raises(ValueError, match="'densemtl' runs on a timm resnet backbone"):
+        build_model("densemtl", NYUD_2, kernels="torch", backbone="hrnet_w18_small_v2")

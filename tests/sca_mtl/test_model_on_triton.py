@@ -38,6 +38,7 @@ LAUNCHES = {
 # 32 x 64: the ATT maps are 8 x 16 (padded to 14 x 21 for window 7, shifted by 3), 4 x 8, 2 x 4 and 1 x 2 (smaller
 # than one window), CTAM's linear attentions attend within those, CSAM's across them, the aggregation upsamples x2..x8.
 IMAGE_SHAPE = (2, 3, 32, 64)
+OP_FREE = {"densemtl"}  # models whose layers are all plain PyTorch: nothing to compare on Triton
 DETERMINISTIC = {"sca_mtl": dict(att_drop_path=0.0), "atrc_global": dict(dropout=0.0)}
 # The interpreter runs a kernel's programs one after another: the launchers size their grids for 4 SMs, not 132.
 # The splits over the length axis and the fixed-order reduces still run (with fewer programs); the kernel tests
@@ -100,7 +101,7 @@ def tasks_of(name: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(LAUNCHES))
 def test_triton_model_matches_torch_model(name, kernel_calls):
-    assert set(LAUNCHES) == set(MODELS), "every registered model has its launches listed here"
+    assert set(LAUNCHES) | OP_FREE == set(MODELS), "every registered model has its launches listed here"
     torch.manual_seed(0)
     # no stochastic depth or dropout: float64 draws other random numbers than float32
     options = DETERMINISTIC.get(name, {})

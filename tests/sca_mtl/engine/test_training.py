@@ -12,6 +12,7 @@ from sca_mtl.cli import main
 from sca_mtl.config import apply_overrides
 from sca_mtl.engine import runs
 from sca_mtl.engine.checkpoint import load_checkpoint
+from sca_mtl.models import MODELS
 
 ADAM_STEP_RTOL = 1e-3  # losses of two runs after one Adam step (see the compiled-training test)
 
@@ -134,3 +135,16 @@ def test_optimizer_from_the_config():
     assert isinstance(build_optimizer(layer, DEFAULTS["optim"]), torch.optim.Adam)
     with pytest.raises(ValueError, match="optim.optimizer must be adam or sgd, got 'rmsprop'"):
         build_optimizer(layer, {**DEFAULTS["optim"], "optimizer": "rmsprop"})
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_a_step_and_evaluates(name, tiny_config, tmp_path):
+    """One step and the final evaluation of every registered model (each on its own backbone), on the CPU
+    references."""
+    tasks = "{semseg: 10}" if getattr(MODELS[name], "max_tasks", None) == 1 else "{semseg: 10, depth: 1}"
+    config = apply_overrides(tiny_config, [f"model.name={name}", "model.backbone=null", f"tasks={tasks}",
+                                           "loss_weights={}", "train.kernels=torch"])
+    _train(config, tmp_path, 1)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["kind"] == "train" and all(v is not None for v in records[0]["losses"].values())
+    assert records[-1]["kind"] == "eval" and set(records[-1]["metrics"]) == set(config["tasks"])
