@@ -1,6 +1,6 @@
-"""Training SCA-MTL (or any model of the zoo) as the released code does: Adam, a poly learning rate stepped per
-epoch, the MTI-Net deep-supervision loss, evaluation in the last epochs; with progress, metrics.jsonl, atomic
-checkpoints, exact resume, mixed precision and DDP.
+"""Training SCA-MTL (or any model of the zoo) as the released code does: Adam (or SGD with momentum, for the recipes
+that use it), a poly learning rate stepped per epoch, the MTI-Net deep-supervision loss, evaluation in the last
+epochs; with progress, metrics.jsonl, checksummed atomic checkpoints, exact resume, mixed precision and DDP.
 
 Exact resume: a checkpoint holds the model, optimiser, scheduler, grad scaler, every process's random state, the
 epoch and the position inside it. Batches are fixed by (seed, epoch, position) (engine/loaders.py), so a run
