@@ -72,12 +72,12 @@ def thin(image: np.ndarray) -> np.ndarray:
             return image
 
 
-def match_pixels(prediction: np.ndarray, target: np.ndarray, radius: float) -> tuple[int, int]:
-    """(matched prediction pixels, matched target pixels) of the one-to-one matching of two boolean maps' pixels
-    within `radius` with the most pairs and, among those, the least total distance (both counts are the pairs)."""
+def match_pixels(prediction: np.ndarray, target: np.ndarray, radius: float) -> int:
+    """Pairs of the one-to-one matching of two boolean maps' pixels within `radius` with the most pairs and, among
+    those, the least total distance: both the matched prediction pixels and the matched target pixels."""
     ours, theirs = np.argwhere(prediction), np.argwhere(target)
     if not len(ours) or not len(theirs):
-        return 0, 0
+        return 0
     pairs = cKDTree(ours).sparse_distance_matrix(cKDTree(theirs), radius, output_type="coo_matrix")
     # a pair at distance 0 is left out of the sparse matrix: add the coinciding pixels explicitly
     same = np.flatnonzero(prediction[tuple(theirs.T)])
@@ -86,11 +86,10 @@ def match_pixels(prediction: np.ndarray, target: np.ndarray, radius: float) -> t
     cols = np.concatenate([pairs.col, same])
     dist = np.concatenate([pairs.data, np.zeros(len(same))])
     if not len(rows):
-        return 0, 0
-    keys, first = np.unique(rows * len(theirs) + cols, return_index=True)  # a coinciding pair may be listed twice
+        return 0
+    _, first = np.unique(rows * len(theirs) + cols, return_index=True)  # a coinciding pair may be listed twice
     rows, cols, dist = rows[first], cols[first], dist[first]
-    matched = _maximum_matching_size(rows, cols, dist, len(ours), len(theirs), radius)
-    return matched, matched
+    return _maximum_matching_size(rows, cols, dist, len(ours), len(theirs), radius)
 
 
 def _linear(coords: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -101,7 +100,7 @@ def _maximum_matching_size(rows, cols, dist, n_ours, n_theirs, radius) -> int:
     """Pairs of the most-pairs, least-distance matching: per connected group, a full matching of the group's pixels
     and one outlier per pixel (unmatched pixels pay 2 x radius + 1, more than any pair saves), by SciPy."""
     graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols + n_ours)), shape=(n_ours + n_theirs,) * 2)
-    groups, labels = connected_components(graph, directed=False)
+    _, labels = connected_components(graph, directed=False)
     outlier = 2 * radius + 1
     total = 0
     for group in np.unique(labels[rows]):
@@ -135,8 +134,8 @@ def image_counts(prediction: np.ndarray, target: np.ndarray, levels: np.ndarray,
     counts = np.zeros((len(levels), 4), np.int64)
     for i, level in enumerate(levels):
         binary = thin(prediction >= level)
-        matched_ours, matched_theirs = match_pixels(binary, truth, radius)
-        counts[i] = matched_ours, binary.sum(), matched_theirs, truth.sum()
+        matched = match_pixels(binary, truth, radius)
+        counts[i] = matched, binary.sum(), matched, truth.sum()
     return counts
 
 

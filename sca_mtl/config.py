@@ -87,7 +87,7 @@ CHOICES = {
     ("train", "kernels"): ("torch", "triton", "auto"),
     ("optim", "optimizer"): ("adam", "sgd"),
 }
-SIZE_MULTIPLE = 32  # the backbone's coarsest stride: image sides must be multiples of it
+SIZE_MULTIPLE = 32  # the models' coarsest stride: image sides are multiples of it (models/backbone.py checks images)
 
 
 class ConfigError(ValueError):

@@ -15,7 +15,7 @@ import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -24,7 +24,7 @@ from ..metrics import delta_m, headline_metrics, load_single_task_results
 from ..tasks import TASKS
 from ..visualize import save_delta_m_bars
 from .checkpoint import load_checkpoint
-from .trainer import LAST, METRICS_LOG, RUN_INFO
+from .trainer import LAST, METRICS_LOG, RUN_INFO, read_log
 
 PAPER_RESULTS = Path(__file__).resolve().parent.parent / "paper_results.yaml"
 COMPARE_TABLE, COMPARE_CSV, COMPARE_PLOT = "compare.md", "compare.csv", "compare_delta_m.png"
@@ -53,16 +53,6 @@ class Comparison:
     notes: tuple[str, ...] = ()
 
 
-def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / METRICS_LOG
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a training run folder: it has no {METRICS_LOG}")
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a metrics log (one JSON record per line): {error}") from None
-
-
 def _run_info(run_dir: Path) -> dict:
     """{"config": ..., "parameters": n or None} from run.json, or the config of last.pt."""
     path = run_dir / RUN_INFO
@@ -79,7 +69,9 @@ def read_run(run_dir: str | Path, label: str) -> tuple[dict, Row]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
-    records = _records(run_dir)
+    if not (run_dir / METRICS_LOG).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training run folder: it has no {METRICS_LOG}")
+    records = read_log(run_dir)
     evaluations = [r for r in records if r.get("kind") == "eval"]
     if not evaluations:
         raise ValueError(f"{run_dir} has no evaluation yet ({METRICS_LOG} holds no eval record)")
@@ -160,11 +152,8 @@ def compare(
     notes = []
     if single_task is not None:
         single_row, baseline = _single_task_row(single_task, list(tasks))
-        rows = [single_row] + [
-            Row(r.label, r.model, r.metrics, delta_m(headline_metrics(r.metrics), baseline), r.parameters,
-                r.images_per_s)
-            for r in rows
-        ]
+        rows = [single_row] + [replace(r, delta_m=delta_m(headline_metrics(r.metrics), baseline))
+                               for r in rows]
         notes.append(f"Δm against the single-task results of {single_task}.")
     else:
         notes.append("No single-task results given (--single-task): no Δm.")

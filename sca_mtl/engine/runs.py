@@ -21,7 +21,16 @@ from .evaluate import evaluate
 from .loaders import eval_loader
 from .precision import amp_dtype
 from .report import METRICS_TABLE, PREDICTIONS, metrics_table, write_predictions, write_report
-from .trainer import CURVES, LAST, METRICS_LOG, RUN_INFO, Trainer, build_configured_model, build_datasets
+from .trainer import (
+    CURVES,
+    LAST,
+    METRICS_LOG,
+    RUN_INFO,
+    Trainer,
+    build_configured_model,
+    build_datasets,
+    read_log,
+)
 from .trivial import trivial_metrics
 
 DEMO_CONFIG = "synthetic_sca_mtl"
@@ -62,10 +71,9 @@ def single_task_config(config: dict, task: str) -> dict:
 
 def _finished_evaluation(run_dir: Path, config: dict) -> dict | None:
     """The final eval record of a run in `run_dir` that reached its configured end, None if there is none."""
-    log = run_dir / METRICS_LOG
-    if not (run_dir / LAST).is_file() or not log.is_file():
+    if not (run_dir / LAST).is_file():
         return None
-    evaluations = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("kind") == "eval"]
+    evaluations = [r for r in read_log(run_dir) if r.get("kind") == "eval"]
     if not evaluations:
         return None
     last, max_steps = evaluations[-1], config["train"]["max_steps"]

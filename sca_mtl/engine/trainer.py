@@ -341,8 +341,18 @@ class Trainer:
                 f.write(_json_line(record))
 
     def _records(self) -> list:
-        path = self.out_dir / METRICS_LOG
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return read_log(self.out_dir)
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    """The records of a run folder's metrics.jsonl ([] when it has none); ValueError naming a file that is not one."""
+    path = Path(run_dir) / METRICS_LOG
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a metrics log (one JSON record per line): {error}") from None
 
 
 def _json_line(record: dict) -> str:

@@ -84,8 +84,7 @@ class ATRCGlobal(nn.Module):
         channels = width // TASK_REDUCTION
         self.features = nn.ModuleDict(
             {
-                task: nn.Sequential(nn.Conv2d(width, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-                                    nn.ReLU(inplace=True))
+                task: conv_bn(width, channels, relu=True, kernel_size=3)
                 for task in self.tasks
             }
         )

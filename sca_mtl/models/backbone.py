@@ -9,10 +9,13 @@ import timm
 import torch
 from torch import nn
 
+from ..config import SIZE_MULTIPLE
+
 # The released code (MTI-Net's seg_hrnet) differs from timm's HRNet in two training-time details we follow:
 BACKBONE_BN_MOMENTUM = 0.01  # timm uses 0.1
 FUSE_UPSAMPLING = "bilinear"  # timm's fuse layers upsample lower branches with "nearest"
-MIN_STRIDE = 32  # the coarsest branch is at stride 32 and every finer head upsamples it exactly x2
+# the coarsest branch is at stride 32 and every finer head upsamples it exactly x2 (the config checks sizes with it)
+MIN_STRIDE = SIZE_MULTIPLE
 RESNET_OUTPUT_STRIDE = 16  # DenseMTL's ResNet: its last stage dilated instead of strided
 
 

@@ -7,12 +7,28 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn(in_channels: int, out_channels: int, *, relu: bool, bn_momentum: float = 0.1) -> nn.Sequential:
-    """1x1 conv without bias, BatchNorm, optionally ReLU ("CBR1" / "CB1" in MODEL_SPEC.md)."""
-    layers = [nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels, momentum=bn_momentum)]
+def conv_bn(
+    in_channels: int,
+    out_channels: int,
+    *,
+    relu: bool,
+    kernel_size: int = 1,
+    dilation: int = 1,
+    bn_momentum: float = 0.1,
+) -> nn.Sequential:
+    """Conv without bias (1x1 by default; "same" padding), BatchNorm, optionally ReLU ("CBR1" / "CB1" in
+    MODEL_SPEC.md)."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
+                     bias=False)
+    layers = [conv, nn.BatchNorm2d(out_channels, momentum=bn_momentum)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def shortcut(in_channels: int, out_channels: int) -> nn.Module:
+    """A residual block's shortcut: identity, or conv1x1-BN (PyTorch's default momentum) when the width changes."""
+    return nn.Identity() if in_channels == out_channels else conv_bn(in_channels, out_channels, relu=False)
 
 
 class ResBlock(nn.Module):
@@ -26,10 +42,7 @@ class ResBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels, momentum=bn_momentum)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels, momentum=bn_momentum)
-        if in_channels == out_channels:
-            self.shortcut = nn.Identity()
-        else:
-            self.shortcut = conv_bn(in_channels, out_channels, relu=False)
+        self.shortcut = shortcut(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -55,10 +68,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        if in_channels == out_channels:
-            self.shortcut = nn.Identity()
-        else:
-            self.shortcut = conv_bn(in_channels, out_channels, relu=False)
+        self.shortcut = shortcut(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)

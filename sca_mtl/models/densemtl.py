@@ -28,6 +28,7 @@ from torch import nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import check_image
+from .blocks import conv_bn
 from .registry import register_model
 from .xtam import ExchangeBlock
 
@@ -45,12 +46,6 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3), nn.ELU(inplace=True))
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
-    padding = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, padding=padding, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU())
-
-
 class ASPP(nn.Module):
     """DeepLabv3's atrous spatial pyramid pooling: a 1x1 branch, one 3x3 branch per rate, the image-pooling branch
     (broadcast back bilinearly), each conv-BN-ReLU, concatenated and projected (conv-BN-ReLU, dropout 0.5)."""
@@ -58,11 +53,11 @@ class ASPP(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, rates: Sequence[int] = ASPP_RATES):
         super().__init__()
         self.branches = nn.ModuleList(
-            [_conv_bn_relu(in_channels, out_channels)]
-            + [_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in rates]
+            [conv_bn(in_channels, out_channels, relu=True)]
+            + [conv_bn(in_channels, out_channels, relu=True, kernel_size=3, dilation=rate) for rate in rates]
         )
-        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv_bn_relu(in_channels, out_channels))
-        self.project = nn.Sequential(_conv_bn_relu((len(rates) + 2) * out_channels, out_channels),
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn(in_channels, out_channels, relu=True))
+        self.project = nn.Sequential(conv_bn((len(rates) + 2) * out_channels, out_channels, relu=True),
                                      nn.Dropout(ASPP_DROPOUT))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,10 +27,6 @@ from .blocks import conv_bn
 from .distillation import SpatialAttention
 
 
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return conv_bn(in_channels, out_channels, relu=True)
-
-
 class DirectedExchange(nn.Module):
     """One ordered pair's xTAM. `project(target, source)` gives its attention inputs, `merge` its message."""
 
@@ -39,9 +35,9 @@ class DirectedExchange(nn.Module):
         self.pool = pool
         self.extract = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
         self.gate = SpatialAttention(channels, channels // 2)
-        self.query, self.key, self.value = (conv_bn_relu(channels, channels) for _ in range(3))
+        self.query, self.key, self.value = (conv_bn(channels, channels, relu=True) for _ in range(3))
         self.alpha = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        self.merge = conv_bn_relu(channels + channels // 2, channels)
+        self.merge = conv_bn(channels + channels // 2, channels, relu=True)
 
     def project(self, target: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(gated source (B, C/2, h, w), q, k, v each (B, N, C)): the query from the target's pixel at each p x p
@@ -68,7 +64,9 @@ class ExchangeBlock(nn.Module):
         self.pool = pool
         self.pairs = [(source, target) for target in self.tasks for source in self.tasks if source != target]
         self.exchange = nn.ModuleDict({f"{s}_to_{t}": DirectedExchange(channels, pool) for s, t in self.pairs})
-        self.fuse = nn.ModuleDict({t: conv_bn_relu((len(self.tasks) - 1) * channels, channels) for t in self.tasks})
+        self.fuse = nn.ModuleDict(
+            {t: conv_bn((len(self.tasks) - 1) * channels, channels, relu=True) for t in self.tasks}
+        )
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         height, width = next(iter(features.values())).shape[2:]

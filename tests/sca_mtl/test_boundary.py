@@ -31,14 +31,14 @@ def test_thinning_leaves_one_pixel_wide_lines_and_keeps_thin_ones():
 
 @pytest.mark.parametrize("shift, matched", [(0, 50), (2, 50), (3, 0)])
 def test_a_line_matches_within_the_radius_only(shift, matched):
-    assert match_pixels(line(20 + shift), line(20), radius=2.5) == (matched, matched)
+    assert match_pixels(line(20 + shift), line(20), radius=2.5) == matched
 
 
 def test_matching_is_one_to_one():
     """Two prediction lines on either side of one ground-truth line: each ground-truth pixel is matched once."""
     prediction = line(19) | line(21)
-    assert match_pixels(prediction, line(20), radius=1.5) == (50, 50)
-    assert match_pixels(line(20), prediction, radius=1.5) == (50, 50)
+    assert match_pixels(prediction, line(20), radius=1.5) == 50
+    assert match_pixels(line(20), prediction, radius=1.5) == 50
 
 
 def test_the_most_pairs_are_matched_not_the_nearest_first():
@@ -47,7 +47,7 @@ def test_the_most_pairs_are_matched_not_the_nearest_first():
     truth, prediction = np.zeros(SHAPE, bool), np.zeros(SHAPE, bool)
     truth[5, [10, 12]] = True
     prediction[5, [11, 13]] = True
-    assert match_pixels(prediction, truth, radius=1.5) == (2, 2)
+    assert match_pixels(prediction, truth, radius=1.5) == 2
 
 
 def test_counts_and_scores_of_a_known_case():
