@@ -1,8 +1,8 @@
 """Run configuration: YAML files under sca_mtl/configs/ merged onto DEFAULTS, then `key.sub=value` overrides.
 
 Every key a config or an override names must exist in DEFAULTS (a typo is an error, not a silently ignored
-setting), except under the free-form mappings `tasks`, `auxiliary_tasks`, `loss_weights` and `model.options`, whose
-keys are checked by the task table and the model.
+setting), except under the free-form mappings `tasks`, `auxiliary_tasks`, `loss_weights`, `loss_options` and
+`model.options`, whose keys are checked by the task table, the loss and the model.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ DEFAULTS: dict = {
     # evaluated: MTI-Net's and PAD-Net's `auxilary_task_dictionary` beyond the main tasks (e.g. edge, normals)
     "auxiliary_tasks": {},
     "loss_weights": {},  # task name -> weight; a missing task takes the task table's default
+    # task name -> {keyword: value} of its loss, over the task table's (e.g. edge: {pos_weight: 0.95})
+    "loss_options": {},
     "data": {
         "dataset": "nyud",  # nyud | pascal_context (a synthetic set is written in the NYUD layout)
         "root": None,
@@ -59,10 +61,11 @@ DEFAULTS: dict = {
         "batch_size": 8,
         "single_task_results": None,  # JSON {task: headline metric} of single-task models, for Δm
         "num_images": 4,  # rows of the prediction picture
+        "boundary_workers": None,  # processes scoring boundaries (edge); null: the CPUs / the run's processes
     },
 }
 
-FREE_FORM = {("tasks",), ("auxiliary_tasks",), ("loss_weights",), ("model", "options")}
+FREE_FORM = {("tasks",), ("auxiliary_tasks",), ("loss_weights",), ("loss_options",), ("model", "options")}
 
 # The numbers a run needs: (bound, strict) means the value must be > bound when strict, >= bound otherwise, and an
 # int where the bound is one; None is allowed only where the default is None.
@@ -81,6 +84,7 @@ BOUNDS = {
     ("train", "eval_last_epochs"): (0, False),
     ("eval", "batch_size"): (1, False),
     ("eval", "num_images"): (0, False),
+    ("eval", "boundary_workers"): (1, False),
 }
 CHOICES = {
     ("train", "amp"): (None, "bf16", "fp16"),

@@ -8,8 +8,8 @@ pixels of the batch (B·H·W):
                                           (masked per element, so a valid pixel counts 3 times: [M], not ATRC)
     balanced_bce   (sal, edge)            (w·L₊ + (1 - w)·L₋) / N,  L± = Σ BCE(p_i, y_i) over valid positives /
                                           negatives; w = #valid negatives / |V| (HED style, sal) or a fixed
-                                          pos_weight (edge: 0.95). Ignored pixels add no loss but stay in N,
-                                          as in [M]'s void-pixel branch.
+                                          pos_weight (edge: 0.95; 0.8 on NYUD-v2, as ATRC). Ignored pixels add
+                                          no loss but stay in N, as in [M]'s void-pixel branch.
 Every loss divides by max(count, 1), so a batch without a valid pixel gives 0 (with a zero gradient), not NaN.
 Predictions are cast to float32 first: the losses are exact under torch.autocast.
 
@@ -22,6 +22,7 @@ Loss scheme (`MultiTaskLoss`), with deep-supervision maps p_t^k at scales k (4 f
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -111,6 +112,8 @@ class MultiTaskLoss(nn.Module):
         weights: {task: w_t}; tasks left out take the table's default weight (MTI-Net's: semseg 1, depth 1,
             normals 10, human_parts 2, sal 5, edge 50).
         auxiliary: tasks (names or a {name: channels} mapping) trained through the deep supervision only.
+        dataset: picks the task table's per-dataset loss options (edge's positive weight: 0.8 on "nyud").
+        options: {task: {keyword: value}} for the task's loss, over the table's (e.g. {"edge": {"pos_weight": 0.95}}).
 
     forward(outputs, targets) -> {
         task: L_t(p_t, y_t),                                         (unweighted, as [M] logs them)
@@ -125,6 +128,8 @@ class MultiTaskLoss(nn.Module):
         tasks: Mapping[str, int] | Iterable[str],
         weights: Mapping[str, float] | None = None,
         auxiliary: Mapping[str, int] | Iterable[str] = (),
+        dataset: str | None = None,
+        options: Mapping[str, Mapping[str, float]] | None = None,
     ):
         super().__init__()
         main = resolve_tasks(tasks)
@@ -140,7 +145,18 @@ class MultiTaskLoss(nn.Module):
         self.tasks = tuple(task.name for task in main)
         self.scale_tasks = tuple(names)  # the deep supervision's: the tasks, then the auxiliary ones
         self.weights = {task.name: float(weights.get(task.name, task.weight)) for task in table}
-        self._losses = {task.name: functools.partial(LOSSES[task.loss], **task.loss_kwargs) for task in table}
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"loss options name tasks {unknown} that are not among the loss's tasks {names}")
+        self._losses = {}
+        for task in table:
+            kwargs = {**task.loss_options(dataset), **options.get(task.name, {})}
+            accepted = set(inspect.signature(LOSSES[task.loss]).parameters) - {"pred", "target"}
+            if set(kwargs) - accepted:
+                raise ValueError(f"loss options of {task.name!r}: {task.loss} takes {sorted(accepted) or 'none'}, got "
+                                 f"{sorted(set(kwargs) - accepted)}")
+            self._losses[task.name] = functools.partial(LOSSES[task.loss], **kwargs)
 
     def _require_tasks(self, where: str, mapping: Mapping[str, object], tasks: Iterable[str]) -> None:
         missing = [task for task in tasks if task not in mapping]

@@ -20,7 +20,11 @@ them to the host once and returns python floats. A meter that saw no valid pixel
                   recall TP / (TP + FN + 1e-12); averaged over images per τ; F = (1 + β²)PR / (β²P + R + 1e-12),
                   β = 1; maxF = 100 · max_τ F, mIoU = 100 · max_τ mean Jaccard. Images without a valid pixel are
                   skipped.
-    edge          not evaluated here: odsF needs the MATLAB SEISM boundary benchmark.
+    boundary      (edge) p = sigmoid(logit) per image, SEISM's benchmark in Python (sca_mtl.boundary: NMS, 99
+                  thresholds, thinning, one-to-one matching within max_dist x the diagonal, 0.011 NYUD-v2, 0.0075
+                  PASCAL-Context): odsF, oisF, AP in %. The only meter that works on the host: each image's counts
+                  are computed by worker processes while the evaluation goes on, and collected at all_reduce /
+                  compute. Its state (counts per threshold, and at each image's best threshold) sums over ranks.
 
 Δm = (100 / M) · Σ_t (-1)^{l_t} · (M_m,t - M_b,t) / M_b,t, with l_t = 0 where the task's headline metric is higher
 is better (task table), one headline metric per task, b the single-task baseline.
@@ -37,6 +41,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .boundary import COUNTS, DEFAULT_THRESHOLDS, MAX_DIST, BoundaryCounts, ImageCounter, threshold_levels
 from .tasks import IGNORE_LABEL, TASKS, check_tasks, get_task, resolve_tasks
 
 PERCENT = 100.0
@@ -64,8 +69,10 @@ class Meter:
         self._constants: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_task(cls, channels: int, device: None | str | torch.device = None) -> Meter:
-        """The meter for a task with `channels` output channels (only segmentation needs the number)."""
+    def for_task(cls, channels: int, device: None | str | torch.device = None, dataset: str | None = None,
+                 workers: int | None = None) -> Meter:
+        """The meter for a task with `channels` output channels on `dataset` (segmentation needs the channels, the
+        boundary meter the dataset and its worker processes)."""
         return cls(device=device)
 
     def _add_state(self, name: str, shape: tuple, dtype: torch.dtype) -> None:
@@ -132,7 +139,8 @@ class SegmentationMeter(Meter):
         self._add_state("out_of_range", (), torch.int64)  # non-ignored pixels with a label outside [0, C)
 
     @classmethod
-    def for_task(cls, channels: int, device: None | str | torch.device = None) -> SegmentationMeter:
+    def for_task(cls, channels: int, device: None | str | torch.device = None, dataset: str | None = None,
+                 workers: int | None = None) -> SegmentationMeter:
         return cls(channels, device=device)
 
     @torch.no_grad()
@@ -313,11 +321,71 @@ class SaliencyMeter(Meter):
         return {"maxF": PERCENT * f_measure.max().item(), "mIoU": PERCENT * (state["jaccard"] / images).max().item()}
 
 
+class BoundaryMeter(Meter):
+    """SEISM's boundary scores odsF, oisF and AP (in %). update(pred, target): pred (B, 1, H, W) logits, target
+    (B, 1, H, W) in {0, 1}; `workers` processes count the images (default: the CPUs this process may use)."""
+
+    def __init__(self, max_dist: float, device: None | str | torch.device = None, workers: int | None = None,
+                 thresholds: int = DEFAULT_THRESHOLDS):
+        super().__init__(device)
+        self.levels = threshold_levels(thresholds)
+        self._counter = ImageCounter(max_dist=max_dist, levels=self.levels, workers=workers)
+        self._add_state("totals", (len(self.levels), len(COUNTS)), torch.int64)
+        self._add_state("best", (len(COUNTS),), torch.int64)
+        self._add_state("images", (), torch.int64)
+        self._images = 0  # submitted, for the error messages
+
+    @classmethod
+    def for_task(cls, channels: int, device: None | str | torch.device = None, dataset: str | None = None,
+                 workers: int | None = None) -> BoundaryMeter:
+        if dataset not in MAX_DIST:
+            raise ValueError(f"boundary scores take their matching tolerance from the dataset, one of "
+                             f"{', '.join(MAX_DIST)}; got {dataset!r}")
+        return cls(MAX_DIST[dataset], device=device, workers=workers)
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        _check_same_shape("BoundaryMeter", pred, target, 1)
+        probabilities = torch.sigmoid(pred.float())[:, 0].cpu().numpy()
+        for probability, truth in zip(probabilities, target[:, 0].cpu().numpy()):
+            self._counter.submit(probability, truth, f"edge: evaluated image {self._images}")
+            self._images += 1
+
+    def _collect(self) -> None:
+        """Add the counted images to the state."""
+        total = BoundaryCounts(self._state["totals"].cpu().numpy(), self._state["best"].cpu().numpy())
+        images = 0
+        for counts in self._counter.collect():
+            total.add(counts)
+            images += 1
+        self._state["totals"] = torch.from_numpy(total.totals).to(self.device)
+        self._state["best"] = torch.from_numpy(total.best).to(self.device)
+        self._state["images"] += images
+
+    def reset(self) -> None:
+        self._counter.cancel()
+        self._images = 0
+        super().reset()
+
+    def all_reduce(self) -> None:
+        self._collect()
+        super().all_reduce()
+
+    def compute(self) -> dict[str, float]:
+        self._collect()
+        if self._state["images"].item() == 0:
+            return {"odsF": math.nan, "oisF": math.nan, "AP": math.nan}
+        state = {name: value.cpu().numpy() for name, value in self._state.items()}
+        scores = BoundaryCounts(state["totals"], state["best"]).scores(self.levels)
+        return {"odsF": PERCENT * scores["odsF"], "oisF": PERCENT * scores["oisF"], "AP": PERCENT * scores["AP"]}
+
+
 EVALUATORS: dict[str, type[Meter]] = {
     "segmentation": SegmentationMeter,
     "depth": DepthMeter,
     "normals": NormalsMeter,
     "saliency": SaliencyMeter,
+    "boundary": BoundaryMeter,
 }
 
 
@@ -328,26 +396,27 @@ class MultiTaskMeter:
         tasks: {task name: output channels} (as `build_model` takes), or task names when the table fixes every
             task's channels (semseg's depend on the dataset, so it needs the mapping).
         device: where the state starts; it follows the predictions' device at the first update anyway.
+        dataset: "nyud" or "pascal_context", for the metrics that depend on it (the boundary tolerance).
+        workers: processes of the host-side metrics (boundary); default: the CPUs this process may use.
     """
 
     def __init__(
-        self, tasks: Mapping[str, int] | Iterable[str], *, device: None | str | torch.device = None
+        self, tasks: Mapping[str, int] | Iterable[str], *, device: None | str | torch.device = None,
+        dataset: str | None = None, workers: int | None = None,
     ):
         table = resolve_tasks(tasks)
         channels = check_tasks(tasks) if isinstance(tasks, Mapping) else {t.name: t.channels for t in table}
         self.meters: dict[str, Meter] = {}
         for task in table:
             if task.evaluator is None:
-                raise ValueError(
-                    f"task {task.name!r} cannot be evaluated here: its metric {task.metric!r} needs an external "
-                    "benchmark (odsF: the MATLAB SEISM boundary benchmark)"
-                )
+                raise ValueError(f"task {task.name!r} has no evaluator for its metric {task.metric!r}")
             if channels[task.name] is None:
                 raise ValueError(
                     f"the number of output channels of {task.name!r} depends on the dataset: "
                     "pass tasks as {task name: channels}"
                 )
-            self.meters[task.name] = EVALUATORS[task.evaluator].for_task(channels[task.name], device=device)
+            self.meters[task.name] = EVALUATORS[task.evaluator].for_task(channels[task.name], device=device,
+                                                                         dataset=dataset, workers=workers)
 
     def update(self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> None:
         """outputs: the model's output dict (extra keys such as "deep_supervision" are ignored); targets: the batch."""
@@ -415,6 +484,18 @@ def delta_m(model: Mapping[str, object], single_task: Mapping[str, object]) -> f
         sign = 1.0 if TASKS[name].higher_is_better else -1.0
         total += sign * (value - baseline) / baseline
     return PERCENT * total / len(ours)
+
+
+def delta_m_over_trivial(model: Mapping[str, object], trivial: Mapping[str, object]) -> tuple[float, list[str]]:
+    """(Δm, tasks left out): Δm against the trivial predictor over the tasks whose relative change is defined. A
+    constant prediction scores 0 on some headline metrics (edge's odsF: no boundary survives the lowest threshold), and
+    a change relative to 0 has no meaning, so those tasks are left out; NaN when none is left."""
+    ours, base = headline_metrics(model), headline_metrics(trivial)
+    left_out = [task for task in ours if base.get(task) == 0]
+    kept = [task for task in ours if task not in left_out]
+    if not kept:
+        return math.nan, left_out
+    return delta_m({task: ours[task] for task in kept}, {task: base[task] for task in kept}), left_out
 
 
 def load_single_task_results(path: str | Path) -> dict[str, float]:

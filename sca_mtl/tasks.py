@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 
 IGNORE_LABEL = 255  # the MTI-Net / ASTMT packaging's "ignore / invalid" value in every target map
 
-EDGE_POS_WEIGHT = 0.95  # MTI-Net's `edge_w` for PASCAL-Context (ATRC uses 0.8 on NYUD)
+# balanced BCE weight of edge pixels: MTI-Net's `edge_w` (every dataset), ATRC's `edge_pos_weight` (0.8 on NYUD-v2)
+EDGE_POS_WEIGHT = 0.95
+EDGE_POS_WEIGHT_NYUD = 0.8
 
 
 @dataclass(frozen=True)
 class Task:
     """One task. The fields after `channels` default to "not trainable / not evaluated here".
 
-    loss: key of `sca_mtl.losses.LOSSES`; loss_kwargs: extra keyword arguments of that loss.
+    loss: key of `sca_mtl.losses.LOSSES`; loss_kwargs: extra keyword arguments of that loss, and
+        dataset_loss_kwargs: {dataset: kwargs} replacing some of them on that dataset (`loss_options`).
     weight: default loss weight w_t (MTI-Net's defaults), used when a run gives none.
     evaluator: key of `sca_mtl.metrics.EVALUATORS`, None where the metric needs an external benchmark.
     metric: the headline metric key (one of the evaluator's result keys) that enters Δm.
@@ -38,10 +41,15 @@ class Task:
     channels: int | None  # output channels; None where the dataset decides (semseg: 40 on NYUD, 21 on PASCAL)
     loss: str | None = None
     loss_kwargs: Mapping[str, float] = field(default_factory=dict, hash=False)
+    dataset_loss_kwargs: Mapping[str, Mapping[str, float]] = field(default_factory=dict, hash=False)
     weight: float = 1.0
     evaluator: str | None = None
     metric: str | None = None
     higher_is_better: bool = True
+
+    def loss_options(self, dataset: str | None = None) -> dict[str, float]:
+        """The loss's keyword arguments on `dataset` (None: the dataset-independent defaults)."""
+        return {**self.loss_kwargs, **self.dataset_loss_kwargs.get(dataset, {})}
 
 
 TASKS = {
@@ -58,9 +66,10 @@ TASKS = {
         # MTI-Net ranks saliency by the max-over-thresholds mean IoU (not maxF) in Δm.
         Task("sal", "binary", 1, loss="balanced_bce", weight=5.0,
              evaluator="saliency", metric="mIoU", higher_is_better=True),
-        # Edge odsF comes from the MATLAB SEISM benchmark, so edge has no evaluator here.
+        # odsF: SEISM's boundary benchmark, in Python (sca_mtl.boundary), with the dataset's matching tolerance
         Task("edge", "binary", 1, loss="balanced_bce", loss_kwargs={"pos_weight": EDGE_POS_WEIGHT}, weight=50.0,
-             evaluator=None, metric="odsF", higher_is_better=True),
+             dataset_loss_kwargs={"nyud": {"pos_weight": EDGE_POS_WEIGHT_NYUD}},
+             evaluator="boundary", metric="odsF", higher_is_better=True),
     )
 }
 

@@ -23,9 +23,9 @@ A sample before any transform:
     normals      float32 (H, W, 3): the decoded png where the LabelMap class is an NYU class (context_classes.json
                  names also in nyu_classes.json, except 'unknown') or 'tvmonitor'; 0 elsewhere (-> ignore)
     sal          float32 (H, W): 1 where v / 255 > 0.5, else 0
+    edge         float32 (H, W) in {0, 1}: thin(|Laplacian(LabelMap)| > 0), the released code's boundaries (OpenCV's
+                 3 x 3 Laplacian, mirrored borders; thin = bwmorph's thinning, which scikit-image's `thin` also is)
     meta         {"id": str, "image_size": (H, W) of the image file}
-Edge is not supported: SCA-MTL does not use it, and the released code derives it from LabelMap with a thinning
-step that needs scikit-image.
 When human_parts is the only task, images without a person (an object of class 15 with a non-empty mask) are
 left out, as in the released code, which reads every .mat file once at construction. Nothing is written to `root`:
 no part cache file, unlike the released code.
@@ -39,9 +39,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
+from sca_mtl.boundary import thin
 from sca_mtl.data._io import (
     DataFileError,
     check_shape,
@@ -58,7 +60,7 @@ from sca_mtl.data.transforms import INTERPOLATION
 from sca_mtl.tasks import IGNORE_LABEL
 
 NUM_SEMSEG_CLASSES = 21
-SUPPORTED_TASKS = ("semseg", "human_parts", "normals", "sal")
+SUPPORTED_TASKS = ("semseg", "human_parts", "normals", "sal", "edge")
 PERSON_CLASS = 15  # class_ind of 'person' in PASCAL-Part (VOC class order)
 SALIENCY_THRESHOLD = 0.5
 PIXEL_MAX = 255.0
@@ -88,9 +90,9 @@ LAYOUT = {  # what -> (folder, file extension), for everything but semseg
     "normals": ("normals_distill", ".png"),
     "label_map": (Path("pascal-context", "trainval"), ".mat"),
     "sal": ("sal_distill", ".png"),
+    "edge": (Path("pascal-context", "trainval"), ".mat"),  # derived from the LabelMap
 }
 UNSUPPORTED_TASKS = {  # known tasks this reader leaves out on purpose -> why
-    "edge": "SCA-MTL does not use it; the released code derives it from LabelMap by thinning its Laplacian",
     "depth": "PASCAL-Context has no depth labels",
 }
 
@@ -110,7 +112,7 @@ class PASCALContext(Dataset):
     Args:
         root: the PASCAL_MT folder.
         split: name of a file ImageSets/Context/<split>.txt ("train" or "val").
-        tasks: task names among semseg, human_parts, normals, sal (a mapping task -> channels works too).
+        tasks: task names among semseg, human_parts, normals, sal, edge (a mapping task -> channels works too).
         transform: callable applied to the sample dict (see transforms.py).
     """
 
@@ -196,7 +198,7 @@ class PASCALContext(Dataset):
     def _load_normals(self, index: int, hw: tuple[int, int]) -> np.ndarray:
         path, label_path = self.files["normals"][index], self.files["label_map"][index]
         png = check_shape(read_png(path, "normals png"), path, "normals png", NORMAL_CHANNELS)
-        label_map = check_shape(read_mat(label_path, "LabelMap", "PASCAL-Context label map"), label_path, "LabelMap")
+        label_map = _read_label_map(label_path)
         if label_map.shape != png.shape[:2]:
             raise DataFileError(path, f"size {png.shape[:2]} differs from {label_path}'s LabelMap {label_map.shape}")
         normals = 2.0 * png.astype(np.float32) / np.float32(PIXEL_MAX) - 1.0
@@ -208,12 +210,21 @@ class PASCALContext(Dataset):
         png = check_shape(read_png(path, "saliency png"), path, "saliency png")
         return (png.astype(np.float32) / np.float32(PIXEL_MAX) > SALIENCY_THRESHOLD).astype(np.float32)
 
+    def _load_edge(self, index: int, hw: tuple[int, int]) -> np.ndarray:
+        laplacian = cv2.Laplacian(_read_label_map(self.files["edge"][index]).astype(np.float64), cv2.CV_64F)
+        return thin(np.abs(laplacian) > 0).astype(np.float32)
+
     _loaders = {
         "semseg": _load_semseg,
         "human_parts": _load_human_parts,
         "normals": _load_normals,
         "sal": _load_sal,
+        "edge": _load_edge,
     }
+
+
+def _read_label_map(path: Path) -> np.ndarray:
+    return check_shape(read_mat(path, "LabelMap", "PASCAL-Context label map"), path, "LabelMap")
 
 
 def _read_anno(path: Path) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..boundary import default_workers
 from ..metrics import MultiTaskMeter
 from ..tasks import TASKS
 from .distributed import Context
@@ -15,14 +16,23 @@ from .loaders import to_device
 from .precision import autocast
 
 
+def meter_options(config: dict, context: Context) -> dict:
+    """MultiTaskMeter's `dataset` and `workers` for a run: the host-side metrics' processes are
+    `eval.boundary_workers`, by default this machine's CPUs shared among the run's processes."""
+    workers = config["eval"]["boundary_workers"] or max(1, default_workers() // context.world_size)
+    return {"dataset": config["data"]["dataset"], "workers": workers}
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Iterable[dict], tasks: Mapping[str, int], context: Context, amp: torch.dtype | None
+    model: nn.Module, batches: Iterable[dict], tasks: Mapping[str, int], context: Context, amp: torch.dtype | None,
+    *, dataset: str, workers: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} over every sample of `batches` on every process."""
+    """{task: {metric: value}} over every sample of `batches` on every process; `dataset` and `workers` as
+    MultiTaskMeter takes them (`meter_options`)."""
     was_training = model.training
     model.eval()
-    meter = MultiTaskMeter(tasks, device=context.device)
+    meter = MultiTaskMeter(tasks, device=context.device, dataset=dataset, workers=workers)
     for batch in batches:
         images, targets = to_device(batch, context.device)
         with autocast(context.device, amp):

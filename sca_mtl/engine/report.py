@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..metrics import delta_m, headline_metrics
+from ..metrics import delta_m, delta_m_over_trivial, headline_metrics
 from ..tasks import TASKS
 from ..visualize import save_prediction_grid
 from .evaluate import predict
@@ -31,7 +31,9 @@ def metrics_table(metrics: Mapping, trivial: Mapping, single_task: Mapping | Non
             lines.append(f"| {task} | {label} | {value:.4g} | {base:.4g} | {better} |")
     model_headline = headline_metrics(metrics)
     lines.append("")
-    lines.append(f"Δm against the trivial predictor: {delta_m(model_headline, headline_metrics(trivial)):+.2f}%")
+    over_trivial, left_out = delta_m_over_trivial(model_headline, trivial)
+    note = f" ({', '.join(left_out)} left out: the trivial predictor scores 0 there)" if left_out else ""
+    lines.append(f"Δm against the trivial predictor: {over_trivial:+.2f}%{note}")
     if single_task is not None:
         lines.append(f"Δm against the single-task results: {delta_m(model_headline, single_task):+.2f}%")
     return "\n".join(lines) + "\n"

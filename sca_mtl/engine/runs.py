@@ -17,7 +17,7 @@ from ..tasks import check_tasks
 from . import distributed
 from .checkpoint import atomic_write_text, load_checkpoint, load_weights
 from .compare import COMPARE_PLOT, COMPARE_TABLE, compare, markdown, write_comparison
-from .evaluate import evaluate
+from .evaluate import evaluate, meter_options
 from .loaders import eval_loader
 from .precision import amp_dtype
 from .report import METRICS_TABLE, PREDICTIONS, metrics_table, write_predictions, write_report
@@ -65,6 +65,7 @@ def single_task_config(config: dict, task: str) -> dict:
     single["tasks"] = {task: config["tasks"][task]}
     single["auxiliary_tasks"] = {}
     single["loss_weights"] = {task: 1.0}
+    single["loss_options"] = {name: kwargs for name, kwargs in config["loss_options"].items() if name == task}
     single["eval"]["single_task_results"] = None
     return single
 
@@ -130,8 +131,9 @@ def evaluate_checkpoint(
         train_split, val_set = build_datasets(config, train=False)
         batch_size, workers = config["eval"]["batch_size"], config["data"]["num_workers"]
         amp = amp_dtype(config["train"]["amp"])
-        metrics = evaluate(model, eval_loader(val_set, batch_size, context, workers), tasks, context, amp)
-        trivial = trivial_metrics(train_split, val_set, tasks, context, batch_size, workers)
+        options = meter_options(config, context)
+        metrics = evaluate(model, eval_loader(val_set, batch_size, context, workers), tasks, context, amp, **options)
+        trivial = trivial_metrics(train_split, val_set, tasks, context, batch_size, workers, options)
         single_task = load_single_task_results(single_task_path) if single_task_path else None
         table = metrics_table(metrics, trivial, single_task)
         results = {"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "metrics": metrics,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..data import build_dataset
 from ..losses import TOTAL, MultiTaskLoss, loss_terms
-from ..metrics import delta_m, headline_metrics, load_single_task_results
+from ..metrics import delta_m, delta_m_over_trivial, headline_metrics, load_single_task_results
 from ..models import build_model
 from ..tasks import check_tasks
 from ..visualize import save_training_curves
@@ -36,7 +36,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .distributed import Context, all_reduce_mean, broadcast_buffers
-from .evaluate import evaluate
+from .evaluate import evaluate, meter_options
 from .loaders import SeededAugmentation, eval_loader, steps_per_epoch, to_device, train_loader
 from .precision import amp_dtype
 from .step import TrainingStep
@@ -125,7 +125,8 @@ class Trainer:
         if train["compile"]:  # the Triton ops are custom operators: opaque calls in the compiled graph
             self.network = torch.compile(self.network)
         torch.manual_seed(self.seed + context.rank)  # each process its own stochastic-depth stream
-        self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"], auxiliary=config["auxiliary_tasks"])
+        self.criterion = MultiTaskLoss(self.tasks, config["loss_weights"], auxiliary=config["auxiliary_tasks"],
+                                       dataset=config["data"]["dataset"], options=config["loss_options"])
         self.optimizer = build_optimizer(self.model, optim)
         epochs, power = optim["epochs"], optim["poly_power"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: (1 - e / epochs) ** power)
@@ -298,7 +299,8 @@ class Trainer:
         if self._baseline is None:
             train_split, _ = build_datasets(self.config, train=False)
             self._baseline = trivial_metrics(train_split, self.val_set, self.tasks, self.context,
-                                             self.config["eval"]["batch_size"], self.config["data"]["num_workers"])
+                                             self.config["eval"]["batch_size"], self.config["data"]["num_workers"],
+                                             meter_options(self.config, self.context))
         return "trivial", headline_metrics(self._baseline)
 
     def _read_single_task(self, path: str | None) -> dict[str, float] | None:
@@ -315,12 +317,18 @@ class Trainer:
         broadcast_buffers(self.model, self.context)  # every process evaluates the model the checkpoint holds
         batches = eval_loader(self.val_set, self.config["eval"]["batch_size"], self.context,
                               self.config["data"]["num_workers"])
-        self.last_metrics = evaluate(self.model, batches, self.tasks, self.context, self.amp)
+        self.last_metrics = evaluate(self.model, batches, self.tasks, self.context, self.amp,
+                                     **meter_options(self.config, self.context))
         self.evaluated_step = self.step
         baseline_name, baseline = self.baseline()
         headline = headline_metrics(self.last_metrics)
+        score, left_out = math.nan, []
         # a metric without a valid pixel is NaN: that evaluation has no Δm and cannot be the best
-        score = delta_m(headline, baseline) if all(map(math.isfinite, headline.values())) else math.nan
+        if all(map(math.isfinite, headline.values())):
+            if baseline_name == "trivial":
+                score, left_out = delta_m_over_trivial(headline, baseline)
+            else:
+                score = delta_m(headline, baseline)
         self._write({
             "kind": "eval",
             "step": self.step,
@@ -328,6 +336,7 @@ class Trainer:
             "metrics": self.last_metrics,
             "delta_m": score,
             "delta_m_baseline": baseline_name,
+            "delta_m_left_out": left_out,
             "baseline": baseline,
         })
         if score > self.best_delta_m:

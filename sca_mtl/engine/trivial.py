@@ -71,8 +71,10 @@ def fit_trivial_predictor(batches: Iterable[dict], tasks: Mapping[str, int], con
 
 
 def trivial_metrics(
-    train_split, val_split, tasks: Mapping[str, int], context: Context, batch_size: int, num_workers: int
+    train_split, val_split, tasks: Mapping[str, int], context: Context, batch_size: int, num_workers: int,
+    meter_options: Mapping[str, object],
 ) -> dict[str, dict[str, float]]:
     """The trivial predictor fitted on `train_split` (un-augmented) and evaluated on `val_split`."""
     trivial = fit_trivial_predictor(eval_loader(train_split, batch_size, context, num_workers), tasks, context)
-    return evaluate(trivial, eval_loader(val_split, batch_size, context, num_workers), tasks, context, None)
+    return evaluate(trivial, eval_loader(val_split, batch_size, context, num_workers), tasks, context, None,
+                    **meter_options)

@@ -21,7 +21,9 @@ def tiny_overrides(tiny_root):
         f"data.root={tiny_root}",
         "data.size=[32, 32]",
         "data.num_workers=0",
-        f"tasks.semseg={len(CLASSES)}",
+        # the demo's tasks but edge, which has a test of its own
+        f"tasks={{semseg: {len(CLASSES)}, depth: 1, normals: 3}}",
+        "loss_weights={semseg: 1.0, depth: 1.0, normals: 10.0}",
         "train.batch_size=2",
         "train.log_every=1",
         "train.eval_last_epochs=0",

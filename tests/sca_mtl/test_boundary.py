@@ -1,17 +1,61 @@
-"""The boundary benchmark's parts (sca_mtl/boundary.py) on hand-built cases whose answers are known exactly."""
+"""The boundary benchmark (sca_mtl.boundary) on hand-built cases whose answers are known exactly, and its parts
+against plain references: MATLAB's thinning applied to the whole image, BSDS's minimum-cost assignment."""
 
 import numpy as np
 import pytest
+from scipy import ndimage, sparse
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from sca_mtl.boundary import image_counts, match_pixels, scores, thin, thresholds
+from sca_mtl.boundary import (
+    BoundaryCounts,
+    evaluate,
+    image_counts,
+    match_pixels,
+    suppress_non_maxima,
+    thin,
+    threshold_levels,
+)
+from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS
 
 SHAPE = (40, 60)
 
 
-def line(row: int, start: int = 5, stop: int = 55) -> np.ndarray:
-    image = np.zeros(SHAPE, bool)
+def line(row: int, start: int = 5, stop: int = 55, shape=SHAPE) -> np.ndarray:
+    image = np.zeros(shape, bool)
     image[row, start:stop] = True
     return image
+
+
+def random_blobs(rng, shape=(48, 64)) -> np.ndarray:
+    return ndimage.gaussian_filter(rng.standard_normal(shape), rng.uniform(0.5, 4)) > rng.uniform(-0.3, 0.3)
+
+
+# --- thinning ---
+
+def thin_whole_image(image: np.ndarray) -> np.ndarray:
+    """bwmorph 'thin' as written: both subiterations over every pixel until a pass changes nothing."""
+    image = image.copy()
+    height, width = image.shape
+    changed = True
+    while changed:
+        changed = False
+        for table in SUBITERATIONS:
+            padded = np.pad(image, 1)
+            codes = sum(padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width].astype(int) << bit
+                        for bit, (dy, dx) in enumerate(NEIGHBOURS))
+            delete = image & table[codes]
+            image[delete] = False
+            changed |= bool(delete.any())
+    return image
+
+
+def test_thinning_equals_the_whole_image_algorithm():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        image = random_blobs(rng)
+        assert np.array_equal(thin(image), thin_whole_image(image))
+    full = np.ones((30, 50), bool)
+    assert np.array_equal(thin(full), thin_whole_image(full))
 
 
 def test_thinning_leaves_one_pixel_wide_lines_and_keeps_thin_ones():
@@ -27,6 +71,39 @@ def test_thinning_leaves_one_pixel_wide_lines_and_keeps_thin_ones():
     ring[13:27, 13:27] = False  # a 3-pixel-wide square ring keeps its loop
     loop = thin(ring)
     assert loop[20, 10:14].sum() == 1 and loop[10:14, 20].sum() == 1 and loop[20, 14:26].sum() == 0
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        thinned = thin(random_blobs(rng))
+        assert np.array_equal(thin(thinned), thinned)
+        # one pixel wide: a 2 x 2 square is left only where lines cross (each of its pixels continues a line)
+        padded = np.pad(thinned, 1)
+        squares = thinned[:-1, :-1] & thinned[1:, :-1] & thinned[:-1, 1:] & thinned[1:, 1:]
+        for y, x in np.argwhere(squares) + 1:
+            for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                around = padded[y + dy - 1:y + dy + 2, x + dx - 1:x + dx + 2].sum()
+                assert around - 4 >= 1, "a pixel of a 2 x 2 square that continues no line"
+
+
+# --- matching ---
+
+def matched_by_assignment(prediction: np.ndarray, truth: np.ndarray, radius: float) -> int:
+    """BSDS's correspondPixels as an assignment: pairs cost their distance, an unmatched pixel 100 x radius; solved
+    exactly (SciPy's minimum-weight full matching over pixels plus one outlier slot per pixel)."""
+    ours, theirs = np.argwhere(prediction), np.argwhere(truth)
+    n, m = len(ours), len(theirs)
+    if not n or not m:
+        return 0
+    distance = np.hypot(*(ours[:, None, :] - theirs[None, :, :]).transpose(2, 0, 1))
+    rows, cols = np.nonzero(distance <= radius)
+    outlier = 100 * radius
+    # left: n prediction pixels, then m outlier slots; right: m truth pixels, then n outlier slots; every weight
+    # shifted by 1 so that none is 0 (a sparse matrix would drop it): all full matchings have n + m edges
+    left = np.concatenate([rows, np.arange(n), n + cols, n + np.arange(m)])
+    right = np.concatenate([cols, m + np.arange(n), m + rows, np.arange(m)])
+    weight = np.concatenate([distance[rows, cols], np.full(n, outlier), np.zeros(len(rows)), np.full(m, outlier)])
+    matrix = sparse.csr_matrix((weight + 1, (left, right)), shape=(n + m, n + m))
+    row_of, col_of = min_weight_full_bipartite_matching(matrix)
+    return int(np.count_nonzero((row_of < n) & (col_of < m)))
 
 
 @pytest.mark.parametrize("shift, matched", [(0, 50), (2, 50), (3, 0)])
@@ -50,33 +127,123 @@ def test_the_most_pairs_are_matched_not_the_nearest_first():
     assert match_pixels(prediction, truth, radius=1.5) == 2
 
 
+def test_matching_counts_equal_the_minimum_cost_assignment():
+    rng = np.random.default_rng(2)
+    for _ in range(12):
+        prediction, truth = rng.random((24, 32)) < 0.08, rng.random((24, 32)) < 0.08
+        radius = rng.uniform(1, 4)
+        assert match_pixels(prediction, truth, radius) == matched_by_assignment(prediction, truth, radius)
+
+
+# --- non-maximum suppression ---
+
+@pytest.mark.parametrize("flip", [False, True], ids=["diagonal", "anti-diagonal"])
+def test_nms_turns_a_blurred_line_into_its_ridge_and_fades_the_border(flip):
+    """A blurred diagonal line keeps exactly its centre line away from the border. (An axis-aligned line would not:
+    there S_xy = 0 and SEISM's sign(-S_xy) makes the orientation 0, along the line, for that exact symmetry.)"""
+    diagonal = np.eye(60, dtype=bool)[:, ::-1] if flip else np.eye(60, dtype=bool)
+    soft = ndimage.gaussian_filter(diagonal.astype(np.float32), 2.0)
+    soft /= soft.max()
+    ridge = suppress_non_maxima(soft)
+    inside = (slice(8, 52),) * 2
+    assert np.array_equal(ridge[inside] > 0.01, diagonal[inside])
+    assert np.array_equal(ridge[inside][diagonal[inside]], soft[inside][diagonal[inside]])  # kept as they were
+    corner = 59 if flip else 0
+    assert ridge[0, corner] == 0 and ridge[2, abs(corner - 2)] == pytest.approx(soft[2, abs(corner - 2)] * 0.16)
+
+
+# --- counts and scores ---
+
 def test_counts_and_scores_of_a_known_case():
-    """A prediction exactly on the ground truth with a confidence of 0.8 and a spurious segment at 0.3: above 0.3 the
-    map is perfect, at or below it 10 spurious pixels join (P = 50 / 60)."""
+    """A prediction exactly on the ground truth with a confidence of 0.8 and a spurious segment at 0.3, cut by
+    `map > level` as SEISM: at levels 0.3 to 0.7 the map is perfect, below 0.3 10 spurious pixels join (P = 50 / 60),
+    from 0.8 on it is empty."""
     truth = line(20)
     prediction = line(20).astype(float) * 0.8
     prediction[5, 10:20] = 0.3
-    levels = thresholds(9)  # 0.1 .. 0.9
-    counts = image_counts(prediction, truth, levels, max_dist=0.01)
-    expected = [[50, 60, 50, 50]] * 2 + [[50, 50, 50, 50]] * 6 + [[0, 0, 0, 50]]
+    levels = threshold_levels(9)  # 0.1 .. 0.9
+    counts = image_counts(prediction, truth, max_dist=0.01, levels=levels, nms=False)
+    expected = [[50, 60, 50, 50]] * 2 + [[50, 50, 50, 50]] * 5 + [[0, 0, 0, 50]] * 2
     assert counts.tolist() == expected
-    result = scores(counts[None])
-    assert result["odsF"] == 1.0 and result["oisF"] == 1.0 and result["ods_threshold_index"] == 2
+    total = BoundaryCounts.empty(len(levels))
+    total.add(counts)
+    result = total.scores(levels)
+    assert result["odsF"] == 1.0 and result["oisF"] == 1.0 and result["ods_threshold"] == pytest.approx(0.3)
+
+
+def test_double_width_predictions_are_thinned_before_matching():
+    """A 3-pixel-wide band on the ground truth: thinned to its middle line (a pixel shorter at each end), every pixel
+    matched: P = 1, R = 48 / 50; unthinned, its 150 pixels would give P = 1 / 3."""
+    band = (line(19) | line(20) | line(21)).astype(float)
+    counts = image_counts(band, line(20), max_dist=0.01, levels=threshold_levels(1), nms=False)
+    assert counts.tolist() == [[48, 48, 48, 50]]
+
+
+def test_shift_within_and_beyond_the_tolerance():
+    """max_dist 0.02 of the 40 x 60 diagonal is 1.44 pixels: a copy one row off matches, two rows off does not."""
+    levels = threshold_levels(1)
+    near = image_counts(line(21).astype(float), line(20), max_dist=0.02, levels=levels, nms=False)
+    far = image_counts(line(22).astype(float), line(20), max_dist=0.02, levels=levels, nms=False)
+    assert near.tolist() == [[50, 50, 50, 50]] and far.tolist() == [[0, 50, 0, 50]]
 
 
 def test_ods_pools_counts_over_images_and_ois_picks_per_image():
     """Image A is perfect at the low threshold only, image B at the high one: ODS, one threshold for both, is below 1;
     OIS, each at its own, is 1."""
-    a = np.array([[[10, 10, 10, 10], [0, 0, 0, 10]]])
-    b = np.array([[[10, 20, 10, 10], [10, 10, 10, 10]]])
-    result = scores(np.concatenate([a, b]))
+    total = BoundaryCounts.empty(2)
+    total.add(np.array([[10, 10, 10, 10], [0, 0, 0, 10]]))
+    total.add(np.array([[10, 20, 10, 10], [10, 10, 10, 10]]))
+    result = total.scores(np.array([0.25, 0.75]))
     # pooled: threshold 0 -> P = 20/30, R = 20/20; threshold 1 -> P = 10/10, R = 10/20
     assert result["odsF"] == pytest.approx(2 * (2 / 3) / (2 / 3 + 1))
     assert result["oisF"] == 1.0
 
 
+def test_average_precision_of_a_straight_precision_recall_curve():
+    """Points (R, P) = (0.2, 1), (0.6, 0.5), (1, 0.25) (thresholds from high to low): SEISM's AP averages the
+    linearly interpolated precision at recalls 0.2, 0.21, .., 1."""
+    total = BoundaryCounts(np.array([[4, 16, 4, 4], [3, 6, 3, 5], [1, 1, 1, 5]]))
+    grid = np.linspace(0.2, 1, 81)
+    expected = np.interp(grid, [0.2, 0.6, 1.0], [1.0, 0.5, 0.25]).sum() / 100
+    assert total.scores(np.array([0.2, 0.5, 0.8]))["AP"] == pytest.approx(expected)
+
+
 def test_empty_ground_truth_and_empty_prediction_follow_seism():
     nothing = np.zeros(SHAPE, bool)
-    counts = image_counts(line(20).astype(float), nothing, thresholds(3), max_dist=0.01)
+    counts = image_counts(line(20).astype(float), nothing, max_dist=0.01, levels=threshold_levels(3), nms=False)
     assert counts[:, 0].sum() == 0 and counts[:, 3].sum() == 0  # no ground truth: every predicted pixel is wrong
-    assert scores(counts[None])["odsF"] == 0.0
+    total = BoundaryCounts.empty(3)
+    total.add(counts)
+    assert total.scores(threshold_levels(3))["odsF"] == 0.0
+
+
+# --- evaluate ---
+
+def soft_copy(truth: np.ndarray) -> np.ndarray:
+    blurred = ndimage.gaussian_filter(truth.astype(np.float32), 1.5)
+    return blurred / blurred.max()
+
+
+def test_evaluate_a_blurred_copy_of_the_truth_scores_one_and_workers_agree():
+    rng = np.random.default_rng(3)
+    truths = [line(int(row), 6, 54) | line(int(row) + 9, 6, 54) for row in rng.integers(8, 24, size=8)]
+    predictions = [soft_copy(truth) for truth in truths]
+    serial = evaluate(predictions, truths, max_dist=0.0075, thresholds=19, workers=1)
+    assert serial["odsF"] == 1.0 and serial["oisF"] == 1.0
+    noisy = [np.clip(p + 0.3 * rng.random(p.shape), 0, 1).astype(np.float32) for p in predictions]
+    assert evaluate(noisy, truths, max_dist=0.0075, thresholds=19, workers=2) == evaluate(
+        noisy, truths, max_dist=0.0075, thresholds=19, workers=1)
+
+
+@pytest.mark.parametrize("prediction, target, message", [
+    (np.zeros((4, 5)), np.zeros((4, 6)), "one shape"),
+    (np.full((4, 5), 1.5), np.zeros((4, 5)), "apply a sigmoid"),
+    (np.full((4, 5), np.nan), np.zeros((4, 5)), "non-finite"),
+    (np.zeros((4, 5)), np.full((4, 5), 255), "binary"),
+])
+def test_bad_input_names_the_image(prediction, target, message):
+    good = (np.zeros((4, 5)), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match=rf"image 1: .*{message}"):
+        evaluate([good[0], prediction], [good[1], target], max_dist=0.01, workers=1)
+    with pytest.raises(ValueError, match="thresholds"):
+        evaluate([good[0]], [good[1]], max_dist=0.01, thresholds=0)

@@ -269,6 +269,19 @@ def test_scheme_uses_the_edge_pos_weight():
     assert torch.allclose(result["edge"], balanced_bce_loss(outputs["edge"], targets["edge"], pos_weight=0.95))
     assert not torch.allclose(result["edge"], balanced_bce_loss(outputs["edge"], targets["edge"]))
     assert torch.allclose(result["total"], result["semseg"] + 50.0 * result["edge"])
+    on_nyud = MultiTaskLoss(tasks, dataset="nyud")(outputs, targets)["edge"]
+    assert torch.allclose(on_nyud, balanced_bce_loss(outputs["edge"], targets["edge"], pos_weight=0.8))
+    chosen = MultiTaskLoss(tasks, dataset="nyud", options={"edge": {"pos_weight": 0.5}})(outputs, targets)["edge"]
+    assert torch.allclose(chosen, balanced_bce_loss(outputs["edge"], targets["edge"], pos_weight=0.5))
+
+
+def test_loss_options_are_checked():
+    with pytest.raises(ValueError, match=r"loss options name tasks \['depth'\]"):
+        MultiTaskLoss(["edge"], options={"depth": {}})
+    with pytest.raises(ValueError, match=r"balanced_bce takes \['pos_weight'\], got \['weight'\]"):
+        MultiTaskLoss(["edge"], options={"edge": {"weight": 1.0}})
+    with pytest.raises(ValueError, match=r"cross_entropy takes none, got \['pos_weight'\]"):
+        MultiTaskLoss({"semseg": 4}, options={"semseg": {"pos_weight": 1.0}})
 
 
 def test_scheme_without_deep_supervision():

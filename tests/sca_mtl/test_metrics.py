@@ -13,13 +13,16 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from sca_mtl import boundary
 from sca_mtl.metrics import (
+    BoundaryMeter,
     DepthMeter,
     MultiTaskMeter,
     NormalsMeter,
     SaliencyMeter,
     SegmentationMeter,
     delta_m,
+    delta_m_over_trivial,
     headline_metrics,
     load_single_task_results,
 )
@@ -366,7 +369,7 @@ def test_all_reduce_without_a_process_group_is_a_no_op():
 
 
 def test_multi_task_meter_errors():
-    with pytest.raises(ValueError, match="MATLAB SEISM"):
+    with pytest.raises(ValueError, match="boundary scores take their matching tolerance from the dataset"):
         MultiTaskMeter({"semseg": 21, "edge": 1})
     with pytest.raises(ValueError, match="depends on the dataset"):
         MultiTaskMeter(["semseg", "depth"])
@@ -431,6 +434,15 @@ def test_delta_m_errors():
         delta_m({"height": 1.0}, {"height": 2.0})
 
 
+
+def test_delta_m_over_trivial_leaves_out_zero_baselines():
+    assert delta_m_over_trivial({"depth": 0.5, "edge": 40.0}, {"depth": 1.0, "edge": 0.0}) == (pytest.approx(50.0),
+                                                                                               ["edge"])
+    assert delta_m_over_trivial({"depth": 0.5}, {"depth": 1.0}) == (pytest.approx(50.0), [])
+    value, left_out = delta_m_over_trivial({"edge": 40.0}, {"edge": 0.0})
+    assert math.isnan(value) and left_out == ["edge"]
+
+
 # ---- single-task results files ----
 
 def test_load_single_task_results(tmp_path):
@@ -462,3 +474,48 @@ def test_load_single_task_results_errors(tmp_path):
         with pytest.raises(ValueError, match=message) as info:
             load_single_task_results(path)
         assert name in str(info.value)
+
+
+def _edge_batch(batch: int = 6, size: tuple[int, int] = (24, 32)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of a blurred, noisy copy of random boundary maps, and those maps."""
+    generator = torch.Generator().manual_seed(0)
+    target = (torch.rand(batch, 1, *size, generator=generator) < 0.05).float()
+    blurred = F.avg_pool2d(target, 3, stride=1, padding=1)
+    logits = 8 * blurred - 2 + torch.randn(target.shape, generator=generator)
+    return logits, target
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_boundary_meter_equals_the_benchmark_over_batches(workers):
+    logits, target = _edge_batch()
+    meter = BoundaryMeter.for_task(1, dataset="pascal_context", workers=workers)
+    for out, tgt in zip(logits.split(4), target.split(4)):
+        meter.update(out, tgt)
+    expected = boundary.evaluate(list(torch.sigmoid(logits)[:, 0].numpy()), list(target[:, 0].numpy()),
+                                 max_dist=boundary.MAX_DIST["pascal_context"], workers=1)
+    result = meter.compute()
+    assert result == {"odsF": 100 * expected["odsF"], "oisF": 100 * expected["oisF"], "AP": 100 * expected["AP"]}
+    assert 0 < result["odsF"] < 100
+    meter.reset()
+    assert math.isnan(meter.compute()["odsF"])
+
+
+def test_boundary_meter_state_sums_over_ranks():
+    """What all_reduce does across two ranks, done by hand: the state of each half, summed, scores the whole."""
+    logits, target = _edge_batch()
+    whole, halves = BoundaryMeter(0.01, workers=1), [BoundaryMeter(0.01, workers=1) for _ in range(2)]
+    whole.update(logits, target)
+    for meter, out, tgt in zip(halves, logits.split(3), target.split(3)):
+        meter.update(out, tgt)
+        meter.all_reduce()  # collects the counts; no process group, so no reduction
+    for name in ("totals", "best", "images"):
+        halves[0]._state[name] += halves[1]._state[name]
+    assert halves[0].compute() == whole.compute()
+
+
+def test_boundary_meter_names_the_bad_image():
+    logits, target = _edge_batch(batch=3)
+    target[2, 0, 0, 0] = IGNORE
+    meter = BoundaryMeter(0.01, workers=1)
+    with pytest.raises(ValueError, match=r"edge: evaluated image 2: the ground truth must be binary .*\[255"):
+        meter.update(logits, target)

@@ -226,11 +226,28 @@ def test_unknown_part_name_and_bad_semseg_values_are_reported(pascal):
         PASCALContext(root, "train", ["semseg"])[0]
 
 
-def test_edge_and_depth_are_not_supported(pascal):
+def test_edges_are_the_thinned_label_map_laplacian(pascal):
+    """The fixture's LabelMap: wall on the left half, sky on the right, a tvmonitor strip along the bottom right. The
+    Laplacian marks both pixels of every label change; thinning keeps one line of them."""
+    root, written = pascal
+    edge = PASCALContext(root, "train", ["edge"])[0]["edge"]
+    label_map = written[PASCALContext(root, "train", ["edge"]).ids[0]]["label_map"]
+    h, w = label_map.shape
+    assert edge.dtype == np.float32 and set(np.unique(edge)) == {0.0, 1.0}
+    changes = np.zeros((h, w), bool)  # pixels with a 4-neighbour of another label: the band thinning starts from
+    changes[:, 1:] |= label_map[:, 1:] != label_map[:, :-1]
+    changes[:, :-1] |= label_map[:, 1:] != label_map[:, :-1]
+    changes[1:] |= label_map[1:] != label_map[:-1]
+    changes[:-1] |= label_map[1:] != label_map[:-1]
+    assert (edge <= changes).all()
+    # one pixel per row along the vertical wall | sky boundary, above the strip (but the top row: thinning takes a
+    # pixel off the end of a line)
+    assert (edge[1 : h - 4, w // 2 - 1 : w // 2 + 1].sum(axis=1) == 1).all()
+
+
+def test_depth_is_not_supported(pascal):
     root, _ = pascal
-    with pytest.raises(ValueError, match=r"'edge' is not supported by PASCALContext \(SCA-MTL does not use it"):
-        PASCALContext(root, "train", ["semseg", "edge"])
-    with pytest.raises(ValueError, match="'depth'.*semseg, human_parts, normals, sal"):
+    with pytest.raises(ValueError, match="'depth'.*semseg, human_parts, normals, sal, edge"):
         PASCALContext(root, "train", ["depth"])
 
 

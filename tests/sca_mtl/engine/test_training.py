@@ -1,6 +1,7 @@
 """Training runs end to end: exact resume, DDP, and what a run leaves on disk."""
 
 import json
+import math
 import os
 import socket
 
@@ -62,6 +63,21 @@ def test_auxiliary_tasks_are_trained_not_evaluated(tiny_config, tmp_path):
     train, evaluation = records[0], records[-1]
     assert len(train["losses"]) == 1 + 2 + 4 * 3 and "deep_supervision/scale_0/edge" in train["losses"]
     assert set(evaluation["metrics"]) == {"semseg", "depth"}
+
+
+def test_edge_trains_and_is_scored(tiny_config, tmp_path):
+    """The boundary task on the synthetic scenes' edges: its loss terms are logged and its evaluation has SEISM's
+    scores, scored against the trivial predictor's in Δm like every task."""
+    config = apply_overrides(tiny_config, ["tasks={semseg: 10, edge: 1}", "loss_weights={}", "train.kernels=torch"])
+    _train(config, tmp_path, 1)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train, evaluation = records[0], records[-1]
+    assert "edge" in train["losses"] and "deep_supervision/scale_3/edge" in train["losses"]
+    assert set(evaluation["metrics"]["edge"]) == {"odsF", "oisF", "AP"}
+    assert all(0 <= value <= 100 for value in evaluation["metrics"]["edge"].values())
+    # a constant map has no boundary: the trivial predictor's odsF is 0, and edge is left out of its Δm
+    assert evaluation["baseline"]["edge"] == 0 and evaluation["delta_m_left_out"] == ["edge"]
+    assert evaluation["delta_m_baseline"] == "trivial" and math.isfinite(evaluation["delta_m"])
 
 
 def _free_port() -> int:
