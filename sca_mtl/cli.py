@@ -1,4 +1,4 @@
-"""The `sca-mtl` command line: train, single-task, eval, compare, make-synthetic, demo.
+"""The `sca-mtl` command line: train, single-task, eval, compare, boundary, make-synthetic, demo.
 
 Expected failures (a missing path, a corrupt file, an unknown task or config key) end with one line on stderr
 and exit status 2; set SCA_MTL_DEBUG=1 to see the traceback instead.
@@ -7,10 +7,12 @@ and exit status 2; set SCA_MTL_DEBUG=1 to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
+from .boundary import DEFAULT_THRESHOLDS, MAX_DIST
 from .config import ConfigError, config_path, load_config
 
 DEBUG_ENV = "SCA_MTL_DEBUG"
@@ -50,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     comparison.add_argument("--single-task", help="single_task.json (`sca-mtl single-task`): Δm for every run")
     comparison.add_argument("--paper", help="add the paper's rows: table1..table5, or a YAML file of that layout")
     comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
+
+    boundary = commands.add_parser(
+        "boundary", help="SEISM's boundary odsF / oisF / AP of prediction files against ground-truth files")
+    boundary.add_argument("--predictions", required=True,
+                          help="folder of <id>.png (8-bit, value / 255) or <id>.npy (float in [0, 1])")
+    boundary.add_argument("--ground-truth", required=True, help="folder of <id>.npy (0 / 1) or <id>.png (nonzero)")
+    tolerance = boundary.add_mutually_exclusive_group(required=True)
+    tolerance.add_argument("--dataset", choices=sorted(MAX_DIST), help="the dataset's tolerance (0.011 / 0.0075)")
+    tolerance.add_argument("--max-dist", type=float, help="matching tolerance, a fraction of the image diagonal")
+    boundary.add_argument("--thresholds", type=int, default=DEFAULT_THRESHOLDS, help="(default 99)")
+    boundary.add_argument("--no-nms", action="store_true", help="threshold the maps as given, without SEISM's NMS")
+    boundary.add_argument("--workers", type=int, help="processes (default: the CPUs this process may use)")
+    boundary.add_argument("--out", help="also write the scores to this JSON file")
 
     synthetic = commands.add_parser("make-synthetic", help="write synthetic indoor scenes in the NYUD_MT layout")
     synthetic.add_argument("--out", required=True, help="output folder")
@@ -121,6 +136,25 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"results in {out}")
 
 
+def _boundary(args: argparse.Namespace) -> None:
+    from .boundary import evaluate
+    from .boundary.files import paired_files, read_prediction, read_truth
+
+    pairs = paired_files(args.predictions, args.ground_truth)
+    max_dist = MAX_DIST[args.dataset] if args.dataset else args.max_dist
+    predictions = (read_prediction(path) for _, path, _ in pairs)
+    truths = (read_truth(path) for _, _, path in pairs)
+    scores = evaluate(predictions, truths, max_dist=max_dist,
+                      thresholds=args.thresholds, nms=not args.no_nms, workers=args.workers,
+                      names=[str(path) for _, path, _ in pairs], progress=True)
+    scores = {"images": len(pairs), "max_dist": max_dist, **scores}
+    print("\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
+                    for key, value in scores.items()))
+    if args.out:
+        Path(args.out).write_text(json.dumps(scores, indent=2) + "\n")
+        print(f"written: {args.out}")
+
+
 def _make_synthetic(args: argparse.Namespace) -> None:
     from .data.synthetic import write_synthetic_nyud
 
@@ -142,7 +176,7 @@ def _one_line(error: BaseException) -> str:
 
 
 COMMANDS = {"train": _train, "single-task": _single_task, "eval": _eval, "compare": _compare,
-            "make-synthetic": _make_synthetic, "demo": _demo}
+            "boundary": _boundary, "make-synthetic": _make_synthetic, "demo": _demo}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -354,13 +354,11 @@ class BoundaryMeter(Meter):
     def _collect(self) -> None:
         """Add the counted images to the state."""
         total = BoundaryCounts(self._state["totals"].cpu().numpy(), self._state["best"].cpu().numpy())
-        images = 0
         for counts in self._counter.collect():
             total.add(counts)
-            images += 1
         self._state["totals"] = torch.from_numpy(total.totals).to(self.device)
         self._state["best"] = torch.from_numpy(total.best).to(self.device)
-        self._state["images"] += images
+        self._state["images"] += total.images  # the images added here
 
     def reset(self) -> None:
         self._counter.cancel()

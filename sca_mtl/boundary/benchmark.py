@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -43,6 +43,9 @@ COUNTS = ("cntP", "sumP", "cntR", "sumR")
 AP_RECALLS = np.linspace(0, 1, 101)
 # worker processes start by importing the package (and so torch); below this many images one process is faster
 MIN_IMAGES_PER_WORKER = 4
+# images handed to the workers and not yet counted, per worker: enough to keep them busy, few enough that a large
+# set is not held in memory twice (a 480 x 640 float map is 1.2 MB)
+IN_FLIGHT_PER_WORKER = 4
 
 
 def threshold_levels(thresholds: int | Sequence[float]) -> np.ndarray:
@@ -96,6 +99,7 @@ class BoundaryCounts:
 
     totals: np.ndarray
     best: np.ndarray = field(default_factory=lambda: np.zeros(len(COUNTS), np.int64))
+    images: int = 0
 
     @classmethod
     def empty(cls, levels: int) -> BoundaryCounts:
@@ -105,6 +109,7 @@ class BoundaryCounts:
         """Add one image's (levels, 4) counts."""
         self.totals += counts
         self.best += counts[int(np.argmax(_f_measure(*_precision_recall(counts))))]
+        self.images += 1
 
     def scores(self, levels: np.ndarray) -> dict[str, float]:
         """odsF, oisF, AP in [0, 1], and the ODS point: its precision, recall and threshold."""
@@ -175,14 +180,27 @@ class ImageCounter:
         self.workers = default_workers() if workers is None else workers
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-        self._pending: list = []
+        self._pending: list = []  # counts, or futures of counts, in the order given
+        self._counted = 0  # the first `_counted` entries of `_pending` are counts
 
     def submit(self, prediction: np.ndarray, target: np.ndarray, name: str) -> None:
         job = (*check_image(prediction, target, name), self.max_dist, self.levels, self.nms)
-        self._pending.append(_pool(self.workers).submit(_counts_of, job) if self.workers > 1 else _counts_of(job))
+        if self.workers == 1:
+            self._pending.append(_counts_of(job))
+            self._counted += 1
+            return
+        if len(self._pending) - self._counted >= IN_FLIGHT_PER_WORKER * self.workers:
+            self._pending[self._counted] = self._pending[self._counted].result()  # wait for the oldest
+            self._counted += 1
+        self._pending.append(_pool(self.workers).submit(_counts_of, job))
+
+    @property
+    def counted(self) -> int:
+        """Images given since the last `collect` whose counts are known to be ready."""
+        return self._counted
 
     def collect(self) -> Iterator[np.ndarray]:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._counted = self._pending, [], 0
         for result in pending:
             yield result if isinstance(result, np.ndarray) else result.result()
 
@@ -190,29 +208,35 @@ class ImageCounter:
         for result in self._pending:
             if not isinstance(result, np.ndarray):
                 result.cancel()
-        self._pending = []
+        self._pending, self._counted = [], 0
 
 
 def evaluate(predictions: Iterable[np.ndarray], targets: Iterable[np.ndarray], *, max_dist: float,
              thresholds: int | Sequence[float] = DEFAULT_THRESHOLDS, nms: bool = True, workers: int | None = None,
-             progress: bool = False) -> dict[str, float]:
+             names: Sequence[str] | None = None, progress: bool = False) -> dict[str, float]:
     """odsF, oisF and AP (in [0, 1]) of float (H, W) probability maps against binary (H, W) ground truths.
 
     max_dist: the matching tolerance as a fraction of the image diagonal (MAX_DIST: 0.011 NYUD-v2, 0.0075
-    PASCAL-Context). workers: processes (default: the CPUs this process may use; fewer for a few images).
+    PASCAL-Context). workers: processes (default: the CPUs this process may use; fewer for a few images). The inputs
+    may be generators: images are read as the workers take them. names: what an error calls each image.
     """
     levels = threshold_levels(thresholds)
-    images = list(zip(predictions, targets, strict=True))
-    if not images:
-        raise ValueError("no images to evaluate")
-    workers = min(workers or default_workers(), math.ceil(len(images) / MIN_IMAGES_PER_WORKER))
+    size = len(predictions) if isinstance(predictions, Sized) else None
+    workers = workers or default_workers()
+    if size is not None:
+        workers = min(workers, math.ceil(size / MIN_IMAGES_PER_WORKER) or 1)
     counter = ImageCounter(max_dist=max_dist, levels=levels, nms=nms, workers=workers)
-    try:
-        for i, (prediction, target) in enumerate(images):
-            counter.submit(prediction, target, f"image {i}")
-        total = BoundaryCounts.empty(len(levels))
-        for counts in tqdm(counter.collect(), total=len(images), unit="image", disable=not progress):
-            total.add(counts)
-    finally:
-        counter.cancel()
+    total = BoundaryCounts.empty(len(levels))
+    with tqdm(total=size, unit="image", disable=not progress) as bar:
+        try:
+            for i, (prediction, target) in enumerate(zip(predictions, targets, strict=True)):
+                counter.submit(prediction, target, names[i] if names is not None else f"image {i}")
+                bar.update(counter.counted - bar.n)
+            for counts in counter.collect():
+                total.add(counts)
+                bar.update(max(0, total.images - bar.n))
+        finally:
+            counter.cancel()
+    if not total.images:
+        raise ValueError("no images to evaluate")
     return total.scores(levels)

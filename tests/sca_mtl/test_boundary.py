@@ -226,7 +226,8 @@ def soft_copy(truth: np.ndarray) -> np.ndarray:
 
 def test_evaluate_a_blurred_copy_of_the_truth_scores_one_and_workers_agree():
     rng = np.random.default_rng(3)
-    truths = [line(int(row), 6, 54) | line(int(row) + 9, 6, 54) for row in rng.integers(8, 24, size=8)]
+    # 12 images: more than 2 workers keep in flight, so submitting waits for the oldest
+    truths = [line(int(row), 6, 54) | line(int(row) + 9, 6, 54) for row in rng.integers(8, 24, size=12)]
     predictions = [soft_copy(truth) for truth in truths]
     serial = evaluate(predictions, truths, max_dist=0.0075, thresholds=19, workers=1)
     assert serial["odsF"] == 1.0 and serial["oisF"] == 1.0

@@ -2,8 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
+from sca_mtl import boundary
 from sca_mtl.cli import main
 from tests.sca_mtl.engine.test_compare import write_run
 
@@ -15,18 +19,49 @@ def test_make_synthetic_train_eval(tmp_path, tiny_overrides, capsys):
         (data / "gt_sets" / "val.txt").read_text().split()) == 8
 
     run = tmp_path / "run"
-    overrides = [o for o in tiny_overrides if not o.startswith("data.root=")]
+    overrides = [o for o in tiny_overrides if not o.startswith("data.root=")] + ["tasks.edge=1", "loss_weights.edge=50"]
     assert main(["train", "--config", "synthetic_sca_mtl", "--out", str(run), "--data-root", str(data),
                  "--max-steps", "2", "--kernels", "torch", "--seed", "1", "--no-progress", *overrides]) == 0
     assert {p.name for p in run.iterdir()} >= {"metrics.jsonl", "last.pt", "best.pt", "training_curves.png"}
 
     assert main(["eval", "--checkpoint", str(run / "last.pt")]) == 0
     printed = capsys.readouterr().out
-    assert "| semseg | **mIoU** |" in printed and "Δm against the trivial predictor" in printed
+    assert "| semseg | **mIoU** |" in printed and "| edge | **odsF** |" in printed
+    assert "Δm against the trivial predictor" in printed and "(edge left out: the trivial predictor scores 0" in printed
     results = json.loads((run / "eval" / "metrics.json").read_text())
-    assert results["step"] == 2 and set(results["metrics"]) == {"semseg", "depth", "normals"}
+    assert results["step"] == 2 and set(results["metrics"]) == {"semseg", "depth", "normals", "edge"}
+    assert set(results["metrics"]["edge"]) == {"odsF", "oisF", "AP"}
     assert set(results["trivial_predictor"]) == set(results["metrics"])
     assert (run / "eval" / "predictions.png").stat().st_size > 0 and (run / "eval" / "metrics.md").exists()
+
+
+def test_boundary_scores_prediction_files(tmp_path, capsys):
+    """8-bit PNG predictions (as MTI-Net saves them) against NYUD_MT-style .npy boundaries: the scores of the
+    benchmark on the same maps; a missing ground truth is a one-line error naming the id."""
+    rng = np.random.default_rng(0)
+    predictions, truths = tmp_path / "pred", tmp_path / "gt"
+    predictions.mkdir()
+    truths.mkdir()
+    maps, targets = [], []
+    for i in range(3):
+        truth = np.zeros((40, 48), np.float32)
+        truth[rng.integers(5, 35), 4:44] = 1
+        png = np.clip(ndimage.gaussian_filter(truth, 1.5) * 600 + rng.integers(0, 60, truth.shape), 0, 255)
+        Image.fromarray(png.astype(np.uint8)).save(predictions / f"img{i}.png")
+        np.save(truths / f"img{i}.npy", truth)
+        maps.append(png.astype(np.uint8).astype(np.float32) / 255)
+        targets.append(truth)
+    out = tmp_path / "scores.json"
+    assert main(["boundary", "--predictions", str(predictions), "--ground-truth", str(truths), "--dataset", "nyud",
+                 "--workers", "1", "--out", str(out)]) == 0
+    expected = boundary.evaluate(maps, targets, max_dist=0.011, workers=1)
+    written = json.loads(out.read_text())
+    assert written == {"images": 3, "max_dist": 0.011, **expected}
+    assert f"odsF: {expected['odsF']:.4f}" in capsys.readouterr().out
+    (truths / "img2.npy").unlink()
+    err = _one_line_error(capsys, ["boundary", "--predictions", str(predictions), "--ground-truth", str(truths),
+                                   "--max-dist", "0.01"])
+    assert "1 ids have no file in" in err and "img2" in err
 
 
 def _one_line_error(capsys, argv) -> str:
