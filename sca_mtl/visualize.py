@@ -15,11 +15,13 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .boundary import suppress_non_maxima  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 IGNORE = 255
 DEPTH_COLORMAP = "magma_r"  # near = bright
 CLASS_COLORMAPS = ("tab20", "tab20b", "tab20c")  # 60 distinct colours
+BOUNDARY_MIN_STRETCH = 1e-3  # the stretch divides by at least this: a map of faint noise only stays dark
 
 
 def class_palette(num_classes: int) -> np.ndarray:
@@ -32,9 +34,13 @@ def colorize(
     task: str, values: np.ndarray, *, num_classes: int = 0, value_range=None, prediction: bool = False
 ) -> np.ndarray:
     """(H, W, 3) uint8 picture of one task's map: labels (H, W) for segmentation, (H, W) depth in metres, (H, W, 3)
-    normals, (H, W) probabilities for binary tasks. Ignored pixels (255) of a target are black; a prediction has
-    none."""
+    normals, (H, W) probabilities for binary tasks. A boundary prediction is drawn as the benchmark sees it: SEISM's
+    non-maximum suppression of the probabilities, stretched to the image's strongest response (a short run's
+    responses are faint). Ignored pixels (255) of a target are black; a prediction has none."""
     kind = TASKS[task].kind
+    if prediction and TASKS[task].evaluator == "boundary":
+        ridges = suppress_non_maxima(values)
+        values = ridges / max(float(ridges.max()), BOUNDARY_MIN_STRETCH)
     if kind == "segmentation":
         valid = values != IGNORE
         out = class_palette(max(num_classes, int(values[valid].max(initial=0)) + 1))[np.where(valid, values, 0)]
