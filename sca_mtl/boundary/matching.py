@@ -32,18 +32,34 @@ def pairs_within(candidates: np.ndarray, truth: np.ndarray, radius: float) -> sp
     return sparse.csr_matrix((np.ones(len(pairs), np.int8), (pairs["i"], pairs["j"])), shape=shape)
 
 
-def count_matched(pairs: sparse.csr_matrix, rows: np.ndarray | slice = slice(None)) -> int:
-    """Pairs in a maximum matching of the graph restricted to the prediction pixels `rows`."""
-    graph = pairs[rows].tocoo()
+def _maximum_flow(pairs: sparse.csr_matrix):
+    """SciPy's maximum flow through the graph of the pairs, or None when it has no pair."""
+    graph = pairs.tocoo()
     if graph.nnz == 0:
-        return 0
+        return None
     n, m = graph.shape
     # nodes: the source 0, prediction pixels 1..n, ground-truth pixels n+1..n+m, the sink n+m+1
     sink = n + m + 1
     tails = np.concatenate([np.zeros(n, np.int64), 1 + graph.row, 1 + n + np.arange(m)])
     heads = np.concatenate([1 + np.arange(n), 1 + n + graph.col, np.full(m, sink)])
     network = sparse.csr_matrix((np.ones(len(tails), np.int32), (tails, heads)), shape=(sink + 1,) * 2)
-    return int(maximum_flow(network, 0, sink, method="dinic").flow_value)
+    return maximum_flow(network, 0, sink, method="dinic")
+
+
+def count_matched(pairs: sparse.csr_matrix, rows: np.ndarray | slice = slice(None)) -> int:
+    """Pairs in a maximum matching of the graph restricted to the prediction pixels `rows`."""
+    flow = _maximum_flow(pairs[rows])
+    return 0 if flow is None else int(flow.flow_value)
+
+
+def matched_rows(pairs: sparse.csr_matrix) -> np.ndarray:
+    """The rows (prediction pixels) that one maximum matching of the graph pairs, sorted. Which pixels a maximum
+    matching covers is not unique (their number is): BSDS's union over several annotators depends on it."""
+    flow = _maximum_flow(pairs)
+    if flow is None:
+        return np.zeros(0, np.int64)
+    from_source = flow.flow[0].tocoo()
+    return np.sort(from_source.col[from_source.data > 0] - 1)
 
 
 def match_pixels(prediction: np.ndarray, truth: np.ndarray, radius: float) -> int:

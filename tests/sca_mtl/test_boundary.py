@@ -1,8 +1,13 @@
 """The boundary benchmark (sca_mtl.boundary) on hand-built cases whose answers are known exactly, and its parts
 against plain references: MATLAB's thinning applied to the whole image, BSDS's minimum-cost assignment."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+import scipy.io
+from PIL import Image
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
@@ -15,6 +20,7 @@ from sca_mtl.boundary import (
     thin,
     threshold_levels,
 )
+from sca_mtl.boundary.matching import count_matched, matched_rows, pairs_within
 from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS
 
 SHAPE = (40, 60)
@@ -215,6 +221,44 @@ def test_empty_ground_truth_and_empty_prediction_follow_seism():
     total = BoundaryCounts.empty(3)
     total.add(counts)
     assert total.scores(threshold_levels(3))["odsF"] == 0.0
+
+
+# --- against MATLAB ---
+
+BSDS_BENCH = os.environ.get("SCA_MTL_BSDS_BENCH")  # BSR/bench/data of BSDS500 (not redistributed here)
+BSDS_MAX_DIST = 0.0075
+BSDS_THRESHOLDS = 5
+F_TOLERANCE = 0.005
+
+
+@pytest.mark.skipif(not BSDS_BENCH, reason="set SCA_MTL_BSDS_BENCH to BSDS500's BSR/bench/data folder")
+def test_agrees_with_the_matlab_bsds_benchmark():
+    """BSDS500's own benchmark test (BSR/bench/test_bench.m, part 2: boundaryBench on its 5 sample contour maps,
+    5 thresholds): the pooled recall, precision and F per threshold that MATLAB wrote to test_2/eval_bdry_thr.txt,
+    within 0.005 F. BSDS's protocol, built here from the same parts: no NMS, `pb >= t` thinned, several annotators per
+    image (recall pooled over all of them, precision from the pixels that any annotator's matching covers), the
+    annotators' boundaries used as they are."""
+    root = Path(BSDS_BENCH)
+    levels = threshold_levels(BSDS_THRESHOLDS)
+    counts = np.zeros((BSDS_THRESHOLDS, 4))  # cntP, sumP, cntR, sumR
+    for png in sorted((root / "png").glob("*.png")):
+        pb = np.asarray(Image.open(png), np.float64) / 255
+        annotators = scipy.io.loadmat(root / "groundTruth" / f"{png.stem}.mat")["groundTruth"][0]
+        truths = [np.argwhere(annotator["Boundaries"][0, 0]) for annotator in annotators]
+        radius = BSDS_MAX_DIST * np.hypot(*pb.shape)
+        for k, level in enumerate(levels):
+            pixels = np.argwhere(thin(pb >= level))
+            matched = np.zeros(len(pixels), bool)
+            for truth in truths:
+                pairs = pairs_within(pixels, truth, radius)
+                matched[matched_rows(pairs)] = True
+                counts[k, 2:] += count_matched(pairs), len(truth)
+            counts[k, :2] += matched.sum(), len(pixels)
+    precision, recall = counts[:, 0] / counts[:, 1], counts[:, 2] / counts[:, 3]
+    f_measure = 2 * precision * recall / (precision + recall)
+    matlab = np.loadtxt(root / "test_2" / "eval_bdry_thr.txt")  # threshold, R, P, F
+    assert np.allclose(matlab[:, 0], levels, atol=1e-6)
+    assert np.abs(f_measure - matlab[:, 3]).max() < F_TOLERANCE
 
 
 # --- evaluate ---
