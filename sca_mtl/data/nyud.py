@@ -6,7 +6,7 @@ Layout under `root`:
     segmentation/<id>.png     uint8 labels 0..num_classes; 0 = unlabelled
     depth/<id>.npy            float depth in metres (H, W); 0 = invalid
     normals/<id>.npy          float (H, W, 3) unit normals; zero vectors = invalid
-    edge/<id>.npy             binary float (H, W)
+    edge/<id>.npy             binary float (H, W): 0 / 1, anything else is an error
 
 A sample before any transform (the released code's loader, with these dtypes):
     image    float32 (H, W, 3) RGB in [0, 255]
@@ -126,6 +126,9 @@ class NYUD(Dataset):
         return check_finite(normals, path, "normals").astype(np.float32)
 
     def _load_edge(self, path: Path) -> np.ndarray:
-        return check_finite(check_shape(read_npy(path, "edge"), path, "edge"), path, "edge").astype(np.float32)
+        edge = check_shape(read_npy(path, "edge"), path, "edge")
+        if not np.isin(edge, (0, 1)).all():  # the boundary benchmark scores binary maps only
+            raise DataFileError(path, f"edge must be 0 / 1, got {np.unique(edge[~np.isin(edge, (0, 1))])[:5].tolist()}")
+        return edge.astype(np.float32)
 
     _loaders = {"semseg": _load_semseg, "depth": _load_depth, "normals": _load_normals, "edge": _load_edge}

@@ -137,6 +137,11 @@ def test_corrupt_files_are_reported_by_path_when_loaded(nyud):
     with pytest.raises(DataFileError, match=re.escape(f"{normals}: normals must be (H, W, 3)")):
         NYUD(root, "val", ["normals"])[0]
 
+    edge = root / "edge" / "0003.npy"
+    np.save(edge, np.full(fixtures.NYUD_SIZE, 0.5, np.float32))  # readable, but not a boundary map
+    with pytest.raises(DataFileError, match=re.escape(f"{edge}: edge must be 0 / 1, got [0.5]")):
+        NYUD(root, "val", ["edge"])[0]
+
 
 def test_label_of_another_size_is_resized_to_the_image(nyud):
     root, _ = nyud
