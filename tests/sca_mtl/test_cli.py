@@ -118,7 +118,7 @@ def test_train_refuses_to_overwrite_a_run(capsys, tmp_path, tiny_root):
 @pytest.mark.parametrize(
     "overrides, words",
     [(["model.name=resnet"], ["unknown model 'resnet'", "mti_net"]),
-     (["model.name=single_task"], ["'single_task' serves exactly 1 task, got 3", "sca-mtl single-task"])],
+     (["model.name=single_task"], ["'single_task' serves exactly 1 task, got 4", "sca-mtl single-task"])],
     ids=["unknown-model", "task-count"],
 )
 def test_train_refuses_a_model_before_writing(capsys, tmp_path, tiny_root, overrides, words):

@@ -120,7 +120,7 @@ def test_a_damaged_checkpoint_is_refused_with_its_path(capsys, tmp_path, finishe
 def test_eval_with_another_task_set_names_the_checkpoints(capsys, tmp_path, finished_run):
     err = one_line_error(capsys, ["eval", "--checkpoint", str(finished_run / "last.pt"), "--out",
                                   str(tmp_path / "eval"), "tasks.semseg=13"])
-    assert "holds another model (sca_mtl for tasks {'semseg': 10, 'depth': 1, 'normals': 3})" in err, err
+    assert "holds another model (sca_mtl for tasks {'semseg': 10, 'depth': 1, 'normals': 3, 'edge': 1})" in err, err
 
 
 def test_non_finite_targets_name_their_file(capsys, tmp_path, tiny_root, tiny_overrides):
