@@ -346,7 +346,8 @@ class BoundaryMeter(Meter):
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         _check_same_shape("BoundaryMeter", pred, target, 1)
-        self._prepare(pred, target)  # the state on the predictions' device, where all_reduce (NCCL) needs it
+        if pred.device != self.device:  # the state on the predictions' device, where all_reduce (NCCL) needs it
+            self.to(pred.device)
         probabilities = torch.sigmoid(pred.float())[:, 0].cpu().numpy()
         for probability, truth in zip(probabilities, target[:, 0].cpu().numpy()):
             self._counter.submit(probability, truth, f"edge: evaluated image {self._images}")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data._io import DataFileError, read_npy, read_png, require_dir
+from ..data.transforms import PIXEL_MAX
 
-PIXEL_MAX = 255.0
 EXTENSIONS = (".png", ".npy")
 
 

@@ -56,14 +56,13 @@ from sca_mtl.data._io import (
     require_file,
     select_tasks,
 )
-from sca_mtl.data.transforms import INTERPOLATION
+from sca_mtl.data.transforms import INTERPOLATION, PIXEL_MAX
 from sca_mtl.tasks import IGNORE_LABEL
 
 NUM_SEMSEG_CLASSES = 21
 SUPPORTED_TASKS = ("semseg", "human_parts", "normals", "sal", "edge")
 PERSON_CLASS = 15  # class_ind of 'person' in PASCAL-Part (VOC class order)
 SALIENCY_THRESHOLD = 0.5
-PIXEL_MAX = 255.0
 NORMAL_CHANNELS = 3
 
 # PASCAL-Part person part name -> one of the 6 part classes (MTI-Net's HUMAN_PART[6]); 0 is background
