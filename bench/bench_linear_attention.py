@@ -106,17 +106,23 @@ def providers(compile_backend: str | None) -> dict[str, Callable]:
 
 
 def call_providers(call: OpCall, dtype: torch.dtype, device, compile_backend: str | None = None) -> dict:
-    """Provider name -> (forward, leaves) at the model call's shapes, the inputs shared by all providers."""
+    """Provider name -> (forward, leaves) at the model call's shapes, the inputs shared by all providers: q, k and v
+    as the model passes them, each a list of parts (one per stacked attention)."""
     args, kwargs = make_args(call, dtype, device, requires_grad=True)
-    return {name: (functools.partial(op, *args, **kwargs), list(args))
-            for name, op in providers(compile_backend).items()}
+    leaves = [t for parts in launcher_inputs(args) for t in parts]
+    return {name: (functools.partial(op, *args, **kwargs), leaves) for name, op in providers(compile_backend).items()}
 
 
-def graph_rows(case: Case, leaves) -> list[dict]:
+def launcher_inputs(args: tuple) -> tuple[list, list, list]:
+    """q, k, v of an op call as the launchers take them: lists of parts (a tensor is one part)."""
+    return tuple(list(arg) if isinstance(arg, (list, tuple)) else [arg] for arg in args[:3])
+
+
+def graph_rows(case: Case, call: OpCall) -> list[dict]:
     """The Triton launchers alone, replayed from a CUDA graph: forward, backward and both."""
     from kernels.linear_attention import linear_cross_attention_bwd, linear_cross_attention_fwd
 
-    q, k, v = (t.detach() for t in leaves)
+    q, k, v = launcher_inputs(make_args(call, case.dtype, "cuda")[0])
     out, *saved = linear_cross_attention_fwd(q, k, v, "softplus", 1e-12)
     upstream = torch.randn_like(out)
     calls = {
@@ -136,7 +142,7 @@ def run(calls: list[OpCall], dtypes: list[torch.dtype]) -> list[dict]:
             case = call_case(call, dtype)
             for name, (forward, leaves) in call_providers(call, dtype, torch.device("cuda"), "inductor").items():
                 rows += measure(case, name, forward, leaves)
-            rows += graph_rows(case, leaves)
+            rows += graph_rows(case, call)
             print(f"done: {call.case} {dtype}", flush=True)
     return rows
 

@@ -27,7 +27,7 @@ def call_costs(call: OpCall, dtype: torch.dtype = torch.bfloat16) -> dict[str, t
 
 
 def _linear_cross_attention(call: OpCall, dtype: torch.dtype) -> dict:
-    (batch, width, lq), (_, _, ls), (_, values, _) = call.tensors
+    (batch, width, lq), (_, _, ls), (_, values, _) = (call.stacked_shape(i) for i in range(3))
     if values != width:
         raise ValueError(f"{call.case}: the benchmark's formulas assume D = E, got D={width}, E={values}")
     shape = bench_linear_attention.Shape(call.case, width, lq, ls, stacked=1)

@@ -43,6 +43,11 @@ class OpCall:
         """Calls per forward pass (and per backward pass) with exactly these shapes."""
         return len(self.callers)
 
+    def stacked_shape(self, position: int) -> tuple[int, ...]:
+        """The shape of positional argument `position`: a tensor's, or, for a list of parts (the linear attention's
+        stacked inputs), that of their concatenation along the batch."""
+        return _stacked_shape(self.tensors, self.args[position])
+
 
 def model_op_calls(tasks: dict[str, int] | None = None, size: Sequence[int] = MODEL_SIZE, batch: int = MODEL_BATCH,
                    model: str = "sca_mtl") -> list[OpCall]:
@@ -121,9 +126,15 @@ def _case_name(op: str, shapes: tuple, args: tuple, kwargs: dict) -> str:
         shift = kwargs.get("shift_size")
         return f"{op}/{height}x{width}-c{three_c // 3}-h{kwargs['num_heads']}{f'-shift{shift}' if shift else ''}"
     if op == "linear_cross_attention":
-        (stacked, width, lq), (_, _, ls) = shapes[0], shapes[1]
+        (stacked, width, lq), (_, _, ls) = (_stacked_shape(shapes, arg) for arg in args[:2])
         return f"{op}/b{stacked}-d{width}-{lq}{'' if lq == ls else f'-from-{ls}'}"
     inputs, weight = args[0], args[1]
     sizes = sorted({shapes[ref.index][2:] for ref in inputs}, reverse=True)
     return (f"{op}/{len(inputs)}in-{'+'.join(f'{h}x{w}' for h, w in sizes)}-"
             f"{sum(shapes[ref.index][1] for ref in inputs)}to{shapes[weight.index][0]}")
+
+
+def _stacked_shape(shapes: tuple, arg) -> tuple[int, ...]:
+    refs = arg if isinstance(arg, tuple) else (arg,)
+    first = shapes[refs[0].index]
+    return (first[0] * len(refs), *first[1:])

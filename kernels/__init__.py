@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ._checks import Stackable
 from ._interpret import enable_interpreter_without_cuda
 from .dispatch import BACKENDS, get_backend, get_op, resolve_backend, set_backend, use_backend
 
@@ -36,9 +37,11 @@ __all__ = [
 
 
 def linear_cross_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, feature_map: str = "softplus", eps: float = 1e-12
+    q: Stackable, k: Stackable, v: Stackable, *, feature_map: str = "softplus", eps: float = 1e-12
 ) -> torch.Tensor:
-    """Linear cross attention. q: (B, D, Lq), k: (B, D, Ls) pre-activations; v: (B, E, Ls) -> (B, E, Lq).
+    """Linear cross attention. q: (B, D, Lq), k: (B, D, Ls) pre-activations; v: (B, E, Ls) -> (B, E, Lq). Each of
+    q, k, v may also be a list of parts of one shape: the call on their concatenation along the batch, which the
+    Triton backend reads in place (several attentions in one call without copying their inputs).
 
     out[b, :, i] = sum_a (phi(q_i) . phi(k_a)) v_a / max(sum_a phi(q_i) . phi(k_a), eps), phi = softplus or identity.
     """

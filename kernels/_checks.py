@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 FEATURE_MAPS = ("softplus", "identity")
+Stackable = torch.Tensor | Sequence[torch.Tensor]  # a tensor, or parts stacked along the batch
 ACTIVATIONS = (None, "relu")
 
 
@@ -50,25 +51,46 @@ def check_same_device_and_dtype(**tensors: torch.Tensor | None) -> None:
             )
 
 
-def check_linear_cross_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float
-) -> None:
-    check_tensor("q", q, 3, "(B, D, Lq)")
-    check_tensor("k", k, 3, "(B, D, Ls)")
-    check_tensor("v", v, 3, "(B, E, Ls)")
-    check_same_device_and_dtype(q=q, k=k, v=v)
-    if k.shape[:2] != q.shape[:2]:
-        raise ValueError(
-            f"q (B, D, Lq) and k (B, D, Ls) must agree in B and D: q has shape {_shape(q)}, k has shape {_shape(k)}"
-        )
-    if v.shape[0] != k.shape[0] or v.shape[2] != k.shape[2]:
-        raise ValueError(
-            f"k (B, D, Ls) and v (B, E, Ls) must agree in B and Ls: k has shape {_shape(k)}, v has shape {_shape(v)}"
-        )
+def check_linear_cross_attention(q: Stackable, k: Stackable, v: Stackable, feature_map: str,
+                                 eps: float) -> tuple[list, list, list]:
+    """q, k, v as lists of parts: a tensor is one part; a list or tuple of tensors of one shape stands for their
+    concatenation along the batch."""
+    q, k, v = (_parts(name, x, layout) for name, x, layout in
+               (("q", q, "(B, D, Lq)"), ("k", k, "(B, D, Ls)"), ("v", v, "(B, E, Ls)")))
+    check_same_device_and_dtype(q=q[0], k=k[0], v=v[0])
+    q_shape, k_shape, v_shape = _stacked_shape(q), _stacked_shape(k), _stacked_shape(v)
+    if k_shape[:2] != q_shape[:2]:
+        raise ValueError(f"q (B, D, Lq) and k (B, D, Ls) must agree in B and D: q has shape {q_shape}, "
+                         f"k has shape {k_shape}")
+    if v_shape[0] != k_shape[0] or v_shape[2] != k_shape[2]:
+        raise ValueError(f"k (B, D, Ls) and v (B, E, Ls) must agree in B and Ls: k has shape {k_shape}, "
+                         f"v has shape {v_shape}")
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map must be one of {FEATURE_MAPS}, got {feature_map!r}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
+    return q, k, v
+
+
+def _parts(name: str, value: object, layout: str) -> list:
+    """A tensor, or a non-empty sequence of tensors of one shape, device and dtype, as a list of parts."""
+    if not isinstance(value, (list, tuple)):
+        check_tensor(name, value, 3, layout)
+        return [value]
+    if not value:
+        raise ValueError(f"{name} must be a tensor {layout} or a non-empty sequence of them, got an empty sequence")
+    for i, part in enumerate(value):
+        check_tensor(f"{name}[{i}]", part, 3, layout)
+    check_same_device_and_dtype(**{f"{name}[{i}]": part for i, part in enumerate(value)})
+    shapes = [_shape(part) for part in value]
+    if len(set(shapes)) > 1:
+        raise ValueError(f"the parts of {name} must share one shape {layout} to be stacked, got shapes {shapes}")
+    return list(value)
+
+
+def _stacked_shape(parts: list) -> tuple:
+    """The shape of the parts' concatenation along the batch."""
+    return (parts[0].shape[0] * len(parts), *parts[0].shape[1:])
 
 
 def check_window_attention(

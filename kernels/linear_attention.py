@@ -82,7 +82,7 @@ import triton.language as tl
 
 from ._aot import AotConfig
 from ._autocast import autocast_aware
-from ._checks import check_linear_cross_attention
+from ._checks import Stackable, check_linear_cross_attention
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, fp32_matmul_precision, sm_count
 from ._library import custom_op
 from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, sum_
@@ -189,6 +189,28 @@ def _padded(c, BLOCK_C: tl.constexpr):
     return cdiv(c, BLOCK_C) * BLOCK_C
 
 
+# Parts of a stacked input that one launch reads: the first one's pointer and the others' offsets from it, per-call
+# values that are not specialised on (a recompile per alignment pattern), and whose number fixes the kernels' arguments
+MAX_PARTS = 8
+
+
+def _parts(*tensors: str) -> list[str]:
+    """The offset arguments of the stacked inputs `tensors` (`_entry`)."""
+    return [f"{tensor}_part{i}" for tensor in tensors for i in range(1, MAX_PARTS)]
+
+
+@triton.jit
+def _entry(pid_b, part_batch, stride_b, p1, p2, p3, p4, p5, p6, p7, PART_UNIT: tl.constexpr):
+    """Element offset of batch entry pid_b of a stacked input (`_stacked`) from its first part: entry pid_b is entry
+    pid_b - j part_batch of part j = pid_b // part_batch, which lies p_j PART_UNITs of elements from part 0 (p_0 = 0).
+    The offsets are multiples of a constexpr unit so that the compiler keeps what it knows of the parts' alignment
+    (vector loads): one division and a few selects per program."""
+    part = pid_b // part_batch
+    delta = tl.where(part == 1, p1, tl.where(part == 2, p2, tl.where(part == 3, p3, tl.where(
+        part == 4, p4, tl.where(part == 5, p5, tl.where(part == 6, p6, tl.where(part == 7, p7, 0)))))))
+    return delta.to(tl.int64) * PART_UNIT + (pid_b - part * part_batch) * stride_b
+
+
 @triton.jit
 def _state_block(x_rows, f_rows, offs_l, stride_xl, stride_fl, mask_e, mask_d, L, FEATURE: tl.constexpr):
     """One block of the state's operands in fp32: x (BLOCK_C, BLOCK_L) and phi(f) (BLOCK_C, BLOCK_L), zero outside."""
@@ -200,19 +222,19 @@ def _state_block(x_rows, f_rows, offs_l, stride_xl, stride_fl, mask_e, mask_d, L
     return x.to(tl.float32), tl.where(mask_f, phi, 0.0)  # softplus(0) = log 2: padding must not count
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("x", "f"))
 def _linear_cross_attention_state_kernel(
-    # x: (B, E, L), the E side of the state: v (forward) or the upstream gradient dO (backward)
-    x_ptr, stride_xb, stride_xe, stride_xl,
-    # f: (B, D, L), pre-activations of the D side: k (forward) or q (backward)
-    f_ptr, stride_fb, stride_fd, stride_fl,
+    # x: (B, E, L), the E side of the state: v (forward) or the upstream gradient dO (backward), stacked (`_entry`)
+    x_ptr, stride_xb, stride_xe, stride_xl, x_part1, x_part2, x_part3, x_part4, x_part5, x_part6, x_part7,
+    # f: (B, D, L), pre-activations of the D side: k (forward) or q (backward), stacked
+    f_ptr, stride_fb, stride_fd, stride_fl, f_part1, f_part2, f_part3, f_part4, f_part5, f_part6, f_part7,
     # backward only, (B, L) fp32 contiguous: 1/m (scales x) and the bracket (weights the sum of features)
     inv_m_ptr, bracket_ptr,
     # partials per split, fp32 contiguous: mat (B, NS, E, D), fsum (B, NS, D); forward only: xsum, xshift (B, NS, E)
     mat_part_ptr, fsum_part_ptr, xsum_part_ptr, xshift_part_ptr,
-    E, D, L,
+    E, D, L, part_batch,
     FEATURE: tl.constexpr, MMA: tl.constexpr, BACKWARD: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # Forward: mat = sum (v - v^) phi(k)^T, fsum = sum phi(k), xsum = sum v, xshift = v^ (the mean of the split's
     # first block). Backward: mat = sum (dO / m) phi(q)^T, fsum = sum bracket phi(q).
@@ -227,8 +249,12 @@ def _linear_cross_attention_state_kernel(
     offs_d = pid_d * BLOCK_C + tl.arange(0, BLOCK_C)
     mask_e = offs_e < E
     mask_d = offs_d < D
-    x_rows = x_ptr + pid_b * stride_xb + offs_e[:, None] * stride_xe
-    f_rows = f_ptr + pid_b * stride_fb + offs_d[:, None] * stride_fd
+    x_batch = x_ptr + _entry(pid_b, part_batch, stride_xb, x_part1, x_part2, x_part3, x_part4, x_part5, x_part6,
+                             x_part7, PART_UNIT)
+    x_rows = x_batch + offs_e[:, None] * stride_xe
+    f_batch = f_ptr + _entry(pid_b, part_batch, stride_fb, f_part1, f_part2, f_part3, f_part4, f_part5, f_part6,
+                             f_part7, PART_UNIT)
+    f_rows = f_batch + offs_d[:, None] * stride_fd
     l_start, l_end = _split_range(pid_s, num_splits, L, BLOCK_L)
 
     if not BACKWARD:
@@ -330,12 +356,12 @@ def _normalised(acc, den, mu, eps):
     return (acc + mu[:, None] * den[None, :]) * inv_m[None, :]
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("q"))
 def _linear_cross_attention_fwd_fused_kernel(
     # the arguments of _linear_cross_attention_fwd_kernel (one launcher call serves both)
-    q_ptr, stride_qb, stride_qd, stride_ql, state_ptr, norm_ptr, mean_ptr, out_ptr, stride_ob, stride_oe, stride_ol,
-    E, D, Lq, eps,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+    q_ptr, stride_qb, stride_qd, stride_ql, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6, q_part7,
+    state_ptr, norm_ptr, mean_ptr, out_ptr, stride_ob, stride_oe, stride_ol, E, D, Lq, eps, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # D, E <= BLOCK_C: the state is one tile, loaded once; each program sweeps one split of the target.
     pid_s = tl.program_id(0)
@@ -346,7 +372,9 @@ def _linear_cross_attention_fwd_fused_kernel(
     state = tl.load(state_ptr + (pid_b * BLOCK_C + offs_c[:, None]) * BLOCK_C + offs_c[None, :])  # S_c (E, D)
     z = tl.load(norm_ptr + pid_b * BLOCK_C + offs_c)
     mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
-    q_rows = q_ptr + pid_b * stride_qb + offs_c[:, None] * stride_qd
+    q_batch = q_ptr + _entry(pid_b, part_batch, stride_qb, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6,
+                             q_part7, PART_UNIT)
+    q_rows = q_batch + offs_c[:, None] * stride_qd
     out_rows = out_ptr + pid_b * stride_ob + offs_c[:, None] * stride_oe
 
     t_start, t_end = _split_range(pid_s, tl.num_programs(0), Lq, BLOCK_T)
@@ -361,16 +389,16 @@ def _linear_cross_attention_fwd_fused_kernel(
                  mask=mask_e[:, None] & mask_t[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("q"))
 def _linear_cross_attention_fwd_kernel(
-    # q: (B, D, Lq) query pre-activations
-    q_ptr, stride_qb, stride_qd, stride_ql,
+    # q: (B, D, Lq) query pre-activations, stacked (`_entry`)
+    q_ptr, stride_qb, stride_qd, stride_ql, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6, q_part7,
     # the centred state, padded (_padded): S_c (B, E_pad, D_pad) (state_matrix_dtype), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
     # out: (B, E, Lq)
     out_ptr, stride_ob, stride_oe, stride_ol,
-    E, D, Lq, eps,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+    E, D, Lq, eps, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     pid_t = tl.program_id(0)
     pid_e = tl.program_id(1)
@@ -380,7 +408,8 @@ def _linear_cross_attention_fwd_kernel(
     mask_t = offs_t < Lq
     mask_e = offs_e < E
     e_pad, d_pad = _padded(E, BLOCK_C), _padded(D, BLOCK_C)
-    q_batch = q_ptr + pid_b * stride_qb
+    q_batch = q_ptr + _entry(pid_b, part_batch, stride_qb, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6,
+                             q_part7, PART_UNIT)
 
     acc = tl.full([BLOCK_C, BLOCK_T], 0.0, tl.float32)  # S_c p
     den = tl.full([BLOCK_T], 0.0, tl.float32)  # z . p
@@ -409,10 +438,10 @@ def _bracket(den, p_dot_u, mu_dot_do, eps):
     return inv_m, bracket
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("q"))
 def _linear_cross_attention_bwd_target_fused_kernel(
-    # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
-    q_ptr, stride_qb, stride_qd, stride_ql,
+    # q: (B, D, Lq) query pre-activations, stacked (`_entry`); do: (B, E, Lq) upstream gradient
+    q_ptr, stride_qb, stride_qd, stride_ql, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6, q_part7,
     do_ptr, stride_gb, stride_ge, stride_gl,
     # the forward's centred state, padded (_padded): S_c (B, E_pad, D_pad), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
@@ -420,8 +449,8 @@ def _linear_cross_attention_bwd_target_fused_kernel(
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
     # partials per split of the target, fp32 contiguous: dS (B, NS, E, D), dz_c (B, NS, D)
     mat_part_ptr, fsum_part_ptr,
-    E, D, Lq, eps,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+    E, D, Lq, eps, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # D, E <= BLOCK_C: the whole state is one tile, loaded once; each program sweeps one split of the target and
     # keeps its dS, dz_c partials in registers (one read of q and dO for dq and the state gradients).
@@ -434,7 +463,9 @@ def _linear_cross_attention_bwd_target_fused_kernel(
     state_t = tl.load(state_ptr + (pid_b * BLOCK_C + offs_c[None, :]) * BLOCK_C + offs_c[:, None])  # S_c^T (D, E)
     z = tl.load(norm_ptr + pid_b * BLOCK_C + offs_c)
     mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
-    q_rows = q_ptr + pid_b * stride_qb + offs_c[:, None] * stride_qd
+    q_batch = q_ptr + _entry(pid_b, part_batch, stride_qb, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6,
+                             q_part7, PART_UNIT)
+    q_rows = q_batch + offs_c[:, None] * stride_qd
     do_rows = do_ptr + pid_b * stride_gb + offs_c[:, None] * stride_ge
     dq_rows = dq_ptr + pid_b * stride_dqb + offs_c[:, None] * stride_dqd
 
@@ -479,10 +510,10 @@ def _state_t_times_do(state_ptr, do_batch, stride_ge, stride_gl, pid_b, offs_d, 
     return u
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("q"))
 def _linear_cross_attention_bwd_target_kernel(
-    # q: (B, D, Lq) query pre-activations; do: (B, E, Lq) upstream gradient
-    q_ptr, stride_qb, stride_qd, stride_ql,
+    # q: (B, D, Lq) query pre-activations, stacked (`_entry`); do: (B, E, Lq) upstream gradient
+    q_ptr, stride_qb, stride_qd, stride_ql, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6, q_part7,
     do_ptr, stride_gb, stride_ge, stride_gl,
     # the forward's centred state, padded (_padded): S_c (B, E_pad, D_pad), fp32 z (B, D_pad), mu (B, E_pad)
     state_ptr, norm_ptr, mean_ptr,
@@ -490,8 +521,8 @@ def _linear_cross_attention_bwd_target_kernel(
     dq_ptr, stride_dqb, stride_dqd, stride_dql,
     # per target token, fp32 (B, Lq) contiguous: 1/m and the bracket, for the state kernel's dS, dz_c sweep
     inv_m_ptr, bracket_ptr,
-    E, D, Lq, eps,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr,
+    E, D, Lq, eps, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_T: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # A state wider than one tile, its tiles looped over: u = S_c^T dO is computed twice per D tile, once for the
     # per-token sums (they need every D tile) and once for dq.
@@ -499,7 +530,8 @@ def _linear_cross_attention_bwd_target_kernel(
     pid_b = tl.program_id(1).to(tl.int64)
     offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
     mask_t = offs_t < Lq
-    q_batch = q_ptr + pid_b * stride_qb
+    q_batch = q_ptr + _entry(pid_b, part_batch, stride_qb, q_part1, q_part2, q_part3, q_part4, q_part5, q_part6,
+                             q_part7, PART_UNIT)
     do_batch = do_ptr + pid_b * stride_gb
 
     mu_dot_do = tl.full([BLOCK_T], 0.0, tl.float32)
@@ -541,18 +573,18 @@ def _linear_cross_attention_bwd_target_kernel(
                  _to_output(dq, dq_ptr, MMA), mask=mask_dt)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("k", "v"))
 def _linear_cross_attention_bwd_source_kernel(
-    # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values
-    k_ptr, stride_kb, stride_kd, stride_kl,
-    v_ptr, stride_vb, stride_ve, stride_vl,
+    # k: (B, D, Ls) key pre-activations; v: (B, E, Ls) values; both stacked (`_entry`)
+    k_ptr, stride_kb, stride_kd, stride_kl, k_part1, k_part2, k_part3, k_part4, k_part5, k_part6, k_part7,
+    v_ptr, stride_vb, stride_ve, stride_vl, v_part1, v_part2, v_part3, v_part4, v_part5, v_part6, v_part7,
     # reduced gradients, padded (_padded): dS (B, E_pad, D_pad), fp32 dz_c (B, D_pad); the forward's mu (B, E_pad)
     dstate_ptr, dnorm_ptr, mean_ptr,
     # dk: (B, D, Ls); dv: (B, E, Ls)
     dk_ptr, stride_dkb, stride_dkd, stride_dkl,
     dv_ptr, stride_dvb, stride_dve, stride_dvl,
-    E, D, Ls,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+    E, D, Ls, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # Programs 0 .. D tiles - 1 of axis 1 compute a D tile of dk, the others an E tile of dv.
     pid_l = tl.program_id(0)
@@ -561,7 +593,10 @@ def _linear_cross_attention_bwd_source_kernel(
     offs_l = pid_l * BLOCK_L + tl.arange(0, BLOCK_L)
     mask_l = offs_l < Ls
     arange_c = tl.arange(0, BLOCK_C)
-    k_batch = k_ptr + pid_b * stride_kb
+    k_batch = k_ptr + _entry(pid_b, part_batch, stride_kb, k_part1, k_part2, k_part3, k_part4, k_part5, k_part6,
+                             k_part7, PART_UNIT)
+    v_batch = v_ptr + _entry(pid_b, part_batch, stride_vb, v_part1, v_part2, v_part3, v_part4, v_part5, v_part6,
+                             v_part7, PART_UNIT)
     d_tiles = cdiv(D, BLOCK_C)
     e_pad, d_pad = _padded(E, BLOCK_C), _padded(D, BLOCK_C)
 
@@ -572,7 +607,7 @@ def _linear_cross_attention_bwd_source_kernel(
         for e0 in tl.range(0, E, BLOCK_C):
             offs_e = e0 + arange_c
             mask_e = offs_e < E
-            v = tl.load(v_ptr + pid_b * stride_vb + offs_e[:, None] * stride_ve + offs_l[None, :] * stride_vl,
+            v = tl.load(v_batch + offs_e[:, None] * stride_ve + offs_l[None, :] * stride_vl,
                         mask=mask_e[:, None] & mask_l[None, :], other=0.0).to(tl.float32)
             mu = tl.load(mean_ptr + pid_b * e_pad + offs_e)
             ds_t = tl.load(dstate_ptr + (pid_b * e_pad + offs_e[None, :]) * d_pad + offs_d[:, None])  # dS^T (D, E)
@@ -600,12 +635,14 @@ def _linear_cross_attention_bwd_source_kernel(
                  _to_output(acc, dv_ptr, MMA), mask=mask_e[:, None] & mask_l[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_parts("k", "v"))
 def _linear_cross_attention_bwd_source_fused_kernel(
     # the arguments of _linear_cross_attention_bwd_source_kernel (one launcher call serves both)
-    k_ptr, stride_kb, stride_kd, stride_kl, v_ptr, stride_vb, stride_ve, stride_vl, dstate_ptr, dnorm_ptr, mean_ptr,
-    dk_ptr, stride_dkb, stride_dkd, stride_dkl, dv_ptr, stride_dvb, stride_dve, stride_dvl, E, D, Ls,
-    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr,
+    k_ptr, stride_kb, stride_kd, stride_kl, k_part1, k_part2, k_part3, k_part4, k_part5, k_part6, k_part7,
+    v_ptr, stride_vb, stride_ve, stride_vl, v_part1, v_part2, v_part3, v_part4, v_part5, v_part6, v_part7,
+    dstate_ptr, dnorm_ptr, mean_ptr, dk_ptr, stride_dkb, stride_dkd, stride_dkl, dv_ptr, stride_dvb, stride_dve,
+    stride_dvl, E, D, Ls, part_batch,
+    FEATURE: tl.constexpr, MMA: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr, PART_UNIT: tl.constexpr,
 ):
     # D, E <= BLOCK_C: dS is one tile, loaded once as both operands; each program sweeps one split of the source
     # and computes dk and dv of each token block from one read of k and v (the features computed once).
@@ -618,8 +655,12 @@ def _linear_cross_attention_bwd_source_fused_kernel(
     ds_t = tl.load(dstate_ptr + (pid_b * BLOCK_C + offs_c[None, :]) * BLOCK_C + offs_c[:, None])  # dS^T (D, E)
     dz = tl.load(dnorm_ptr + pid_b * BLOCK_C + offs_c)
     mu = tl.load(mean_ptr + pid_b * BLOCK_C + offs_c)
-    k_rows = k_ptr + pid_b * stride_kb + offs_c[:, None] * stride_kd
-    v_rows = v_ptr + pid_b * stride_vb + offs_c[:, None] * stride_ve
+    k_batch = k_ptr + _entry(pid_b, part_batch, stride_kb, k_part1, k_part2, k_part3, k_part4, k_part5, k_part6,
+                             k_part7, PART_UNIT)
+    k_rows = k_batch + offs_c[:, None] * stride_kd
+    v_batch = v_ptr + _entry(pid_b, part_batch, stride_vb, v_part1, v_part2, v_part3, v_part4, v_part5, v_part6,
+                             v_part7, PART_UNIT)
+    v_rows = v_batch + offs_c[:, None] * stride_ve
     dk_rows = dk_ptr + pid_b * stride_dkb + offs_c[:, None] * stride_dkd
     dv_rows = dv_ptr + pid_b * stride_dvb + offs_c[:, None] * stride_dve
 
@@ -774,134 +815,184 @@ def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_c
     )
 
 
-def _state_partials(x: torch.Tensor, f: torch.Tensor, feature: int,
+# A stacked input is a list of parts of one shape and strides, stacked along the batch and read where they lie
+# (`_stacked`, `_entry`): the model's batched calls stack the attentions of several layers without copying them.
+ALIGNED_PART_UNIT = 16  # elements: part offsets that are multiples keep the 16-element alignment the JIT knows
+
+
+def _part_unit(*inputs: list) -> int:
+    """PART_UNIT of a launch reading the stacked `inputs`: ALIGNED_PART_UNIT when every part lies a multiple of that
+    many elements from its input's first part (always, for tensors of their own allocations), else 1."""
+    aligned = all((part.data_ptr() - parts[0].data_ptr()) % (ALIGNED_PART_UNIT * part.element_size()) == 0
+                  for parts in inputs for part in parts)
+    return ALIGNED_PART_UNIT if aligned else 1
+
+
+def _stacked(parts: list, unit: int) -> tuple:
+    """The kernel arguments of a stacked input of at most MAX_PARTS parts: the first part, its three strides and the
+    other parts' offsets from it in `unit`s of elements, zero past the last part (`_entry`)."""
+    first = parts[0]
+    offsets = [(part.data_ptr() - first.data_ptr()) // (unit * first.element_size()) for part in parts[1:]]
+    return (first, *_strides(first), *offsets, *(0,) * (MAX_PARTS - len(parts)))
+
+
+def _chunks(num_parts: int) -> list[tuple[int, int]]:
+    """[start, end) part ranges of at most MAX_PARTS parts, as even as possible: one launch sequence each."""
+    count = ceil_div(num_parts, MAX_PARTS)
+    return [(i * num_parts // count, (i + 1) * num_parts // count) for i in range(count)]
+
+
+def _state_partials(x: list, f: list, feature: int, unit: int,
                     inv_m: torch.Tensor | None = None, bracket: torch.Tensor | None = None) -> tuple:
-    """Partial sums over splits of the length axis (see the state kernel) and the number of splits."""
-    b, e, length = x.shape
-    d = f.shape[1]
+    """Partial sums over splits of the length axis (see the state kernel) and the number of splits, for the stacked
+    x (B, E, L) and f (B, D, L)."""
+    part_batch, e, length = x[0].shape
+    b, d = part_batch * len(x), f[0].shape[1]
+    device = x[0].device
     channel_tiles = _channel_tiles(e, d)
-    num_splits = split(ceil_div(length, STATE_LAUNCH.block_tokens), channel_tiles * b, x.device,
+    num_splits = split(ceil_div(length, STATE_LAUNCH.block_tokens), channel_tiles * b, device,
                        STATE_LAUNCH.ctas_per_sm)
     backward = inv_m is not None
-    mat = torch.empty(b, num_splits, e, d, device=x.device, dtype=torch.float32)
-    fsum = torch.empty(b, num_splits, d, device=x.device, dtype=torch.float32)
-    xsum, xshift = (torch.empty(b, 0 if backward else num_splits, e, device=x.device, dtype=torch.float32)
+    mat = torch.empty(b, num_splits, e, d, device=device, dtype=torch.float32)
+    fsum = torch.empty(b, num_splits, d, device=device, dtype=torch.float32)
+    xsum, xshift = (torch.empty(b, 0 if backward else num_splits, e, device=device, dtype=torch.float32)
                     for _ in range(2))
     _linear_cross_attention_state_kernel[(num_splits, channel_tiles, b)](
-        x, *_strides(x), f, *_strides(f),
+        *_stacked(x, unit), *_stacked(f, unit),
         inv_m if backward else fsum, bracket if backward else fsum,  # placeholders: read only when BACKWARD
-        mat, fsum, xsum, xshift, e, d, length,
-        FEATURE=feature, MMA=mma_mode(x.dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
-        BLOCK_L=STATE_LAUNCH.block_tokens, num_warps=STATE_LAUNCH.num_warps, num_stages=STATE_LAUNCH.num_stages,
+        mat, fsum, xsum, xshift, e, d, length, part_batch,
+        FEATURE=feature, MMA=mma_mode(x[0].dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
+        BLOCK_L=STATE_LAUNCH.block_tokens, PART_UNIT=unit,
+        num_warps=STATE_LAUNCH.num_warps, num_stages=STATE_LAUNCH.num_stages,
     )
     return (mat, fsum, xsum, xshift), num_splits
 
 
-def linear_cross_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float):
-    """out (B, E, Lq) in q's dtype, and the state the backward needs, padded to whole channel tiles (zeros):
-    S_c (B, E_pad, D_pad) in `state_matrix_dtype`, fp32 z (B, D_pad) and mu (B, E_pad)."""
-    b, d, lq = q.shape
-    e, ls = v.shape[1], v.shape[2]
-    out = torch.empty(b, e, lq, device=q.device, dtype=q.dtype)
-    state, norm, mean = _state_buffers(q, b, e, d)
+def linear_cross_attention_fwd(q: list, k: list, v: list, feature_map: str, eps: float):
+    """out (B, E, Lq) in q's dtype for the stacked q, k, v (`stacked_parts`), and the state the backward needs,
+    padded to whole channel tiles (zeros): S_c (B, E_pad, D_pad) in `state_matrix_dtype`, fp32 z (B, D_pad) and
+    mu (B, E_pad). Every MAX_PARTS parts are one launch sequence, into their rows of the outputs."""
+    q, k, v = _in_place(q, k, v)
+    part_batch, d, lq = q[0].shape
+    e, ls = v[0].shape[1], v[0].shape[2]
+    b = part_batch * len(q)
+    out = q[0].new_empty(b, e, lq)
+    state, norm, mean = _state_buffers(q[0], b, e, d)
     if _has_no_work(b, d, e, lq, ls):
         return out.zero_(), state.zero_(), norm.zero_(), mean.zero_()
-    feature = FEATURE_CODES[feature_map]
-    parts, num_splits = _state_partials(v, k, feature)
-    mma = mma_mode(q.dtype)
-    _reduce(parts, (state, norm, mean), e, d, num_splits, 1.0 / ls, True, mma)
+    feature, mma = FEATURE_CODES[feature_map], mma_mode(q[0].dtype)
     if fuses_state(d, e):
-        launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, q.dtype)
-        num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
-        kernel, grid = _linear_cross_attention_fwd_fused_kernel, (num_splits, b)
+        launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, q[0].dtype)
+        kernel = _linear_cross_attention_fwd_fused_kernel
     else:
-        launch = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, q.dtype)
-        kernel, grid = _linear_cross_attention_fwd_kernel, (ceil_div(lq, launch.block_tokens), ceil_div(e, BLOCK_C), b)
-    kernel[grid](
-        q, *_strides(q), state, norm, mean, out, *_strides(out), e, d, lq, eps,
-        FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C, BLOCK_T=launch.block_tokens,
-        num_warps=launch.num_warps, num_stages=launch.num_stages,
-    )
+        launch = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, q[0].dtype)
+        kernel = _linear_cross_attention_fwd_kernel
+    for start, end in _chunks(len(q)):
+        rows = slice(start * part_batch, end * part_batch)
+        chunk_q, chunk_k, chunk_v = q[start:end], k[start:end], v[start:end]
+        unit = _part_unit(chunk_q, chunk_k, chunk_v)
+        parts, num_splits = _state_partials(chunk_v, chunk_k, feature, unit)
+        _reduce(parts, (state[rows], norm[rows], mean[rows]), e, d, num_splits, 1.0 / ls, True, mma)
+        chunk_b = rows.stop - rows.start
+        if kernel is _linear_cross_attention_fwd_fused_kernel:
+            grid = (split(ceil_div(lq, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm), chunk_b)
+        else:
+            grid = (ceil_div(lq, launch.block_tokens), ceil_div(e, BLOCK_C), chunk_b)
+        chunk_out = out[rows]
+        kernel[grid](
+            *_stacked(chunk_q, unit), state[rows], norm[rows], mean[rows], chunk_out, *_strides(chunk_out),
+            e, d, lq, eps, part_batch,
+            FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
+            num_warps=launch.num_warps, num_stages=launch.num_stages,
+        )
     return out, state, norm, mean
 
 
-def linear_cross_attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                               state: torch.Tensor, norm: torch.Tensor, mean: torch.Tensor,
-                               feature_map: str, eps: float):
-    """(dq, dk, dv) in the inputs' dtype from the upstream gradient (B, E, Lq) (any strides) and the forward's
-    fp32 state."""
-    b, d, lq = q.shape
-    e, ls = v.shape[1], v.shape[2]
-    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
-    dk = torch.empty_like(k, memory_format=torch.contiguous_format)
-    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list, state: torch.Tensor,
+                               norm: torch.Tensor, mean: torch.Tensor, feature_map: str, eps: float):
+    """(dq, dk, dv), each (B, C, L) stacked in the inputs' dtype, from the upstream gradient (B, E, Lq) (any
+    strides) and the forward's fp32 state."""
+    q, k, v = _in_place(q, k, v)
+    part_batch, d, lq = q[0].shape
+    e, ls = v[0].shape[1], v[0].shape[2]
+    b = part_batch * len(q)
+    dq, dk, dv = (parts[0].new_empty(b, *parts[0].shape[1:]) for parts in (q, k, v))
     if _has_no_work(b, d, e, lq, ls):
         return dq.zero_(), dk.zero_(), dv.zero_()
     _check_walkable("grad_out", grad_out)
-    feature = FEATURE_CODES[feature_map]
-    mma = mma_mode(q.dtype)
-    dstate, dnorm, _ = _state_buffers(q, b, e, d)
-
+    feature, mma = FEATURE_CODES[feature_map], mma_mode(q[0].dtype)
     common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
-    if fuses_state(d, e):
-        launch = TARGET_FUSED_LAUNCH
-        num_splits = split(ceil_div(lq, launch.block_tokens), b, q.device, launch.ctas_per_sm)
-        mat = torch.empty(b, num_splits, e, d, device=q.device, dtype=torch.float32)
-        fsum = torch.empty(b, num_splits, d, device=q.device, dtype=torch.float32)
-        _linear_cross_attention_bwd_target_fused_kernel[(num_splits, b)](
-            q, *_strides(q), grad_out, *_strides(grad_out), state, norm, mean, dq, *_strides(dq),
-            mat, fsum, e, d, lq, eps, **common,
-            BLOCK_T=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
-        )
-    else:
-        inv_m = torch.empty(b, lq, device=q.device, dtype=torch.float32)
-        bracket = torch.empty(b, lq, device=q.device, dtype=torch.float32)
-        launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, q.dtype)
-        _linear_cross_attention_bwd_target_kernel[(triton.cdiv(lq, launch.block_tokens), b)](
-            q, *_strides(q), grad_out, *_strides(grad_out), state, norm, mean, dq, *_strides(dq),
-            inv_m, bracket, e, d, lq, eps, **common,
-            BLOCK_T=launch.block_tokens, num_warps=launch.num_warps, num_stages=launch.num_stages,
-        )
-        (mat, fsum, _, _), num_splits = _state_partials(grad_out, q, feature, inv_m, bracket)
-    # no centring in the backward: the slots for the E vectors are placeholders
-    _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False, mma)
+    grad_parts = list(grad_out.split(part_batch))  # views: a stacked input like the others
+    for start, end in _chunks(len(q)):
+        rows = slice(start * part_batch, end * part_batch)
+        chunk_q, chunk_k, chunk_v, chunk_grad = q[start:end], k[start:end], v[start:end], grad_parts[start:end]
+        chunk_b = rows.stop - rows.start
+        unit = _part_unit(chunk_q, chunk_k, chunk_v, chunk_grad)
+        dstate, dnorm, _ = _state_buffers(q[0], chunk_b, e, d)
+        chunk_dq, chunk_dk, chunk_dv = dq[rows], dk[rows], dv[rows]
+        forward_state = state[rows], norm[rows], mean[rows]
+        target = (*_stacked(chunk_q, unit), chunk_grad[0], *_strides(chunk_grad[0]), *forward_state, chunk_dq,
+                  *_strides(chunk_dq))
+        if fuses_state(d, e):
+            launch = TARGET_FUSED_LAUNCH
+            num_splits = split(ceil_div(lq, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm)
+            mat = torch.empty(chunk_b, num_splits, e, d, device=q[0].device, dtype=torch.float32)
+            fsum = torch.empty(chunk_b, num_splits, d, device=q[0].device, dtype=torch.float32)
+            _linear_cross_attention_bwd_target_fused_kernel[(num_splits, chunk_b)](
+                *target, mat, fsum, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
+                num_warps=launch.num_warps, num_stages=launch.num_stages,
+            )
+        else:
+            inv_m = torch.empty(chunk_b, lq, device=q[0].device, dtype=torch.float32)
+            bracket = torch.empty(chunk_b, lq, device=q[0].device, dtype=torch.float32)
+            launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, q[0].dtype)
+            _linear_cross_attention_bwd_target_kernel[(ceil_div(lq, launch.block_tokens), chunk_b)](
+                *target, inv_m, bracket, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens,
+                PART_UNIT=unit, num_warps=launch.num_warps, num_stages=launch.num_stages,
+            )
+            (mat, fsum, _, _), num_splits = _state_partials(chunk_grad, chunk_q, feature, unit, inv_m, bracket)
+        # no centring in the backward: the slots for the E vectors are placeholders
+        _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False, mma)
 
-    arguments = (k, *_strides(k), v, *_strides(v), dstate, dnorm, mean, dk, *_strides(dk), dv, *_strides(dv), e, d, ls)
-    if fuses_state(d, e):
-        launch = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, q.dtype)
-        num_splits = split(ceil_div(ls, launch.block_tokens), b, q.device, launch.ctas_per_sm)
-        kernel, grid = _linear_cross_attention_bwd_source_fused_kernel, (num_splits, b)
-    else:
-        launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, q.dtype)
-        kernel, grid = _linear_cross_attention_bwd_source_kernel, (
-            ceil_div(ls, launch.block_tokens), ceil_div(d, BLOCK_C) + ceil_div(e, BLOCK_C), b)
-    kernel[grid](*arguments, **common, BLOCK_L=launch.block_tokens, num_warps=launch.num_warps,
-                 num_stages=launch.num_stages)
+        if fuses_state(d, e):
+            launch = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, q[0].dtype)
+            num_splits = split(ceil_div(ls, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm)
+            kernel, grid = _linear_cross_attention_bwd_source_fused_kernel, (num_splits, chunk_b)
+        else:
+            launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, q[0].dtype)
+            kernel, grid = _linear_cross_attention_bwd_source_kernel, (
+                ceil_div(ls, launch.block_tokens), ceil_div(d, BLOCK_C) + ceil_div(e, BLOCK_C), chunk_b)
+        kernel[grid](
+            *_stacked(chunk_k, unit), *_stacked(chunk_v, unit), dstate, dnorm, mean[rows], chunk_dk,
+            *_strides(chunk_dk), chunk_dv, *_strides(chunk_dv), e, d, ls, part_batch,
+            **common, BLOCK_L=launch.block_tokens, PART_UNIT=unit, num_warps=launch.num_warps,
+            num_stages=launch.num_stages,
+        )
     return dq, dk, dv
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Custom operators (kernels/_library.py), their autograd, and the public op
+# Custom operators (kernels/_library.py), their autograd, the eager path, and the public op
 # ---------------------------------------------------------------------------------------------------------------
 
 
 @custom_op("linear_cross_attention_fwd")
 def _forward_op(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: str, eps: float
+    q: list[torch.Tensor], k: list[torch.Tensor], v: list[torch.Tensor], feature_map: str, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return linear_cross_attention_fwd(q, k, v, feature_map, eps)
 
 
 @_forward_op.register_fake
 def _(q, k, v, feature_map, eps):
-    b, d, lq = q.shape
-    e = v.shape[1]
-    return q.new_empty(b, e, lq), *_state_buffers(q, b, e, d)
+    part_batch, d, lq = q[0].shape
+    b, e = part_batch * len(q), v[0].shape[1]
+    return q[0].new_empty(b, e, lq), *_state_buffers(q[0], b, e, d)
 
 
 @custom_op("linear_cross_attention_bwd")
 def _backward_op(
-    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor,
+    grad_out: torch.Tensor, q: list[torch.Tensor], k: list[torch.Tensor], v: list[torch.Tensor], state: torch.Tensor,
     norm: torch.Tensor, mean: torch.Tensor, feature_map: str, eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return linear_cross_attention_bwd(grad_out, q, k, v, state, norm, mean, feature_map, eps)
@@ -909,38 +1000,90 @@ def _backward_op(
 
 @_backward_op.register_fake
 def _(grad_out, q, k, v, state, norm, mean, feature_map, eps):
-    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
+    return tuple(parts[0].new_empty(parts[0].shape[0] * len(parts), *parts[0].shape[1:]) for parts in (q, k, v))
+
+
+def _split_grads(grads: tuple, counts: tuple) -> tuple:
+    """The stacked (dq, dk, dv) as lists of views, one per part of q, k and v (`counts` parts each)."""
+    return tuple([grad.narrow(0, i * (grad.shape[0] // n), grad.shape[0] // n) for i in range(n)]
+                 for grad, n in zip(grads, counts))
 
 
 def _setup_context(ctx, inputs, output):
-    """Saves q, k, v and the fp32 state (S_c, z, mu), nothing of size L but the inputs."""
+    """Saves the parts of q, k, v and the fp32 state (S_c, z, mu), nothing of size L but the inputs."""
     q, k, v, feature_map, eps = inputs
-    ctx.save_for_backward(q, k, v, *output[1:])
-    ctx.feature_map, ctx.eps = feature_map, eps
+    ctx.save_for_backward(*q, *k, *v, *output[1:])
+    ctx.counts, ctx.feature_map, ctx.eps = (len(q), len(k), len(v)), feature_map, eps
+
+
+def _saved_inputs(ctx) -> tuple:
+    """([q parts], [k parts], [v parts], state, norm, mean) from the tensors `_setup_context` or `_Eager` saved."""
+    saved, inputs = list(ctx.saved_tensors), []
+    for count in ctx.counts:
+        inputs.append(saved[:count])
+        del saved[:count]
+    return *inputs, *saved
 
 
 def _backward(ctx, grad_out, *state_grads):  # the state outputs are internal: their gradients are unused
-    dq, dk, dv = _backward_op(grad_out, *ctx.saved_tensors, ctx.feature_map, ctx.eps)
-    return dq, dk, dv, None, None
+    grads = _backward_op(grad_out, *_saved_inputs(ctx), ctx.feature_map, ctx.eps)
+    return *_split_grads(grads, ctx.counts), None, None
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _Eager(torch.autograd.Function):
+    """The op outside torch.compile: the launchers and the autograd formula of the custom operators above, without
+    the operators' dispatch (host time of the order of the launchers' own). torch.compile traces the operators."""
+
+    @staticmethod
+    def forward(ctx, feature_map, eps, counts, *inputs):
+        q, k, v = (list(inputs[sum(counts[:i]):sum(counts[:i + 1])]) for i in range(3))
+        out, *state = linear_cross_attention_fwd(q, k, v, feature_map, eps)
+        ctx.save_for_backward(*inputs, *state)
+        ctx.counts, ctx.feature_map, ctx.eps = counts, feature_map, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grads = linear_cross_attention_bwd(grad_out, *_saved_inputs(ctx), ctx.feature_map, ctx.eps)
+        return None, None, None, *(g for parts in _split_grads(grads, ctx.counts) for g in parts)
+
+
+def _in_place(q: list, k: list, v: list) -> tuple[list, list, list]:
+    """The parts as the kernels read them in place: one count for q, k and v, and one stride per input. Otherwise
+    (calls unlike the model's) each input is concatenated into one part, or its parts are made contiguous: copies
+    inside the launchers (the gradients are stacked whatever the parts)."""
+    if not len(q) == len(k) == len(v) or not all(_offsets_in_elements(parts) for parts in (q, k, v)):
+        return [torch.cat(q)], [torch.cat(k)], [torch.cat(v)]
+    return tuple(parts if len({part.stride() for part in parts}) == 1 else [part.contiguous() for part in parts]
+                 for parts in (q, k, v))
+
+
+def _offsets_in_elements(parts: list) -> bool:
+    """Whether every part lies a whole number of elements from the first (not so for reinterpreted byte buffers)."""
+    return all((part.data_ptr() - parts[0].data_ptr()) % part.element_size() == 0 for part in parts)
+
+
 @autocast_aware
 def linear_cross_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, feature_map: str = "softplus", eps: float = 1e-12
+    q: Stackable, k: Stackable, v: Stackable, *, feature_map: str = "softplus", eps: float = 1e-12
 ) -> torch.Tensor:
-    """q: (B, D, Lq) and k: (B, D, Ls) pre-activations, v: (B, E, Ls) values -> (B, E, Lq); any strides.
+    """q: (B, D, Lq) and k: (B, D, Ls) pre-activations, v: (B, E, Ls) values -> (B, E, Lq); any strides. Each of
+    q, k, v may also be a sequence of parts of one shape, stacked along the batch as by torch.cat and read in place.
 
     out[b, :, i] = sum_a (phi(q_i) . phi(k_a)) v_a / max(sum_a phi(q_i) . phi(k_a), eps), phi = softplus or identity.
     """
-    check_linear_cross_attention(q, k, v, feature_map, eps)
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_kernel_dtype(name, t)
-        check_device(name, t)
-        _check_walkable(name, t)
-    return _forward_op(q, k, v, feature_map, eps)[0]
+    q, k, v = check_linear_cross_attention(q, k, v, feature_map, eps)
+    for name, parts in (("q", q), ("k", k), ("v", v)):
+        check_kernel_dtype(name, parts[0])
+        check_device(name, parts[0])
+        for part in parts:
+            _check_walkable(name, part)
+    if torch.compiler.is_compiling():
+        return _forward_op(q, k, v, feature_map, eps)[0]
+    return _Eager.apply(feature_map, eps, (len(q), len(k), len(v)), *q, *k, *v)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -958,7 +1101,10 @@ def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: Ke
                 tensor_cores: bool = True, model_layout: bool = False, state_matrix: str = "fp32") -> AotConfig:
     """The launch compiled for the worst case (no argument divisible by 16: every load scalar), or, with
     `model_layout`, specialised as the JIT specialises the model's hot calls (token strides 1; pointers, the other
-    strides and the lengths divisible by 16), where the residency the launcher sizes grids by must hold."""
+    strides and the lengths divisible by 16; separately allocated parts of stacked inputs), where the residency the
+    launcher sizes grids by must hold."""
+    if "PART_UNIT" in kernel.arg_names:
+        constexprs = dict(constexprs, PART_UNIT=ALIGNED_PART_UNIT if model_layout else 1)
     buffers = {arg: state_matrix if arg in _STATE_MATRIX_POINTERS else "fp32" for arg in kernel.arg_names
                if arg.endswith("_ptr") and arg not in _DATA_POINTERS}
     unit, divisible = (), ()

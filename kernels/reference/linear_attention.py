@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .._autocast import autocast_aware
-from .._checks import check_linear_cross_attention
+from .._checks import Stackable, check_linear_cross_attention
 from ._precision import upcast
 
 FEATURE_MAP_FUNCTIONS = {"softplus": F.softplus, "identity": lambda x: x}
@@ -24,10 +24,12 @@ FEATURE_MAP_FUNCTIONS = {"softplus": F.softplus, "identity": lambda x: x}
 
 @autocast_aware
 def linear_cross_attention_ref(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, feature_map: str = "softplus", eps: float = 1e-12
+    q: Stackable, k: Stackable, v: Stackable, *, feature_map: str = "softplus", eps: float = 1e-12
 ) -> torch.Tensor:
-    """q: (B, D, Lq) and k: (B, D, Ls) pre-activations, v: (B, E, Ls) values -> (B, E, Lq)."""
-    check_linear_cross_attention(q, k, v, feature_map, eps)
+    """q: (B, D, Lq) and k: (B, D, Ls) pre-activations, v: (B, E, Ls) values -> (B, E, Lq). Each of q, k, v may
+    also be a sequence of parts of one shape: the call on their concatenation along the batch."""
+    q, k, v = (parts[0] if len(parts) == 1 else torch.cat(parts)
+               for parts in check_linear_cross_attention(q, k, v, feature_map, eps))
     phi = FEATURE_MAP_FUNCTIONS[feature_map]
     phi_q, phi_k = phi(upcast(q)), phi(upcast(k))
     state = torch.bmm(upcast(v), phi_k.transpose(1, 2))  # S: (B, E, D)

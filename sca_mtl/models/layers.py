@@ -94,7 +94,8 @@ def batched_cross_attention(
     """[layer(target, source) for each triple], in one op call: the calls' q, k and v stacked along the batch.
 
     Every layer projects its own q, k, v (their weights differ); the attention, one launch sequence instead of one
-    per call, needs all targets of one shape and all sources of one shape. The price is one copy of q, k and v."""
+    per call, needs all targets of one shape and all sources of one shape. The op takes each layer's q, k and v as
+    parts of its stacked inputs, which the Triton backend reads where the projections wrote them (no copy)."""
     if not len(layers) == len(targets) == len(sources) > 0:
         raise ValueError(
             f"need as many targets and sources as layers (at least one), got {len(layers)} layers, "
@@ -107,9 +108,9 @@ def batched_cross_attention(
     backends = {layer.backend for layer in layers}
     if len(backends) > 1:
         raise ValueError(f"layers must share one backend, got {sorted(backends)}")
-    q, k, v = (torch.cat(parts) for parts in zip(*map(CrossAttention.project, layers, targets, sources)))
+    q, k, v = (list(parts) for parts in zip(*map(CrossAttention.project, layers, targets, sources)))
     out = layers[0]._attend(q, k, v)
-    return list(out.view(v.shape[0], v.shape[1], *targets[0].shape[2:]).chunk(len(layers)))
+    return list(out.view(out.shape[0], out.shape[1], *targets[0].shape[2:]).chunk(len(layers)))
 
 
 def _qk_projection(in_channels: int, channels: int, convs: int) -> nn.Sequential:

@@ -21,7 +21,8 @@ OPS = torch.ops.sca_mtl
 
 
 def linear_attention_args():
-    q, k, v = (torch.randn(2, c, n, device=DEVICE) for c, n in ((6, 20), (6, 13), (5, 13)))
+    """Two attentions stacked: q, k and v each as two parts, as the model's batched calls pass them."""
+    q, k, v = ([torch.randn(2, c, n, device=DEVICE) for _ in range(2)] for c, n in ((6, 20), (6, 13), (5, 13)))
     return (q, k, v), dict(feature_map="softplus", eps=1e-12)
 
 

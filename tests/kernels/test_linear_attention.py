@@ -171,6 +171,73 @@ def test_splits_of_many_blocks(batch, d, e, lq, ls, dtype, monkeypatch):
     check_parity(*make_inputs(batch, d, e, lq, ls, dtype, value_offset=2.0))
 
 
+# --- stacked parts: several attentions of one call, each input given as parts read in place -------------------------
+
+
+def check_stacked_parity(q_parts, k_parts, v_parts, dtype, *, copies_allowed=True):
+    """The Triton op on parts against the float64 reference on their concatenation, every part's gradient checked.
+    The parts may be views (of one buffer): gradients are taken with respect to them. Without `copies_allowed`, the
+    op's forward and backward must not concatenate the parts."""
+    parts = [list(q_parts), list(k_parts), list(v_parts)]
+    flat = [p for each in parts for p in each]
+    with pytest.MonkeyPatch.context() as patch:
+        if not copies_allowed:
+            patch.setattr(torch, "cat", lambda *args, **kwargs: pytest.fail("the parts were concatenated"))
+        out = la.linear_cross_attention(*parts)
+        upstream = torch.randn_like(out)
+        part_grads = torch.autograd.grad(out, flat, upstream)
+    expected, expected_grads = run_reference(*(torch.cat(each).detach() for each in parts), upstream)
+    assert out.dtype == dtype
+    assert_kernel_close("out", out, expected, dtype)
+    sizes = [len(each) for each in parts]
+    for name, size, want in zip(("dq", "dk", "dv"), sizes, expected_grads):
+        got, part_grads = torch.cat(part_grads[:size]), part_grads[size:]
+        assert_kernel_close(name, got, want, dtype)
+
+
+def separate_parts(num_parts, batch, d, e, lq, ls, dtype):
+    """q, k, v parts in allocations of their own (as the model's projections make them), requiring grad."""
+    made = [make_inputs(batch, d, e, lq, ls, dtype, value_offset=1.0) for _ in range(num_parts)]
+    return [[t.requires_grad_() for t in each] for each in zip(*made)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("num_parts, batch, d, e, lq, ls", [
+    pytest.param(3, 2, 8, 8, 33, 21, id="fused"),
+    pytest.param(2, 1, 72, 40, 20, 17, id="separate-dS-pass"),
+    pytest.param(la.MAX_PARTS + 3, 1, 5, 7, 19, 23, id="two-launch-sequences"),
+])
+def test_stacked_parts_are_read_in_place(num_parts, batch, d, e, lq, ls, dtype):
+    q, k, v = separate_parts(num_parts, batch, d, e, lq, ls, dtype)
+    assert la._part_unit(q, k, v) == la.ALIGNED_PART_UNIT  # separate allocations: the aligned launches
+    check_stacked_parity(q, k, v, dtype, copies_allowed=False)
+
+
+def test_parts_at_unaligned_offsets_of_one_buffer():
+    """Parts that lie an odd number of elements apart take the launches with unit offsets."""
+    batch, d, e, lq, ls = 1, 6, 5, 21, 17
+    shapes = [(batch, d, lq)] * 2 + [(batch, d, ls)] * 2 + [(batch, e, ls)] * 2
+    sizes = [math.prod(shape) for shape in shapes]
+    buffer = torch.randn(sum(sizes) + len(sizes), device=DEVICE, requires_grad=True)
+    starts = np.cumsum([1] + [size + 1 for size in sizes[:-1]])  # one element between parts: odd offsets
+    views = [buffer[start:start + size].view(shape) for start, size, shape in zip(starts, sizes, shapes)]
+    q, k, v = views[0:2], views[2:4], views[4:6]
+    assert la._part_unit(q, k, v) == 1
+    check_stacked_parity(q, k, v, torch.float32, copies_allowed=False)
+
+
+@pytest.mark.parametrize("layout", ["counts-differ", "strides-differ"])
+def test_parts_unlike_the_models_are_copied_first(layout):
+    """Inputs whose parts the kernels cannot read in place (another number of parts per input, or parts of one input
+    with different strides) give the same results through copies."""
+    q, k, v = separate_parts(2, 2, 6, 5, 21, 17, torch.float32)
+    if layout == "counts-differ":
+        k = [torch.cat(k).detach().requires_grad_()]
+    else:
+        v[1] = v[1].detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()
+    check_stacked_parity(q, k, v, torch.float32)
+
+
 # The gradients scale with 1 / den, ~1e-6 here: a larger upstream gradient keeps them in float16's normal range,
 # so that the comparison measures the kernel rather than float16's subnormals.
 OVERFLOW_UPSTREAM_SCALE = 64.0
@@ -313,7 +380,7 @@ def test_benchmark_dry_run():
 MODEL_CALLS = [  # (batch: the model stacks its attentions of one shape, D = E, Lq, Ls)
     pytest.param(q[0], q[1], q[2], k[2], id=call.case.split("/")[1])
     for call in model_op_calls() if call.op == "linear_cross_attention"
-    for q, k in [call.tensors[:2]]
+    for q, k in [(call.stacked_shape(0), call.stacked_shape(1))]
 ]
 
 

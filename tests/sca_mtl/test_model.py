@@ -48,11 +48,16 @@ def test_op_calls_per_forward(monkeypatch):
     }
     batch = IMAGE[0]
     ctam, csam = calls["linear_cross_attention"][:4], calls["linear_cross_attention"][4:]
-    assert [(q.shape, k.shape) for q, k, _ in ctam] == [((6 * batch, c, n), (6 * batch, c, n))
-                                                       for c, n in [(288, 6), (144, 24), (72, 96), (36, 384)]]
+
+    def stacked(parts):  # (number of parts, the parts' one shape): the op reads each layer's q, k, v in place
+        assert len({tuple(part.shape) for part in parts}) == 1
+        return len(parts), tuple(parts[0].shape)
+
+    assert [(stacked(q), stacked(k), stacked(v)) for q, k, v in ctam] == [
+        ((6, (batch, c, n)),) * 3 for c, n in [(288, 6), (144, 24), (72, 96), (36, 384)]]
     token_counts = [384, 96, 24, 6]  # scales 0..3
-    assert [(q.shape, k.shape) for q, k, _ in csam] == [
-        ((3 * batch, c, token_counts[target]), (3 * batch, c, token_counts[source]))
+    assert [(stacked(q), stacked(k)) for q, k, _ in csam] == [
+        ((3, (batch, c, token_counts[target])), (3, (batch, c, token_counts[source])))
         for target, c in enumerate([36, 72, 144]) for source in range(target + 1, 4)
     ]
     aggregation_inputs = calls["concat_conv1x1"][0][0]
