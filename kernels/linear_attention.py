@@ -816,39 +816,81 @@ def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_c
 
 
 # A stacked input is a list of parts of one shape and strides, stacked along the batch and read where they lie
-# (`_stacked`, `_entry`): the model's batched calls stack the attentions of several layers without copying them.
+# (`_entry`): the model's batched calls stack the attentions of several layers without copying them.
 ALIGNED_PART_UNIT = 16  # elements: part offsets that are multiples keep the 16-element alignment the JIT knows
 
 
-def _part_unit(*inputs: list) -> int:
-    """PART_UNIT of a launch reading the stacked `inputs`: ALIGNED_PART_UNIT when every part lies a multiple of that
-    many elements from its input's first part (always, for tensors of their own allocations), else 1."""
-    aligned = all((part.data_ptr() - parts[0].data_ptr()) % (ALIGNED_PART_UNIT * part.element_size()) == 0
-                  for parts in inputs for part in parts)
-    return ALIGNED_PART_UNIT if aligned else 1
+class Stacked:
+    """A (B, C, L) kernel input as parts of one shape and strides stacked along the batch: the parts and their
+    offsets from the first in elements. `of` builds it where the kernels can read the parts in place."""
+
+    __slots__ = ("parts", "offsets")
+
+    def __init__(self, parts: list, offsets: list[int]):
+        self.parts, self.offsets = parts, offsets
+
+    @staticmethod
+    def of(parts: list) -> Stacked | None:
+        """The parts (made contiguous where their strides differ: a copy), or None where one lies a fraction of an
+        element from the first (reinterpreted byte buffers)."""
+        if len({part.stride() for part in parts}) > 1:
+            parts = [part.contiguous() for part in parts]
+        size, first = parts[0].element_size(), parts[0].data_ptr()
+        distances = [part.data_ptr() - first for part in parts]
+        if any(distance % size for distance in distances):
+            return None
+        return Stacked(parts, [distance // size for distance in distances])
+
+    def aligned(self, start: int, end: int) -> bool:
+        """Whether parts start..end-1 lie multiples of ALIGNED_PART_UNIT elements from part `start`."""
+        base = self.offsets[start]
+        return all((offset - base) % ALIGNED_PART_UNIT == 0 for offset in self.offsets[start + 1:end])
+
+    def arguments(self, start: int, end: int, unit: int) -> tuple:
+        """The kernel arguments of parts start..end-1 (at most MAX_PARTS): part `start`, its three strides and the
+        others' offsets from it in `unit`s of elements, zero past the last (`_entry`)."""
+        first, base = self.parts[start], self.offsets[start]
+        offsets = [(offset - base) // unit for offset in self.offsets[start + 1:end]]
+        return (first, *_strides(first), *offsets, *(0,) * (MAX_PARTS - len(offsets) - 1))
 
 
-def _stacked(parts: list, unit: int) -> tuple:
-    """The kernel arguments of a stacked input of at most MAX_PARTS parts: the first part, its three strides and the
-    other parts' offsets from it in `unit`s of elements, zero past the last part (`_entry`)."""
-    first = parts[0]
-    offsets = [(part.data_ptr() - first.data_ptr()) // (unit * first.element_size()) for part in parts[1:]]
-    return (first, *_strides(first), *offsets, *(0,) * (MAX_PARTS - len(parts)))
+def _part_unit(inputs: tuple, start: int, end: int) -> int:
+    """PART_UNIT of a launch reading parts start..end-1 of the stacked `inputs`: ALIGNED_PART_UNIT where every
+    offset is a multiple of it (always, for tensors of their own allocations), else 1."""
+    return ALIGNED_PART_UNIT if all(x.aligned(start, end) for x in inputs) else 1
 
 
-def _chunks(num_parts: int) -> list[tuple[int, int]]:
+def _stacked_inputs(q: list, k: list, v: list) -> tuple[Stacked, Stacked, Stacked]:
+    """q, k, v as the kernels read them: in place where they have one number of parts, else (calls unlike the
+    model's) each concatenated into one part, a copy inside the launchers (the gradients are stacked either way)."""
+    if len(q) == len(k) == len(v):
+        stacked = tuple(Stacked.of(parts) for parts in (q, k, v))
+        if all(stacked):
+            return stacked
+    return tuple(Stacked([torch.cat(parts)], [0]) for parts in (q, k, v))
+
+
+@functools.cache
+def _chunks(num_parts: int) -> tuple[tuple[int, int], ...]:
     """[start, end) part ranges of at most MAX_PARTS parts, as even as possible: one launch sequence each."""
     count = ceil_div(num_parts, MAX_PARTS)
-    return [(i * num_parts // count, (i + 1) * num_parts // count) for i in range(count)]
+    return tuple((i * num_parts // count, (i + 1) * num_parts // count) for i in range(count))
 
 
-def _state_partials(x: list, f: list, feature: int, unit: int,
+def _rows(tensors: tuple, start: int, end: int, part_batch: int, num_parts: int) -> tuple:
+    """The rows of parts start..end-1 of stacked outputs (the tensors themselves when that is all of them)."""
+    if (start, end) == (0, num_parts):
+        return tensors
+    return tuple(t[start * part_batch:end * part_batch] for t in tensors)
+
+
+def _state_partials(x: Stacked, f: Stacked, start: int, end: int, unit: int, feature: int,
                     inv_m: torch.Tensor | None = None, bracket: torch.Tensor | None = None) -> tuple:
-    """Partial sums over splits of the length axis (see the state kernel) and the number of splits, for the stacked
-    x (B, E, L) and f (B, D, L)."""
-    part_batch, e, length = x[0].shape
-    b, d = part_batch * len(x), f[0].shape[1]
-    device = x[0].device
+    """Partial sums over splits of the length axis (see the state kernel) and the number of splits, for parts
+    start..end-1 of the stacked x (B, E, L) and f (B, D, L)."""
+    part_batch, e, length = x.parts[0].shape
+    b, d = part_batch * (end - start), f.parts[0].shape[1]
+    device = x.parts[0].device
     channel_tiles = _channel_tiles(e, d)
     num_splits = split(ceil_div(length, STATE_LAUNCH.block_tokens), channel_tiles * b, device,
                        STATE_LAUNCH.ctas_per_sm)
@@ -858,10 +900,10 @@ def _state_partials(x: list, f: list, feature: int, unit: int,
     xsum, xshift = (torch.empty(b, 0 if backward else num_splits, e, device=device, dtype=torch.float32)
                     for _ in range(2))
     _linear_cross_attention_state_kernel[(num_splits, channel_tiles, b)](
-        *_stacked(x, unit), *_stacked(f, unit),
+        *x.arguments(start, end, unit), *f.arguments(start, end, unit),
         inv_m if backward else fsum, bracket if backward else fsum,  # placeholders: read only when BACKWARD
         mat, fsum, xsum, xshift, e, d, length, part_batch,
-        FEATURE=feature, MMA=mma_mode(x[0].dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
+        FEATURE=feature, MMA=mma_mode(x.parts[0].dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
         BLOCK_L=STATE_LAUNCH.block_tokens, PART_UNIT=unit,
         num_warps=STATE_LAUNCH.num_warps, num_stages=STATE_LAUNCH.num_stages,
     )
@@ -869,39 +911,38 @@ def _state_partials(x: list, f: list, feature: int, unit: int,
 
 
 def linear_cross_attention_fwd(q: list, k: list, v: list, feature_map: str, eps: float):
-    """out (B, E, Lq) in q's dtype for the stacked q, k, v (`stacked_parts`), and the state the backward needs,
+    """out (B, E, Lq) in q's dtype for q, k, v given as lists of parts (`Stacked`), and the state the backward needs,
     padded to whole channel tiles (zeros): S_c (B, E_pad, D_pad) in `state_matrix_dtype`, fp32 z (B, D_pad) and
     mu (B, E_pad). Every MAX_PARTS parts are one launch sequence, into their rows of the outputs."""
-    q, k, v = _in_place(q, k, v)
-    part_batch, d, lq = q[0].shape
-    e, ls = v[0].shape[1], v[0].shape[2]
-    b = part_batch * len(q)
-    out = q[0].new_empty(b, e, lq)
-    state, norm, mean = _state_buffers(q[0], b, e, d)
+    inputs = q, k, v = _stacked_inputs(q, k, v)
+    first, num_parts = q.parts[0], len(q.parts)
+    part_batch, d, lq = first.shape
+    e, ls = v.parts[0].shape[1], v.parts[0].shape[2]
+    b = part_batch * num_parts
+    out = first.new_empty(b, e, lq)
+    state, norm, mean = _state_buffers(first, b, e, d)
     if _has_no_work(b, d, e, lq, ls):
         return out.zero_(), state.zero_(), norm.zero_(), mean.zero_()
-    feature, mma = FEATURE_CODES[feature_map], mma_mode(q[0].dtype)
-    if fuses_state(d, e):
-        launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, q[0].dtype)
+    feature, mma = FEATURE_CODES[feature_map], mma_mode(first.dtype)
+    fused = fuses_state(d, e)
+    if fused:
+        launch = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, first.dtype)
         kernel = _linear_cross_attention_fwd_fused_kernel
     else:
-        launch = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, q[0].dtype)
+        launch = for_inputs(FWD_LAUNCH, FP32_FWD_LAUNCH, first.dtype)
         kernel = _linear_cross_attention_fwd_kernel
-    for start, end in _chunks(len(q)):
-        rows = slice(start * part_batch, end * part_batch)
-        chunk_q, chunk_k, chunk_v = q[start:end], k[start:end], v[start:end]
-        unit = _part_unit(chunk_q, chunk_k, chunk_v)
-        parts, num_splits = _state_partials(chunk_v, chunk_k, feature, unit)
-        _reduce(parts, (state[rows], norm[rows], mean[rows]), e, d, num_splits, 1.0 / ls, True, mma)
-        chunk_b = rows.stop - rows.start
-        if kernel is _linear_cross_attention_fwd_fused_kernel:
-            grid = (split(ceil_div(lq, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm), chunk_b)
+    for start, end in _chunks(num_parts):
+        unit = _part_unit(inputs, start, end)
+        chunk_b = part_batch * (end - start)
+        chunk_out, *chunk_state = _rows((out, state, norm, mean), start, end, part_batch, num_parts)
+        parts, num_splits = _state_partials(v, k, start, end, unit, feature)
+        _reduce(parts, chunk_state, e, d, num_splits, 1.0 / ls, True, mma)
+        if fused:
+            grid = (split(ceil_div(lq, launch.block_tokens), chunk_b, first.device, launch.ctas_per_sm), chunk_b)
         else:
             grid = (ceil_div(lq, launch.block_tokens), ceil_div(e, BLOCK_C), chunk_b)
-        chunk_out = out[rows]
         kernel[grid](
-            *_stacked(chunk_q, unit), state[rows], norm[rows], mean[rows], chunk_out, *_strides(chunk_out),
-            e, d, lq, eps, part_batch,
+            *q.arguments(start, end, unit), *chunk_state, chunk_out, *_strides(chunk_out), e, d, lq, eps, part_batch,
             FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
             num_warps=launch.num_warps, num_stages=launch.num_stages,
         )
@@ -912,58 +953,58 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list
                                norm: torch.Tensor, mean: torch.Tensor, feature_map: str, eps: float):
     """(dq, dk, dv), each (B, C, L) stacked in the inputs' dtype, from the upstream gradient (B, E, Lq) (any
     strides) and the forward's fp32 state."""
-    q, k, v = _in_place(q, k, v)
-    part_batch, d, lq = q[0].shape
-    e, ls = v[0].shape[1], v[0].shape[2]
-    b = part_batch * len(q)
-    dq, dk, dv = (parts[0].new_empty(b, *parts[0].shape[1:]) for parts in (q, k, v))
+    q, k, v = _stacked_inputs(q, k, v)
+    first, num_parts = q.parts[0], len(q.parts)
+    part_batch, d, lq = first.shape
+    e, ls = v.parts[0].shape[1], v.parts[0].shape[2]
+    b = part_batch * num_parts
+    dq, dk, dv = (x.parts[0].new_empty(b, *x.parts[0].shape[1:]) for x in (q, k, v))
     if _has_no_work(b, d, e, lq, ls):
         return dq.zero_(), dk.zero_(), dv.zero_()
     _check_walkable("grad_out", grad_out)
-    feature, mma = FEATURE_CODES[feature_map], mma_mode(q[0].dtype)
+    grad = Stacked.of(list(grad_out.split(part_batch)))  # views: a stacked input like the others
+    feature, mma = FEATURE_CODES[feature_map], mma_mode(first.dtype)
     common = dict(FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C)
-    grad_parts = list(grad_out.split(part_batch))  # views: a stacked input like the others
-    for start, end in _chunks(len(q)):
-        rows = slice(start * part_batch, end * part_batch)
-        chunk_q, chunk_k, chunk_v, chunk_grad = q[start:end], k[start:end], v[start:end], grad_parts[start:end]
-        chunk_b = rows.stop - rows.start
-        unit = _part_unit(chunk_q, chunk_k, chunk_v, chunk_grad)
-        dstate, dnorm, _ = _state_buffers(q[0], chunk_b, e, d)
-        chunk_dq, chunk_dk, chunk_dv = dq[rows], dk[rows], dv[rows]
-        forward_state = state[rows], norm[rows], mean[rows]
-        target = (*_stacked(chunk_q, unit), chunk_grad[0], *_strides(chunk_grad[0]), *forward_state, chunk_dq,
+    fused = fuses_state(d, e)
+    for start, end in _chunks(num_parts):
+        unit = _part_unit((q, k, v, grad), start, end)
+        chunk_b = part_batch * (end - start)
+        chunk_dq, chunk_dk, chunk_dv, *chunk_state = _rows((dq, dk, dv, state, norm, mean), start, end, part_batch,
+                                                           num_parts)
+        dstate, dnorm, _ = _state_buffers(first, chunk_b, e, d)
+        target = (*q.arguments(start, end, unit), *grad.arguments(start, end, unit)[:4], *chunk_state, chunk_dq,
                   *_strides(chunk_dq))
-        if fuses_state(d, e):
+        if fused:
             launch = TARGET_FUSED_LAUNCH
-            num_splits = split(ceil_div(lq, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm)
-            mat = torch.empty(chunk_b, num_splits, e, d, device=q[0].device, dtype=torch.float32)
-            fsum = torch.empty(chunk_b, num_splits, d, device=q[0].device, dtype=torch.float32)
+            num_splits = split(ceil_div(lq, launch.block_tokens), chunk_b, first.device, launch.ctas_per_sm)
+            mat = torch.empty(chunk_b, num_splits, e, d, device=first.device, dtype=torch.float32)
+            fsum = torch.empty(chunk_b, num_splits, d, device=first.device, dtype=torch.float32)
             _linear_cross_attention_bwd_target_fused_kernel[(num_splits, chunk_b)](
                 *target, mat, fsum, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
                 num_warps=launch.num_warps, num_stages=launch.num_stages,
             )
         else:
-            inv_m = torch.empty(chunk_b, lq, device=q[0].device, dtype=torch.float32)
-            bracket = torch.empty(chunk_b, lq, device=q[0].device, dtype=torch.float32)
-            launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, q[0].dtype)
+            inv_m = torch.empty(chunk_b, lq, device=first.device, dtype=torch.float32)
+            bracket = torch.empty(chunk_b, lq, device=first.device, dtype=torch.float32)
+            launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, first.dtype)
             _linear_cross_attention_bwd_target_kernel[(ceil_div(lq, launch.block_tokens), chunk_b)](
                 *target, inv_m, bracket, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens,
                 PART_UNIT=unit, num_warps=launch.num_warps, num_stages=launch.num_stages,
             )
-            (mat, fsum, _, _), num_splits = _state_partials(chunk_grad, chunk_q, feature, unit, inv_m, bracket)
+            (mat, fsum, _, _), num_splits = _state_partials(grad, q, start, end, unit, feature, inv_m, bracket)
         # no centring in the backward: the slots for the E vectors are placeholders
         _reduce((mat, fsum, fsum, fsum), (dstate, dnorm, dnorm), e, d, num_splits, 1.0, False, mma)
 
-        if fuses_state(d, e):
-            launch = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, q[0].dtype)
-            num_splits = split(ceil_div(ls, launch.block_tokens), chunk_b, q[0].device, launch.ctas_per_sm)
+        if fused:
+            launch = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, first.dtype)
+            num_splits = split(ceil_div(ls, launch.block_tokens), chunk_b, first.device, launch.ctas_per_sm)
             kernel, grid = _linear_cross_attention_bwd_source_fused_kernel, (num_splits, chunk_b)
         else:
-            launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, q[0].dtype)
+            launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, first.dtype)
             kernel, grid = _linear_cross_attention_bwd_source_kernel, (
                 ceil_div(ls, launch.block_tokens), ceil_div(d, BLOCK_C) + ceil_div(e, BLOCK_C), chunk_b)
         kernel[grid](
-            *_stacked(chunk_k, unit), *_stacked(chunk_v, unit), dstate, dnorm, mean[rows], chunk_dk,
+            *k.arguments(start, end, unit), *v.arguments(start, end, unit), dstate, dnorm, chunk_state[2], chunk_dk,
             *_strides(chunk_dk), chunk_dv, *_strides(chunk_dv), e, d, ls, part_batch,
             **common, BLOCK_L=launch.block_tokens, PART_UNIT=unit, num_warps=launch.num_warps,
             num_stages=launch.num_stages,
@@ -1005,7 +1046,7 @@ def _(grad_out, q, k, v, state, norm, mean, feature_map, eps):
 
 def _split_grads(grads: tuple, counts: tuple) -> tuple:
     """The stacked (dq, dk, dv) as lists of views, one per part of q, k and v (`counts` parts each)."""
-    return tuple([grad.narrow(0, i * (grad.shape[0] // n), grad.shape[0] // n) for i in range(n)]
+    return tuple(list(grad.split(grad.shape[0] // n)) if grad.shape[0] else [grad] * n
                  for grad, n in zip(grads, counts))
 
 
@@ -1051,21 +1092,6 @@ class _Eager(torch.autograd.Function):
         return None, None, None, *(g for parts in _split_grads(grads, ctx.counts) for g in parts)
 
 
-def _in_place(q: list, k: list, v: list) -> tuple[list, list, list]:
-    """The parts as the kernels read them in place: one count for q, k and v, and one stride per input. Otherwise
-    (calls unlike the model's) each input is concatenated into one part, or its parts are made contiguous: copies
-    inside the launchers (the gradients are stacked whatever the parts)."""
-    if not len(q) == len(k) == len(v) or not all(_offsets_in_elements(parts) for parts in (q, k, v)):
-        return [torch.cat(q)], [torch.cat(k)], [torch.cat(v)]
-    return tuple(parts if len({part.stride() for part in parts}) == 1 else [part.contiguous() for part in parts]
-                 for parts in (q, k, v))
-
-
-def _offsets_in_elements(parts: list) -> bool:
-    """Whether every part lies a whole number of elements from the first (not so for reinterpreted byte buffers)."""
-    return all((part.data_ptr() - parts[0].data_ptr()) % part.element_size() == 0 for part in parts)
-
-
 @autocast_aware
 def linear_cross_attention(
     q: Stackable, k: Stackable, v: Stackable, *, feature_map: str = "softplus", eps: float = 1e-12
@@ -1079,7 +1105,7 @@ def linear_cross_attention(
     for name, parts in (("q", q), ("k", k), ("v", v)):
         check_kernel_dtype(name, parts[0])
         check_device(name, parts[0])
-        for part in parts:
+        for part in {part.stride(): part for part in parts}.values():  # the parts share their shape
             _check_walkable(name, part)
     if torch.compiler.is_compiling():
         return _forward_op(q, k, v, feature_map, eps)[0]

@@ -15,7 +15,7 @@ import torch
 
 import kernels
 import kernels.reference.linear_attention as reference_module
-from bench.shapes import model_op_calls
+from bench.shapes import make_args, model_op_calls
 from kernels import linear_attention as la
 from kernels.reference import linear_cross_attention_ref
 from tests._utils import assert_kernel_close, grads, record_calls
@@ -195,6 +195,12 @@ def check_stacked_parity(q_parts, k_parts, v_parts, dtype, *, copies_allowed=Tru
         assert_kernel_close(name, got, want, dtype)
 
 
+def part_unit(*inputs):
+    """The PART_UNIT of a launch reading all parts of the stacked inputs."""
+    stacked = [la.Stacked.of(parts) for parts in inputs]
+    return la._part_unit(stacked, 0, len(inputs[0]))
+
+
 def separate_parts(num_parts, batch, d, e, lq, ls, dtype):
     """q, k, v parts in allocations of their own (as the model's projections make them), requiring grad."""
     made = [make_inputs(batch, d, e, lq, ls, dtype, value_offset=1.0) for _ in range(num_parts)]
@@ -209,7 +215,7 @@ def separate_parts(num_parts, batch, d, e, lq, ls, dtype):
 ])
 def test_stacked_parts_are_read_in_place(num_parts, batch, d, e, lq, ls, dtype):
     q, k, v = separate_parts(num_parts, batch, d, e, lq, ls, dtype)
-    assert la._part_unit(q, k, v) == la.ALIGNED_PART_UNIT  # separate allocations: the aligned launches
+    assert part_unit(q, k, v) == la.ALIGNED_PART_UNIT  # separate allocations: the aligned launches
     check_stacked_parity(q, k, v, dtype, copies_allowed=False)
 
 
@@ -222,7 +228,7 @@ def test_parts_at_unaligned_offsets_of_one_buffer():
     starts = np.cumsum([1] + [size + 1 for size in sizes[:-1]])  # one element between parts: odd offsets
     views = [buffer[start:start + size].view(shape) for start, size, shape in zip(starts, sizes, shapes)]
     q, k, v = views[0:2], views[2:4], views[4:6]
-    assert la._part_unit(q, k, v) == 1
+    assert part_unit(q, k, v) == 1
     check_stacked_parity(q, k, v, torch.float32, copies_allowed=False)
 
 
@@ -408,3 +414,12 @@ def test_model_shapes_are_bitwise_deterministic_on_gpu(batch, width, lq, ls):
     second_out, second_grads, _ = run_triton(q, k, v, upstream)
     assert torch.equal(first_out, second_out)
     assert all(torch.equal(a, b) for a, b in zip(first_grads, second_grads))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("call", [c for c in model_op_calls() if c.op == "linear_cross_attention"],
+                         ids=lambda call: call.case.split("/")[1])
+def test_model_calls_as_their_parts_on_gpu(call):
+    """Each of the model's calls as the model makes it: every layer's q, k, v a part, read in place (bf16)."""
+    (q, k, v), _ = make_args(call, torch.bfloat16, DEVICE, requires_grad=True)
+    check_stacked_parity(q, k, v, torch.bfloat16, copies_allowed=False)
