@@ -54,6 +54,10 @@ last wave is full (`split`). The reduced state is stored padded to whole tiles (
   loaded once per program, dk and dv of each token block from one read of k and v (the features computed once).
   Wider states (`_..._bwd_source_kernel`, grid (Ls tiles, D tiles + E tiles, B): a program computes one channel
   tile of dk or of dv). Reads and writes B Ls (2D + 2E) b bytes; 4 B E D Ls FLOPs.
+Stacked inputs: q, k and v may each be parts of one shape and strides stacked along the batch (the model's batched
+calls pass every attention's projections as parts). Batch entry b of a launch reads part b // part_batch through
+its offset from the first part, a scalar argument (`_entry`); MAX_PARTS parts per launch sequence, larger stacks
+in several. The outputs, the state and the gradients are single stacked tensors.
 Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per-token scalars and all partials
 are fp32 sums, and the state is never stored in float16, so L = 19,200 cannot overflow it (bf16 inputs store the
 state matrices S_c and dS as the bf16 operands their products round them to: `state_matrix_dtype`).
@@ -201,7 +205,7 @@ def _parts(*tensors: str) -> list[str]:
 
 @triton.jit
 def _entry(pid_b, part_batch, stride_b, p1, p2, p3, p4, p5, p6, p7, PART_UNIT: tl.constexpr):
-    """Element offset of batch entry pid_b of a stacked input (`_stacked`) from its first part: entry pid_b is entry
+    """Element offset of batch entry pid_b of a stacked input (`Stacked`) from its first part: entry pid_b is entry
     pid_b - j part_batch of part j = pid_b // part_batch, which lies p_j PART_UNITs of elements from part 0 (p_0 = 0).
     The offsets are multiples of a constexpr unit so that the compiler keeps what it knows of the parts' alignment
     (vector loads): one division and a few selects per program."""
