@@ -701,15 +701,26 @@ class KernelLaunch:
     not multiples of 16). `ctas_per_sm`: the residency (CTAs one SM holds, from the cubin's registers and shared
     memory) of the model's calls, bf16 with the JIT's specialisation, by which the split kernels size their grids;
     other dtypes or layouts may hold fewer and then run a partly empty last wave. tests/kernels/test_compile.py
-    checks both against the cubins, for each Triton version tested."""
+    checks both against the cubins, for each Triton version tested. `max_registers`: ptxas's per-thread cap
+    (maxnreg), where the compiler would otherwise take just more than the declared residency allows."""
 
     block_tokens: int
     num_warps: int
     num_stages: int = 2
     ctas_per_sm: int = 1
+    max_registers: int | None = None
+
+    def options(self) -> dict:
+        """The launch options of a kernel call (num_warps, num_stages and, where capped, maxnreg)."""
+        options = dict(num_warps=self.num_warps, num_stages=self.num_stages)
+        if self.max_registers:
+            options["maxnreg"] = self.max_registers
+        return options
 
 
-STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=2)
+# 2 CTAs of 256 threads hold at most 128 registers each; at lengths that are not multiples of 16 (scalar loads) the
+# bf16 state pass would take 154 on triton 3.8 without the cap (none spilled at 128)
+STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=2, max_registers=128)
 REDUCE_LAUNCH = KernelLaunch(block_tokens=0, num_warps=8)  # no token axis
 FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=128, num_warps=8, ctas_per_sm=2)
@@ -719,6 +730,7 @@ SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=3)
 # float16 and float32 inputs, whose products take fp32 operands (TF32 or IEEE FMA dots): smaller token blocks and one
 # stage, for the registers their fp32 tiles hold
+FP32_STATE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, ctas_per_sm=2)  # 128 registers would spill
 FP32_FWD_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
 FP32_FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
 FP32_TARGET_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
@@ -727,7 +739,8 @@ FP32_SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages
 # The largest block any kernel adds to an index before masking (the int32 bound of `_check_walkable`)
 MAX_BLOCK = max(BLOCK_C, *(launch.block_tokens for launch in (
     STATE_LAUNCH, FWD_LAUNCH, FWD_FUSED_LAUNCH, TARGET_FUSED_LAUNCH, TARGET_LAUNCH, SOURCE_LAUNCH, SOURCE_FUSED_LAUNCH,
-    FP32_FWD_LAUNCH, FP32_FWD_FUSED_LAUNCH, FP32_TARGET_LAUNCH, FP32_SOURCE_LAUNCH, FP32_SOURCE_FUSED_LAUNCH)))
+    FP32_STATE_LAUNCH, FP32_FWD_LAUNCH, FP32_FWD_FUSED_LAUNCH, FP32_TARGET_LAUNCH, FP32_SOURCE_LAUNCH,
+    FP32_SOURCE_FUSED_LAUNCH)))
 
 
 def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dtype) -> KernelLaunch:
@@ -815,7 +828,7 @@ def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_c
     b = results[0].shape[0]
     _linear_cross_attention_reduce_kernel[(_channel_tiles(e, d), b)](
         *parts, *results, e, d, num_splits, inv_count, CENTER=center, MMA=mma, BLOCK_C=BLOCK_C,
-        num_warps=REDUCE_LAUNCH.num_warps, num_stages=REDUCE_LAUNCH.num_stages,
+        **REDUCE_LAUNCH.options(),
     )
 
 
@@ -896,8 +909,8 @@ def _state_partials(x: Stacked, f: Stacked, start: int, end: int, unit: int, fea
     b, d = part_batch * (end - start), f.parts[0].shape[1]
     device = x.parts[0].device
     channel_tiles = _channel_tiles(e, d)
-    num_splits = split(ceil_div(length, STATE_LAUNCH.block_tokens), channel_tiles * b, device,
-                       STATE_LAUNCH.ctas_per_sm)
+    launch = for_inputs(STATE_LAUNCH, FP32_STATE_LAUNCH, x.parts[0].dtype)
+    num_splits = split(ceil_div(length, launch.block_tokens), channel_tiles * b, device, launch.ctas_per_sm)
     backward = inv_m is not None
     mat = torch.empty(b, num_splits, e, d, device=device, dtype=torch.float32)
     fsum = torch.empty(b, num_splits, d, device=device, dtype=torch.float32)
@@ -908,8 +921,7 @@ def _state_partials(x: Stacked, f: Stacked, start: int, end: int, unit: int, fea
         inv_m if backward else fsum, bracket if backward else fsum,  # placeholders: read only when BACKWARD
         mat, fsum, xsum, xshift, e, d, length, part_batch,
         FEATURE=feature, MMA=mma_mode(x.parts[0].dtype), BACKWARD=backward, BLOCK_C=BLOCK_C,
-        BLOCK_L=STATE_LAUNCH.block_tokens, PART_UNIT=unit,
-        num_warps=STATE_LAUNCH.num_warps, num_stages=STATE_LAUNCH.num_stages,
+        BLOCK_L=launch.block_tokens, PART_UNIT=unit, **launch.options(),
     )
     return (mat, fsum, xsum, xshift), num_splits
 
@@ -948,7 +960,7 @@ def linear_cross_attention_fwd(q: list, k: list, v: list, feature_map: str, eps:
         kernel[grid](
             *q.arguments(start, end, unit), *chunk_state, chunk_out, *_strides(chunk_out), e, d, lq, eps, part_batch,
             FEATURE=feature, MMA=mma, BLOCK_C=BLOCK_C, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
-            num_warps=launch.num_warps, num_stages=launch.num_stages,
+            **launch.options(),
         )
     return out, state, norm, mean
 
@@ -985,7 +997,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list
             fsum = torch.empty(chunk_b, num_splits, d, device=first.device, dtype=torch.float32)
             _linear_cross_attention_bwd_target_fused_kernel[(num_splits, chunk_b)](
                 *target, mat, fsum, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens, PART_UNIT=unit,
-                num_warps=launch.num_warps, num_stages=launch.num_stages,
+                **launch.options(),
             )
         else:
             inv_m = torch.empty(chunk_b, lq, device=first.device, dtype=torch.float32)
@@ -993,7 +1005,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list
             launch = for_inputs(TARGET_LAUNCH, FP32_TARGET_LAUNCH, first.dtype)
             _linear_cross_attention_bwd_target_kernel[(ceil_div(lq, launch.block_tokens), chunk_b)](
                 *target, inv_m, bracket, e, d, lq, eps, part_batch, **common, BLOCK_T=launch.block_tokens,
-                PART_UNIT=unit, num_warps=launch.num_warps, num_stages=launch.num_stages,
+                PART_UNIT=unit, **launch.options(),
             )
             (mat, fsum, _, _), num_splits = _state_partials(grad, q, start, end, unit, feature, inv_m, bracket)
         # no centring in the backward: the slots for the E vectors are placeholders
@@ -1010,8 +1022,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list
         kernel[grid](
             *k.arguments(start, end, unit), *v.arguments(start, end, unit), dstate, dnorm, chunk_state[2], chunk_dk,
             *_strides(chunk_dk), chunk_dv, *_strides(chunk_dv), e, d, ls, part_batch,
-            **common, BLOCK_L=launch.block_tokens, PART_UNIT=unit, num_warps=launch.num_warps,
-            num_stages=launch.num_stages,
+            **common, BLOCK_L=launch.block_tokens, PART_UNIT=unit, **launch.options(),
         )
     return dq, dk, dv
 
@@ -1146,7 +1157,8 @@ def _aot_config(name: str, kernel, dtype_name: str, constexprs: dict, launch: Ke
                                           unit_strides=unit, constexprs=constexprs)
     return AotConfig(name=name, kernel=kernel, signature=signature, constexprs=constexprs,
                      num_warps=launch.num_warps, num_stages=launch.num_stages, tensor_cores=tensor_cores,
-                     divisible=divisible, ctas_per_sm=launch.ctas_per_sm if model_layout else 0)
+                     divisible=divisible, ctas_per_sm=launch.ctas_per_sm if model_layout else 0,
+                     extra=dict(maxnreg=launch.max_registers) if launch.max_registers else {})
 
 
 def aot_configs() -> list[AotConfig]:
@@ -1172,9 +1184,10 @@ def aot_configs() -> list[AotConfig]:
             source = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, dtype)
             fwd_fused = for_inputs(FWD_FUSED_LAUNCH, FP32_FWD_FUSED_LAUNCH, dtype)
             source_fused = for_inputs(SOURCE_FUSED_LAUNCH, FP32_SOURCE_FUSED_LAUNCH, dtype)
+            state = for_inputs(STATE_LAUNCH, FP32_STATE_LAUNCH, dtype)
             # (name, kernel, launch, constexprs, split over the tokens by its residency)
-            kernels = [(f"state-{'bwd' if backward else 'fwd'}", _linear_cross_attention_state_kernel, STATE_LAUNCH,
-                        dict(BACKWARD=backward, BLOCK_L=STATE_LAUNCH.block_tokens), True) for backward in (False, True)]
+            kernels = [(f"state-{'bwd' if backward else 'fwd'}", _linear_cross_attention_state_kernel, state,
+                        dict(BACKWARD=backward, BLOCK_L=state.block_tokens), True) for backward in (False, True)]
             kernels += [
                 ("fwd", _linear_cross_attention_fwd_kernel, fwd, dict(BLOCK_T=fwd.block_tokens), False),
                 ("bwd-target-fused", _linear_cross_attention_bwd_target_fused_kernel, TARGET_FUSED_LAUNCH,
