@@ -32,7 +32,7 @@ from multiprocessing import get_context
 import numpy as np
 from tqdm import tqdm
 
-from .matching import count_matched, pairs_within
+from .matching import count_matched_each, pairs_within
 from .nms import suppress_non_maxima
 from .thinning import thin
 
@@ -68,15 +68,18 @@ def image_counts(prediction: np.ndarray, target: np.ndarray, *, max_dist: float,
     truth = np.argwhere(thin(target))
     # compared in single precision, as MATLAB compares a single map with a double level
     maps = [np.flatnonzero(thin(edges > level)) for level in levels.astype(np.float32)]
-    # the pairs within the radius are found once, for every pixel of any threshold's map
-    pixels = np.unique(np.concatenate(maps))
+    # the pairs within the radius are found once, for every pixel of any threshold's map (the graph's rows)
+    in_any = np.zeros(edges.size, bool)
+    for binary in maps:
+        in_any[binary] = True
+    pixels = np.flatnonzero(in_any)
+    row_of = np.zeros(edges.size, np.int64)
+    row_of[pixels] = np.arange(len(pixels))
     pairs = pairs_within(np.stack(np.unravel_index(pixels, edges.shape), axis=1), truth,
                          max_dist * math.hypot(*edges.shape))
-    counts = np.zeros((len(levels), len(COUNTS)), np.int64)
-    for k, binary in enumerate(maps):
-        matched = count_matched(pairs, np.searchsorted(pixels, binary))
-        counts[k] = matched, len(binary), matched, len(truth)
-    return counts
+    # from the highest threshold down: each map mostly holds the one before, whose matching is a start for its own
+    matched = count_matched_each(pairs, [row_of[binary] for binary in maps[::-1]])[::-1]
+    return np.stack([matched, [len(binary) for binary in maps], matched, np.full(len(maps), len(truth))], axis=1)
 
 
 def _precision_recall(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

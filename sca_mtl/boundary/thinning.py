@@ -36,24 +36,34 @@ def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
 SUBITERATIONS = _thinning_tables()
 
 
+ALL_NEIGHBOURS = 0xFF  # the code of a pixel with its 8 neighbours set
+# a pixel's code loses bit (k + 4) mod 8 when its neighbour in direction k goes: that neighbour sees it opposite
+LOSE_OPPOSITE = np.array([~(1 << (k + 4) % 8) & ALL_NEIGHBOURS for k in range(len(NEIGHBOURS))], np.uint8)
+
+
 def thin(image: np.ndarray) -> np.ndarray:
     """The (H, W) boolean map thinned to lines one pixel wide (bwmorph(image, 'thin', Inf))."""
     padded = np.pad(np.asarray(image, bool), 1)  # the frame is never set, so every neighbour index is inside
     flat = padded.reshape(-1)
     offsets = np.array([dy * padded.shape[1] + dx for dy, dx in NEIGHBOURS])
     pixels = np.flatnonzero(flat)
+    # every set pixel's neighbourhood code, gathered once and then kept up to date as pixels are deleted
+    codes = np.zeros(flat.size, np.uint8)
+    codes[pixels] = np.packbits(flat[pixels[:, None] + offsets], axis=1, bitorder="little")[:, 0]
     # A pixel whose 8 neighbours are all set is never deleted (no crossing), and a pixel that a rule kept stays kept
     # by that rule until a neighbour goes: each rule re-examines only the border pixels and the neighbours of the
     # pixels deleted since its last turn. The deletions, and so the result, are MATLAB's; the work is about the
     # number of pixels rather than pixels x passes, which matters for thick blobs (a constant prediction thinned).
     pending = np.zeros((len(SUBITERATIONS), flat.size), bool)  # per rule: the pixels it must (re-)examine
-    pending[:, pixels[~flat[pixels[:, None] + offsets].all(axis=1)]] = True
+    pending[:, pixels[codes[pixels] != ALL_NEIGHBOURS]] = True
     while pending.any():
         for rule, table in enumerate(SUBITERATIONS):
             candidates = np.flatnonzero(pending[rule] & flat)
             pending[rule] = False
-            codes = np.packbits(flat[candidates[:, None] + offsets], axis=1, bitorder="little")[:, 0]
-            deleted = candidates[table[codes]]
+            deleted = candidates[table[codes[candidates]]]
             flat[deleted] = False
-            pending[:, deleted[:, None] + offsets] = True
+            around = deleted[:, None] + offsets
+            for direction, keep in enumerate(LOSE_OPPOSITE):
+                codes[around[:, direction]] &= keep
+            pending[:, around] = True
     return padded[1:-1, 1:-1]

@@ -16,11 +16,12 @@ from sca_mtl.boundary import (
     evaluate,
     image_counts,
     match_pixels,
+    matching,
     suppress_non_maxima,
     thin,
     threshold_levels,
 )
-from sca_mtl.boundary.matching import count_matched, matched_rows, pairs_within
+from sca_mtl.boundary.matching import UNMATCHED, Matcher, count_matched, count_matched_each, matched_rows, pairs_within
 from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS
 
 SHAPE = (40, 60)
@@ -140,6 +141,50 @@ def test_matching_counts_equal_the_minimum_cost_assignment():
         radius = rng.uniform(1, 4)
         assert match_pixels(prediction, truth, radius) == matched_by_assignment(prediction, truth, radius)
 
+
+
+def assert_is_a_matching(match: np.ndarray, pairs: sparse.csr_matrix, rows: np.ndarray) -> None:
+    """Each row at most one column, each column at most one row, every pair a pair of the graph, rows outside none."""
+    paired = np.flatnonzero(match != UNMATCHED)
+    assert np.isin(paired, rows).all()
+    assert len(np.unique(match[paired])) == len(paired)
+    assert (pairs[paired, match[paired]] == 1).all()
+
+
+@pytest.mark.parametrize("greedy_rounds", [0, matching.GREEDY_ROUNDS])
+def test_maximum_matching_equals_the_assignment(monkeypatch, greedy_rounds):
+    """With no greedy rounds the maximum flow finds every pair, searching from the rows (denser truth) or from the
+    columns (denser prediction); with them it finds what the rounds left."""
+    monkeypatch.setattr(matching, "GREEDY_ROUNDS", greedy_rounds)
+    rng = np.random.default_rng(7)
+    for density_prediction, density_truth in [(0.05, 0.15), (0.15, 0.05), (0.1, 0.1)]:
+        prediction, truth = rng.random((24, 32)) < density_prediction, rng.random((24, 32)) < density_truth
+        radius = rng.uniform(1.5, 3)
+        pairs = pairs_within(np.argwhere(prediction), np.argwhere(truth), radius)
+        match = Matcher(pairs).maximum()
+        assert_is_a_matching(match, pairs, np.arange(pairs.shape[0]))
+        assert np.count_nonzero(match != UNMATCHED) == matched_by_assignment(prediction, truth, radius)
+
+
+def test_matchings_grown_from_the_one_before_are_maximum():
+    """Row sets that shrink, grow and change in part, as the thresholds' thinned maps do: each count equals the
+    assignment's, and each matching is one (the rows that left released their columns)."""
+    rng = np.random.default_rng(8)
+    prediction, truth = rng.random((32, 40)) < 0.3, rng.random((32, 40)) < 0.1
+    pixels, radius = np.argwhere(prediction), 2.5
+    pairs = pairs_within(pixels, np.argwhere(truth), radius)
+    keep = rng.random(len(pixels))
+    row_sets = [np.flatnonzero((keep < level) ^ (rng.random(len(pixels)) < 0.05)) for level in
+                (0.1, 0.3, 0.6, 0.9, 1.0, 0.7, 0.2, 0.0, 0.5)]
+    subsets = [np.zeros_like(prediction) for _ in row_sets]
+    for subset, rows in zip(subsets, row_sets):
+        subset[tuple(pixels[rows].T)] = True
+    expected = [matched_by_assignment(subset, truth, radius) for subset in subsets]
+    assert count_matched_each(pairs, row_sets) == expected
+    assert [count_matched(pairs, rows) for rows in row_sets] == expected
+    matcher = Matcher(pairs)
+    for rows in row_sets:
+        assert_is_a_matching(matcher.maximum(rows), pairs, rows)
 
 # --- non-maximum suppression ---
 
