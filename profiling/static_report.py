@@ -28,6 +28,8 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     predicted_us, bound_by: the launch's predicted time and its largest term
     host_us: the op call's host time in this direction (the least of --repeats calls on this CPU: launcher planning,
     tables, allocations, torch's dispatch; the glue's arithmetic and Triton's own dispatch per launch excluded)
+    host_floor_us: the same for an autograd.Function that takes the same tensors and does nothing but allocate its
+    output and gradients (`_autograd_floor`): what any op of these inputs costs here, launchers or none
 Files: bench/results/static/triton-<version>.jsonl and .md (baseline-triton-<version>.* with --baseline, kept as
 what the kernel issues are measured against). Every report recomputes the baseline's predictions with today's
 `cost_model.predicted_us`, so a change of the model moves both sides alike; measured GPU times
@@ -139,8 +141,27 @@ class Interceptor:
         return launches
 
 
+def _autograd_floor():
+    """An autograd.Function of (output_like, *inputs) that allocates the output in its forward and every input's
+    gradient in its backward, and does nothing else."""
+    import torch
+
+    class AutogradFloor(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, output_like, *inputs):
+            ctx.shapes = [t.shape for t in inputs]
+            return output_like.new_empty(output_like.shape)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None, *(grad.new_empty(shape) for shape in ctx.shapes)
+
+    return AutogradFloor
+
+
 def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
-    """direction -> (launches, host seconds per call) of one op call on bf16 CPU tensors."""
+    """direction -> (launches, host seconds per call, the autograd floor's seconds) of one op call on bf16 CPU
+    tensors."""
     import torch
 
     import kernels
@@ -160,7 +181,11 @@ def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
         bwd_time = host_seconds(lambda: torch.autograd.grad(out, leaves, upstream, retain_graph=True), repeats)
     finally:
         interceptor.recording = True
-    return {"fwd": (forward, fwd_time), "bwd": (backward, bwd_time)}
+    floor, output_like = _autograd_floor(), out.detach()
+    floor_out = floor.apply(output_like, *leaves)
+    fwd_floor = host_seconds(lambda: floor.apply(output_like, *leaves), repeats)
+    bwd_floor = host_seconds(lambda: torch.autograd.grad(floor_out, leaves, upstream, retain_graph=True), repeats)
+    return {"fwd": (forward, fwd_time, fwd_floor), "bwd": (backward, bwd_time, bwd_floor)}
 
 
 def host_seconds(fn, repeats: int) -> float:
@@ -243,7 +268,7 @@ class Compiler:
 
 
 def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict | None,
-                  host_seconds: float) -> dict:
+                  host_seconds: float, host_floor_seconds: float) -> dict:
     """The JSONL record of one distinct launch (see the module docstring)."""
     from profiling import _sass, cost_model
 
@@ -259,7 +284,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         waves=round(cost_model.waves(programs, ctas), 3), **_sass.dynamic_counts(code, spec),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
         eager_us=round(cost_model.eager_us(eager[direction]), 2) if eager else None,
-        host_us=round(host_seconds * 1e6, 1),
+        host_us=round(host_seconds * 1e6, 1), host_floor_us=round(host_floor_seconds * 1e6, 1),
     )
     return with_prediction(record)
 
@@ -293,9 +318,9 @@ def step_records(calls, repeats: int, log=print) -> list[dict]:
             started = time.perf_counter()
             captured, costs, eager = capture_call(call, interceptor, repeats), call_costs(call), eager_kernels(call)
             for direction in DIRECTIONS:
-                launches, host_seconds = captured[direction]
-                records += [launch_record(call, direction, spec, count, compiler, costs, eager, host_seconds)
-                            for spec, count in distinct(launches)]
+                launches, host_seconds, host_floor_seconds = captured[direction]
+                records += [launch_record(call, direction, spec, count, compiler, costs, eager, host_seconds,
+                                          host_floor_seconds) for spec, count in distinct(launches)]
             log(f"{call.case}: {sum(len(captured[d][0]) for d in DIRECTIONS)} launches, "
                 f"{time.perf_counter() - started:.1f} s")
     return records
@@ -357,7 +382,8 @@ def per_call(records: list[dict]) -> dict:
     for r in records:
         key = (r["op"], r["case"], r["direction"])
         entry = calls.setdefault(key, dict(predicted_us=0.0, launches=0, floor_us=r["floor_us"], host_us=r["host_us"],
-                                           eager_us=r.get("eager_us"), calls_per_step=r["calls_per_step"]))
+                                           host_floor_us=r.get("host_floor_us"), eager_us=r.get("eager_us"),
+                                           calls_per_step=r["calls_per_step"]))
         entry["predicted_us"] += r["launches"] * r["predicted_us"]
         entry["launches"] += r["launches"]
     return calls
@@ -389,17 +415,18 @@ def _us(value: float | None) -> str:
 
 def call_table(records: list[dict], baseline: list[dict] | None, measured: dict) -> list[str]:
     """One row per op call and direction: floor, prediction, the baseline's prediction, the eager prediction (where
-    modelled), measured time, host time."""
+    modelled), measured time, host time and the autograd floor's."""
     today, before = per_call(records), per_call(baseline or [])
     lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
-             "| eager predicted us | measured us | host us |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| eager predicted us | measured us | host us | autograd floor host us |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
         old = before.get((op, case, direction), {}).get("predicted_us")
         lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
                      f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
                      f"{_ratio(entry['predicted_us'], old)} | {_us(entry['eager_us'])} | "
                      f"{_us(measured.get((case, direction)))} | "
-                     f"{_us(entry['host_us'])} |")
+                     f"{_us(entry['host_us'])} | {_us(entry['host_floor_us'])} |")
     return lines
 
 

@@ -33,7 +33,8 @@ TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY
 BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
-          "mufu", "sass_instructions", "loop_instructions", "bytes", "flops", "floor_us", "predicted_us", "host_us")
+          "mufu", "sass_instructions", "loop_instructions", "bytes", "flops", "floor_us", "predicted_us", "host_us",
+          "host_floor_us")
 
 
 @pytest.fixture(scope="module")
