@@ -16,7 +16,7 @@ setup(
         "triton>=3.0; platform_system == 'Linux'",
         "timm>=0.9.6",  # window padding for non-multiple sizes and features_only HRNet with feature_location=""
         "numpy",
-        "scipy",  # .mat files of PASCAL human parts
+        "scipy>=1.8",  # .mat files of PASCAL human parts; the boundary matching's maximum_flow(method="dinic")
         "opencv-python-headless",  # the released code's augmentation (warpAffine, resize) exactly
         "pillow",
         "matplotlib",
