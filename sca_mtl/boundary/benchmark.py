@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from .matching import count_matched_each, pairs_within
 from .nms import suppress_non_maxima
-from .thinning import thin
+from .thinning import neighbour_table, thin, thin_members
 
 DEFAULT_THRESHOLDS = 99
 # tolerances of the released evaluations, as a fraction of the image diagonal
@@ -67,15 +67,23 @@ def image_counts(prediction: np.ndarray, target: np.ndarray, *, max_dist: float,
     edges = suppress_non_maxima(prediction) if nms else np.asarray(prediction, np.float32)
     truth = np.argwhere(thin(target))
     # compared in single precision, as MATLAB compares a single map with a double level
-    maps = [np.flatnonzero(thin(edges > level)) for level in levels.astype(np.float32)]
+    levels = levels.astype(np.float32)
+    # before thinning the maps are nested: with the lowest map's pixels strongest first, each map is a prefix
+    pixels = np.flatnonzero(edges > levels[0])
+    strength = edges.reshape(-1)[pixels]
+    order = np.argsort(-strength, kind="stable")
+    pixels = pixels[order]
+    sizes = np.searchsorted(-strength[order], -levels, side="left")  # how many are above each level
+    table = neighbour_table(pixels, edges.shape)
+    maps = [thin_members(table, np.arange(size)) for size in sizes]  # positions in `pixels`
     # the pairs within the radius are found once, for every pixel of any threshold's map (the graph's rows)
-    in_any = np.zeros(edges.size, bool)
+    in_any = np.zeros(len(pixels), bool)
     for binary in maps:
         in_any[binary] = True
-    pixels = np.flatnonzero(in_any)
-    row_of = np.zeros(edges.size, np.int64)
-    row_of[pixels] = np.arange(len(pixels))
-    pairs = pairs_within(np.stack(np.unravel_index(pixels, edges.shape), axis=1), truth,
+    used = np.flatnonzero(in_any)
+    row_of = np.zeros(len(pixels), np.int64)
+    row_of[used] = np.arange(len(used))
+    pairs = pairs_within(np.stack(np.divmod(pixels[used], edges.shape[1]), axis=1), truth,
                          max_dist * math.hypot(*edges.shape))
     # from the highest threshold down: each map mostly holds the one before, whose matching is a start for its own
     matched = count_matched_each(pairs, [row_of[binary] for binary in maps[::-1]])[::-1]

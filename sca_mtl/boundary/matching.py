@@ -11,7 +11,11 @@ A maximum matching is grown from any matching M (empty, or the previous threshol
     1. pairs of a free prediction pixel and a free ground-truth pixel join M, in vectorised rounds;
     2. when every prediction pixel with a pair, or every ground-truth pixel with one, is matched, M is maximum;
     3. otherwise the augmenting paths free row -> col -(M)-> row -> ... -> free col left are found as SciPy's Dinic
-       maximum flow through M's residual network, all capacities 1 (O(E √V)); its value is what M gains.
+       maximum flow through M's residual network, all capacities 1 (O(E √V)); its value is what M gains. The flow
+       only ever uses what its source reaches (pushing flow adds only edges back between reached nodes), so a
+       breadth-first search from the side with fewer free pixels first finds that part: nothing to gain when it
+       meets no free pixel of the other side, else the network is built over the reached rows' pairs only. The
+       search stops at REACH_BUDGET pixels, beyond which the whole network is cheaper than the search.
 (SciPy's Hopcroft-Karp matcher gives the same counts but took minutes on some 480 x 640 maps where Dinic takes 0.1 s.)
 The thresholds' maps are nested up to their thinning, so from the highest threshold down each matching starts from the
 one before: on NYUD-sized proxies (bench/bench_boundary.py) about 56 of the 99 maps need step 1 only, the others
@@ -45,6 +49,9 @@ def pairs_within(candidates: np.ndarray, truth: np.ndarray, radius: float) -> sp
 # a few rounds catch nearly all single-pair augmentations
 GREEDY_ROUNDS = 8
 UNMATCHED = -1
+# pixels a search for the flow's reach may visit: on NYUD-sized proxies (bench/bench_boundary.py) about half the flows
+# reach fewer, and building their networks over all pairs was most of their time
+REACH_BUDGET = 2000
 
 
 def _match_free_pairs(rows: np.ndarray, cols: np.ndarray, match: np.ndarray, owner: np.ndarray) -> None:
@@ -92,15 +99,55 @@ def _augment(rows: np.ndarray, cols: np.ndarray, match: np.ndarray, owner: np.nd
     owner[heads[added] - 1 - n] = tails[added] - 1
 
 
+def _neighbours(indptr: np.ndarray, indices: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The concatenated adjacency lists (indices[indptr[v]:indptr[v + 1]]) of `nodes`."""
+    starts, lengths = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
+    first = np.cumsum(lengths) - lengths  # each list's place in the result
+    return indices[np.repeat(starts - first, lengths) + np.arange(lengths.sum())]
+
+
+def _reach(starts: np.ndarray, adjacency: tuple[np.ndarray, np.ndarray], present: np.ndarray | None,
+           partner: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The alternating breadth-first search from the free pixels `starts` of one side: a pixel goes to its neighbours
+    on the other side (`adjacency`; only those in `present` when given), each of those, when matched, to its partner
+    (`partner`: the other side's matching). The pixels reached on the start side and on the other, or None past
+    `budget` pixels."""
+    visited = np.zeros(len(adjacency[0]) - 1, bool)
+    visited[starts] = True
+    frontier, reached, across_reached = starts, [starts], []
+    total = len(starts)
+    while len(frontier):
+        across = np.unique(_neighbours(*adjacency, frontier))
+        if present is not None:
+            across = across[present[across]]
+        partners = partner[across]
+        # a matched pixel's partner is reached through that pixel alone; a visited one's partner was its way in
+        frontier = partners[partners != UNMATCHED]
+        frontier = frontier[~visited[frontier]]
+        visited[frontier] = True
+        reached.append(frontier)
+        across_reached.append(across)
+        total += len(across) + len(frontier)
+        if total > budget:
+            return None
+    return np.concatenate(reached), np.unique(np.concatenate(across_reached))
+
+
 class Matcher:
     """Maximum matchings of the graph `pairs` (rows x columns, 0/1) restricted to successive sets of its rows, each
     grown from the one before restricted to the new set: as fast as consecutive sets are alike."""
 
     def __init__(self, pairs: sparse.csr_matrix):
-        graph = pairs.tocoo()
-        self.rows, self.cols = graph.row.astype(np.int64), graph.col.astype(np.int64)
+        by_row, by_col = sparse.csr_matrix(pairs), sparse.csc_matrix(pairs)
+        self.row_pairs = by_row.indptr.astype(np.int64), by_row.indices.astype(np.int64)
+        self.col_pairs = by_col.indptr.astype(np.int64), by_col.indices.astype(np.int64)
+        self.degree = np.diff(self.row_pairs[0])  # each row's pairs
         self.match = np.full(pairs.shape[0], UNMATCHED, np.int64)  # each row's column
         self.owner = np.full(pairs.shape[1], UNMATCHED, np.int64)  # each column's row
+
+    def _pairs_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (row, column) of `rows`, as two arrays."""
+        return np.repeat(rows, self.degree[rows]), _neighbours(*self.row_pairs, rows)
 
     def maximum(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """A maximum matching of the graph restricted to `rows`: each row's column, or -1 (rows outside: -1)."""
@@ -110,16 +157,34 @@ class Matcher:
         left = (match != UNMATCHED) & ~present
         owner[match[left]] = UNMATCHED
         match[left] = UNMATCHED
-        kept = present[self.rows]
-        rows, cols = self.rows[kept], self.cols[kept]
+        paired_rows = np.flatnonzero(present & (self.degree > 0))
+        rows, cols = self._pairs_of(paired_rows)
         _match_free_pairs(rows, cols, match, owner)
-        paired_rows = np.bincount(rows, minlength=len(match)) > 0
-        paired_cols = np.bincount(cols, minlength=len(owner)) > 0
-        free_rows = np.flatnonzero(paired_rows & (match == UNMATCHED))
-        free_cols = np.flatnonzero(paired_cols & (owner == UNMATCHED))
+        free_rows = paired_rows[match[paired_rows] == UNMATCHED]
+        free_cols = np.flatnonzero((np.bincount(cols, minlength=len(owner)) > 0) & (owner == UNMATCHED))
         if len(free_rows) and len(free_cols):  # else |M| = min(paired rows, paired columns): no more can be
-            _augment(rows, cols, match, owner, free_rows, free_cols)
+            self._augment_reached(rows, cols, present, free_rows, free_cols)
         return match.copy()
+
+    def _augment_reached(self, rows: np.ndarray, cols: np.ndarray, present: np.ndarray, free_rows: np.ndarray,
+                         free_cols: np.ndarray) -> None:
+        """Step 3 over the part of the residual network that its source reaches (`rows`, `cols`: the pairs of the
+        present rows, the network when the search runs past its budget)."""
+        match, owner = self.match, self.owner
+        if len(free_rows) <= len(free_cols):  # _augment's source side
+            found = _reach(free_rows, self.row_pairs, None, owner, REACH_BUDGET)
+            reached_rows, reached_cols = found or (None, None)
+        else:
+            found = _reach(free_cols, self.col_pairs, present, match, REACH_BUDGET)
+            reached_cols, reached_rows = found or (None, None)
+        if found is None:
+            _augment(rows, cols, match, owner, free_rows, free_cols)
+            return
+        free_rows = np.intersect1d(free_rows, reached_rows, assume_unique=True)
+        free_cols = np.intersect1d(free_cols, reached_cols, assume_unique=True)
+        if len(free_rows) and len(free_cols):  # else no augmenting path: M is maximum
+            # the reached rows' pairs hold every edge between reached pixels
+            _augment(*self._pairs_of(reached_rows), match, owner, free_rows, free_cols)
 
 
 def count_matched(pairs: sparse.csr_matrix, rows: np.ndarray | slice = slice(None)) -> int:

@@ -41,29 +41,58 @@ ALL_NEIGHBOURS = 0xFF  # the code of a pixel with its 8 neighbours set
 LOSE_OPPOSITE = np.array([~(1 << (k + 4) % 8) & ALL_NEIGHBOURS for k in range(len(NEIGHBOURS))], np.uint8)
 
 
-def thin(image: np.ndarray) -> np.ndarray:
-    """The (H, W) boolean map thinned to lines one pixel wide (bwmorph(image, 'thin', Inf))."""
-    padded = np.pad(np.asarray(image, bool), 1)  # the frame is never set, so every neighbour index is inside
-    flat = padded.reshape(-1)
-    offsets = np.array([dy * padded.shape[1] + dx for dy, dx in NEIGHBOURS])
-    pixels = np.flatnonzero(flat)
-    # every set pixel's neighbourhood code, gathered once and then kept up to date as pixels are deleted
-    codes = np.zeros(flat.size, np.uint8)
-    codes[pixels] = np.packbits(flat[pixels[:, None] + offsets], axis=1, bitorder="little")[:, 0]
+def neighbour_table(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(N, 8) int64: for N distinct flat indices `pixels` of an (H, W) map, each pixel's neighbours x1..x8 as
+    positions in `pixels`, or N where that neighbour is not one of them (or lies outside the map)."""
+    height, width = shape
+    # a dense lookup over the map framed by one pixel, so that every neighbour's index is inside it
+    position = np.full((height + 2) * (width + 2), len(pixels), np.int64)
+    rows, cols = np.divmod(pixels, width)
+    framed = (rows + 1) * (width + 2) + cols + 1
+    position[framed] = np.arange(len(pixels))
+    offsets = np.array([dy * (width + 2) + dx for dy, dx in NEIGHBOURS])
+    return position[framed[:, None] + offsets]
+
+
+def thin_members(table: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The positions of `members` (rows of a `neighbour_table`) that remain when the map holding those pixels only
+    is thinned: bwmorph(map, 'thin', Inf) at a cost in the number of pixels, not of the map's area."""
+    count = len(members)
+    # the members renumbered 0..count-1; `count` stands for every pixel that is not one (never set)
+    local = np.full(len(table) + 1, count, np.int64)
+    local[members] = np.arange(count)
+    around = local[table[members]]  # (count, 8)
+    alive = np.ones(count + 1, bool)
+    alive[count] = False
+    # every pixel's neighbourhood code, gathered once and then kept up to date as pixels are deleted (the stand-in's
+    # code takes the updates of all absent neighbours and is never read)
+    codes = np.zeros(count + 1, np.uint8)
+    codes[:count] = np.packbits(alive[around], axis=1, bitorder="little")[:, 0]
     # A pixel whose 8 neighbours are all set is never deleted (no crossing), and a pixel that a rule kept stays kept
     # by that rule until a neighbour goes: each rule re-examines only the border pixels and the neighbours of the
     # pixels deleted since its last turn. The deletions, and so the result, are MATLAB's; the work is about the
     # number of pixels rather than pixels x passes, which matters for thick blobs (a constant prediction thinned).
-    pending = np.zeros((len(SUBITERATIONS), flat.size), bool)  # per rule: the pixels it must (re-)examine
-    pending[:, pixels[codes[pixels] != ALL_NEIGHBOURS]] = True
+    pending = np.zeros((len(SUBITERATIONS), count + 1), bool)  # per rule: the pixels it must (re-)examine
+    pending[:, :count] = codes[:count] != ALL_NEIGHBOURS
     while pending.any():
-        for rule, table in enumerate(SUBITERATIONS):
-            candidates = np.flatnonzero(pending[rule] & flat)
+        for rule, table_of_rule in enumerate(SUBITERATIONS):
+            candidates = np.flatnonzero(pending[rule] & alive)
             pending[rule] = False
-            deleted = candidates[table[codes[candidates]]]
-            flat[deleted] = False
-            around = deleted[:, None] + offsets
+            deleted = candidates[table_of_rule[codes[candidates]]]
+            alive[deleted] = False
+            neighbours = around[deleted]
+            # a pixel has one neighbour in each direction, so no index repeats within a column (but the stand-in's)
             for direction, keep in enumerate(LOSE_OPPOSITE):
-                codes[around[:, direction]] &= keep
-            pending[:, around] = True
-    return padded[1:-1, 1:-1]
+                codes[neighbours[:, direction]] &= keep
+            pending[:, neighbours] = True
+    return members[alive[:count]]
+
+
+def thin(image: np.ndarray) -> np.ndarray:
+    """The (H, W) boolean map thinned to lines one pixel wide (bwmorph(image, 'thin', Inf))."""
+    image = np.asarray(image, bool)
+    pixels = np.flatnonzero(image)
+    kept = thin_members(neighbour_table(pixels, image.shape), np.arange(len(pixels)))
+    thinned = np.zeros(image.shape, bool)
+    thinned.flat[pixels[kept]] = True
+    return thinned

@@ -22,7 +22,7 @@ from sca_mtl.boundary import (
     threshold_levels,
 )
 from sca_mtl.boundary.matching import UNMATCHED, Matcher, count_matched, count_matched_each, matched_rows, pairs_within
-from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS
+from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS, neighbour_table, thin_members
 
 SHAPE = (40, 60)
 
@@ -63,6 +63,21 @@ def test_thinning_equals_the_whole_image_algorithm():
         assert np.array_equal(thin(image), thin_whole_image(image))
     full = np.ones((30, 50), bool)
     assert np.array_equal(thin(full), thin_whole_image(full))
+
+
+def test_thinning_a_subset_of_tabled_pixels_equals_thinning_its_map():
+    """The benchmark tables the lowest threshold's pixels once and thins each threshold's subset of them."""
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        image = random_blobs(rng)
+        pixels = rng.permutation(np.flatnonzero(image))  # any order of the tabled pixels
+        table = neighbour_table(pixels, image.shape)
+        for members in (np.arange(len(pixels) // 2), np.flatnonzero(rng.random(len(pixels)) < 0.7)):
+            subset = np.zeros(image.size, bool)
+            subset[pixels[members]] = True
+            thinned = np.zeros(image.size, bool)
+            thinned[pixels[thin_members(table, members)]] = True
+            assert np.array_equal(thinned.reshape(image.shape), thin_whole_image(subset.reshape(image.shape)))
 
 
 def test_thinning_leaves_one_pixel_wide_lines_and_keeps_thin_ones():
@@ -151,11 +166,17 @@ def assert_is_a_matching(match: np.ndarray, pairs: sparse.csr_matrix, rows: np.n
     assert (pairs[paired, match[paired]] == 1).all()
 
 
+# the flow over every pair (no search for its reach), and over the part its source reaches (budget never exceeded)
+REACH_BUDGETS = pytest.mark.parametrize("reach_budget", [0, 10**9], ids=["whole-network", "reached-part"])
+
+
+@REACH_BUDGETS
 @pytest.mark.parametrize("greedy_rounds", [0, matching.GREEDY_ROUNDS])
-def test_maximum_matching_equals_the_assignment(monkeypatch, greedy_rounds):
+def test_maximum_matching_equals_the_assignment(monkeypatch, greedy_rounds, reach_budget):
     """With no greedy rounds the maximum flow finds every pair, searching from the rows (denser truth) or from the
     columns (denser prediction); with them it finds what the rounds left."""
     monkeypatch.setattr(matching, "GREEDY_ROUNDS", greedy_rounds)
+    monkeypatch.setattr(matching, "REACH_BUDGET", reach_budget)
     rng = np.random.default_rng(7)
     for density_prediction, density_truth in [(0.05, 0.15), (0.15, 0.05), (0.1, 0.1)]:
         prediction, truth = rng.random((24, 32)) < density_prediction, rng.random((24, 32)) < density_truth
@@ -166,9 +187,11 @@ def test_maximum_matching_equals_the_assignment(monkeypatch, greedy_rounds):
         assert np.count_nonzero(match != UNMATCHED) == matched_by_assignment(prediction, truth, radius)
 
 
-def test_matchings_grown_from_the_one_before_are_maximum():
+@REACH_BUDGETS
+def test_matchings_grown_from_the_one_before_are_maximum(monkeypatch, reach_budget):
     """Row sets that shrink, grow and change in part, as the thresholds' thinned maps do: each count equals the
     assignment's, and each matching is one (the rows that left released their columns)."""
+    monkeypatch.setattr(matching, "REACH_BUDGET", reach_budget)
     rng = np.random.default_rng(8)
     prediction, truth = rng.random((32, 40)) < 0.3, rng.random((32, 40)) < 0.1
     pixels, radius = np.argwhere(prediction), 2.5
