@@ -69,34 +69,37 @@ def _match_free_pairs(rows: np.ndarray, cols: np.ndarray, match: np.ndarray, own
         match[new_rows], owner[new_cols] = new_cols, new_rows
 
 
-def _augment(rows: np.ndarray, cols: np.ndarray, match: np.ndarray, owner: np.ndarray, free_rows: np.ndarray,
-             free_cols: np.ndarray) -> None:
-    """Step 3 in place: the maximum flow through the residual network of the matching. Nodes: the rows 1..n, the
-    columns n+1..n+m, terminals 0 and n+m+1; edges terminal -> free row, row -> column for each pair not matched,
-    column -> row for each matched pair, free column -> terminal. Dinic's breadth-first search visits whatever its
-    source reaches, so the source is the terminal on the side with fewer free pixels (the edges then reversed)."""
-    n, m = len(match), len(owner)
-    first, last = 0, n + m + 1
-    row_node, col_node = 1 + rows, 1 + n + cols
-    matched = match[rows] == cols
-    tails = np.concatenate([np.full(len(free_rows), first), row_node[~matched], col_node[matched], 1 + n + free_cols])
-    heads = np.concatenate([1 + free_rows, col_node[~matched], row_node[matched], np.full(len(free_cols), last)])
-    reverse = len(free_cols) < len(free_rows)
-    if reverse:
-        tails, heads = heads, tails
-    network = sparse.csr_matrix((np.ones(len(tails), np.int32), (tails, heads)), shape=(last + 1,) * 2)
-    flow = maximum_flow(network, last if reverse else first, first if reverse else last, method="dinic")
+def _augment(left: np.ndarray, right: np.ndarray, left_match: np.ndarray, right_owner: np.ndarray,
+             free_left: np.ndarray, free_right: np.ndarray) -> None:
+    """Step 3 in place, searching from one side (rows or columns, then called `left`): the maximum flow through the
+    residual network of the matching. `left`, `right`: its pairs, grouped by left pixel in increasing order;
+    `left_match`, `right_owner`: the matching seen from each side. Nodes: the left pixels 1..n, the right pixels
+    n+1..n+m, the source 0 and the sink n+m+1; edges source -> free left pixel, left -> right for each pair not
+    matched, right -> left for each matched pair, free right pixel -> sink. Dinic's breadth-first search visits what
+    its source reaches, which is why the caller picks the side with fewer free pixels as the left one."""
+    n, m = len(left_match), len(right_owner)
+    sink = n + m + 1
+    unmatched = left_match[left] != right
+    # each right pixel's one edge: to its partner, to the sink when free and in the network, else none
+    right_head = np.where(right_owner != UNMATCHED, 1 + right_owner, -1)
+    right_head[free_right] = sink
+    has_head = right_head >= 0
+    # built as the CSR arrays themselves: the edges are already in the order of their tails
+    out_degree = np.concatenate([[len(free_left)], np.bincount(left[unmatched], minlength=n), has_head, [0]])
+    heads = np.concatenate([1 + free_left, 1 + n + right[unmatched], right_head[has_head]])
+    indptr = np.concatenate([[0], np.cumsum(out_degree)])
+    network = sparse.csr_matrix((np.ones(len(heads), np.int32), heads, indptr), shape=(sink + 1,) * 2)
+    flow = maximum_flow(network, 0, sink, method="dinic")
     if not flow.flow_value:
         return
-    used = flow.flow.tocoo()
-    tails, heads = used.row[used.data > 0], used.col[used.data > 0]
-    if reverse:
-        tails, heads = heads, tails
-    # a row an augmenting path passes through trades its column for the next one: the pairs row -> column carrying
-    # flow are the new matching's changes (column -> row flow only undoes pairs those replace)
-    added = (tails >= 1) & (tails <= n) & (heads > n) & (heads < last)
-    match[tails[added] - 1] = heads[added] - 1 - n
-    owner[heads[added] - 1 - n] = tails[added] - 1
+    # a left pixel an augmenting path passes through trades its partner for the next one: the edges left -> right
+    # carrying flow are the new matching's changes (right -> left flow only undoes pairs those replace)
+    used = flow.flow
+    carrying = np.flatnonzero(used.data > 0)
+    tails, heads = np.searchsorted(used.indptr, carrying, side="right") - 1, used.indices[carrying]
+    changed = (tails >= 1) & (tails <= n) & (heads > n) & (heads < sink)
+    new_left, new_right = tails[changed] - 1, heads[changed] - 1 - n
+    left_match[new_left], right_owner[new_right] = new_right, new_left
 
 
 def _neighbours(indptr: np.ndarray, indices: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -144,47 +147,63 @@ class Matcher:
         self.degree = np.diff(self.row_pairs[0])  # each row's pairs
         self.match = np.full(pairs.shape[0], UNMATCHED, np.int64)  # each row's column
         self.owner = np.full(pairs.shape[1], UNMATCHED, np.int64)  # each column's row
+        # the rows of the last set, and each column's pairs with them: updated by the rows that enter and leave
+        self.present = np.zeros(pairs.shape[0], bool)
+        self.col_cover = np.zeros(pairs.shape[1], np.int64)
 
     def _pairs_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The pairs (row, column) of `rows`, as two arrays."""
+        """The pairs (row, column) of `rows`, as two arrays grouped by row in the order of `rows`."""
         return np.repeat(rows, self.degree[rows]), _neighbours(*self.row_pairs, rows)
+
+    def _pairs_of_cols(self, cols: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (column, row) of `cols` with a row in `present`, grouped by column in the order of `cols`."""
+        indptr, indices = self.col_pairs
+        rows = _neighbours(indptr, indices, cols)
+        kept = present[rows]
+        return np.repeat(cols, np.diff(indptr)[cols])[kept], rows[kept]
 
     def maximum(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """A maximum matching of the graph restricted to `rows`: each row's column, or -1 (rows outside: -1)."""
         match, owner = self.match, self.owner
         present = np.zeros(len(match), bool)
         present[rows] = True
-        left = (match != UNMATCHED) & ~present
-        owner[match[left]] = UNMATCHED
-        match[left] = UNMATCHED
-        paired_rows = np.flatnonzero(present & (self.degree > 0))
-        rows, cols = self._pairs_of(paired_rows)
-        _match_free_pairs(rows, cols, match, owner)
-        free_rows = paired_rows[match[paired_rows] == UNMATCHED]
-        free_cols = np.flatnonzero((np.bincount(cols, minlength=len(owner)) > 0) & (owner == UNMATCHED))
+        entered, left = np.flatnonzero(present & ~self.present), np.flatnonzero(self.present & ~present)
+        self.present = present
+        self.col_cover += np.bincount(_neighbours(*self.row_pairs, entered), minlength=len(owner))
+        self.col_cover -= np.bincount(_neighbours(*self.row_pairs, left), minlength=len(owner))
+        gone = left[match[left] != UNMATCHED]
+        owner[match[gone]] = UNMATCHED
+        match[gone] = UNMATCHED
+        # step 1 needs the pairs of the free rows only: the rows that entered and those the last set left free
+        free_rows = np.flatnonzero(present & (self.degree > 0) & (match == UNMATCHED))
+        _match_free_pairs(*self._pairs_of(free_rows), match, owner)
+        free_rows = free_rows[match[free_rows] == UNMATCHED]
+        free_cols = np.flatnonzero((self.col_cover > 0) & (owner == UNMATCHED))
         if len(free_rows) and len(free_cols):  # else |M| = min(paired rows, paired columns): no more can be
-            self._augment_reached(rows, cols, present, free_rows, free_cols)
+            self._augment_reached(present, free_rows, free_cols)
         return match.copy()
 
-    def _augment_reached(self, rows: np.ndarray, cols: np.ndarray, present: np.ndarray, free_rows: np.ndarray,
-                         free_cols: np.ndarray) -> None:
-        """Step 3 over the part of the residual network that its source reaches (`rows`, `cols`: the pairs of the
-        present rows, the network when the search runs past its budget)."""
+    def _augment_reached(self, present: np.ndarray, free_rows: np.ndarray, free_cols: np.ndarray) -> None:
+        """Step 3 over the part of the residual network that its source reaches, searched from the side with fewer
+        free pixels (the whole network, every pair of the `present` rows, when the search runs past its budget)."""
         match, owner = self.match, self.owner
-        if len(free_rows) <= len(free_cols):  # _augment's source side
+        if len(free_rows) <= len(free_cols):
             found = _reach(free_rows, self.row_pairs, None, owner, REACH_BUDGET)
-            reached_rows, reached_cols = found or (None, None)
-        else:
-            found = _reach(free_cols, self.col_pairs, present, match, REACH_BUDGET)
-            reached_cols, reached_rows = found or (None, None)
-        if found is None:
-            _augment(rows, cols, match, owner, free_rows, free_cols)
+            if found is None:
+                _augment(*self._pairs_of(np.flatnonzero(present)), match, owner, free_rows, free_cols)
+                return
+            reached_rows, reached_cols = found
+            free_cols = np.intersect1d(free_cols, reached_cols, assume_unique=True)
+            if len(free_cols):  # else no augmenting path: M is maximum
+                # the reached rows' pairs: every edge the source reaches
+                _augment(*self._pairs_of(np.sort(reached_rows)), match, owner, free_rows, free_cols)
             return
-        free_rows = np.intersect1d(free_rows, reached_rows, assume_unique=True)
-        free_cols = np.intersect1d(free_cols, reached_cols, assume_unique=True)
-        if len(free_rows) and len(free_cols):  # else no augmenting path: M is maximum
-            # the reached rows' pairs hold every edge between reached pixels
-            _augment(*self._pairs_of(reached_rows), match, owner, free_rows, free_cols)
+        found = _reach(free_cols, self.col_pairs, present, match, REACH_BUDGET)
+        reached_cols, reached_rows = found or (np.flatnonzero(np.diff(self.col_pairs[0])), None)
+        if reached_rows is not None:
+            free_rows = np.intersect1d(free_rows, reached_rows, assume_unique=True)
+        if len(free_rows):  # else no augmenting path: M is maximum
+            _augment(*self._pairs_of_cols(np.sort(reached_cols), present), owner, match, free_cols, free_rows)
 
 
 def count_matched(pairs: sparse.csr_matrix, rows: np.ndarray | slice = slice(None)) -> int:

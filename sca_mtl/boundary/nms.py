@@ -66,13 +66,14 @@ def suppress_non_maxima(edges: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(edges)
     strength = edges[rows, cols] * np.float32(NMS_MARGIN)
     cos, sin = np.cos(angle[rows, cols]), np.sin(angle[rows, cols])
-    keep = np.ones(len(rows), bool)
     for distance in range(1, NMS_RADIUS + 1):
         for sign in (-1, 1):
             step = np.float32(sign * distance)
-            keep &= strength >= _bilinear(edges, cols + step * cos, rows + step * sin)
+            keep = strength >= _bilinear(edges, cols + step * cos, rows + step * sin)
+            # the next comparison only where every one so far kept the response
+            rows, cols, strength, cos, sin = rows[keep], cols[keep], strength[keep], cos[keep], sin[keep]
     out = np.zeros_like(edges)
-    out[rows[keep], cols[keep]] = edges[rows[keep], cols[keep]]
+    out[rows, cols] = edges[rows, cols]
     border = min(BORDER, width // 2, height // 2)
     ramp = np.arange(border, dtype=np.float32) / border
     # the columns first, then the rows, each side multiplied: corners get both factors, as in edgesNmsMex

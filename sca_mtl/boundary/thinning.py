@@ -42,11 +42,11 @@ LOSE_OPPOSITE = np.array([~(1 << (k + 4) % 8) & ALL_NEIGHBOURS for k in range(le
 
 
 def neighbour_table(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(N, 8) int64: for N distinct flat indices `pixels` of an (H, W) map, each pixel's neighbours x1..x8 as
+    """(N, 8) int32: for N distinct flat indices `pixels` of an (H, W) map, each pixel's neighbours x1..x8 as
     positions in `pixels`, or N where that neighbour is not one of them (or lies outside the map)."""
     height, width = shape
     # a dense lookup over the map framed by one pixel, so that every neighbour's index is inside it
-    position = np.full((height + 2) * (width + 2), len(pixels), np.int64)
+    position = np.full((height + 2) * (width + 2), len(pixels), np.int32)
     rows, cols = np.divmod(pixels, width)
     framed = (rows + 1) * (width + 2) + cols + 1
     position[framed] = np.arange(len(pixels))
@@ -54,20 +54,15 @@ def neighbour_table(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return position[framed[:, None] + offsets]
 
 
-def thin_members(table: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """The positions of `members` (rows of a `neighbour_table`) that remain when the map holding those pixels only
-    is thinned: bwmorph(map, 'thin', Inf) at a cost in the number of pixels, not of the map's area."""
-    count = len(members)
-    # the members renumbered 0..count-1; `count` stands for every pixel that is not one (never set)
-    local = np.full(len(table) + 1, count, np.int64)
-    local[members] = np.arange(count)
-    around = local[table[members]]  # (count, 8)
+def thin_first(table: np.ndarray, count: int) -> np.ndarray:
+    """The positions, among the first `count` pixels of a `neighbour_table`, that remain when the map of those pixels
+    only is thinned: bwmorph(map, 'thin', Inf) at a cost in the number of pixels, not in the map's area."""
     alive = np.ones(count + 1, bool)
-    alive[count] = False
-    # every pixel's neighbourhood code, gathered once and then kept up to date as pixels are deleted (the stand-in's
+    alive[count] = False  # a stand-in for every neighbour that is not one of the first `count`: never set
+    # every pixel's neighbourhood code, found once and then kept up to date as pixels are deleted (the stand-in's
     # code takes the updates of all absent neighbours and is never read)
     codes = np.zeros(count + 1, np.uint8)
-    codes[:count] = np.packbits(alive[around], axis=1, bitorder="little")[:, 0]
+    codes[:count] = np.packbits(table[:count] < count, axis=1, bitorder="little")[:, 0]
     # A pixel whose 8 neighbours are all set is never deleted (no crossing), and a pixel that a rule kept stays kept
     # by that rule until a neighbour goes: each rule re-examines only the border pixels and the neighbours of the
     # pixels deleted since its last turn. The deletions, and so the result, are MATLAB's; the work is about the
@@ -80,19 +75,19 @@ def thin_members(table: np.ndarray, members: np.ndarray) -> np.ndarray:
             pending[rule] = False
             deleted = candidates[table_of_rule[codes[candidates]]]
             alive[deleted] = False
-            neighbours = around[deleted]
+            neighbours = np.minimum(table[deleted], count)
             # a pixel has one neighbour in each direction, so no index repeats within a column (but the stand-in's)
             for direction, keep in enumerate(LOSE_OPPOSITE):
                 codes[neighbours[:, direction]] &= keep
             pending[:, neighbours] = True
-    return members[alive[:count]]
+    return np.flatnonzero(alive[:count])
 
 
 def thin(image: np.ndarray) -> np.ndarray:
     """The (H, W) boolean map thinned to lines one pixel wide (bwmorph(image, 'thin', Inf))."""
     image = np.asarray(image, bool)
     pixels = np.flatnonzero(image)
-    kept = thin_members(neighbour_table(pixels, image.shape), np.arange(len(pixels)))
+    kept = thin_first(neighbour_table(pixels, image.shape), len(pixels))
     thinned = np.zeros(image.shape, bool)
     thinned.flat[pixels[kept]] = True
     return thinned
