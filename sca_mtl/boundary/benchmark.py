@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from .matching import count_matched_each, pairs_within
 from .nms import suppress_non_maxima
-from .thinning import neighbour_table, thin, thin_first
+from .thinning import neighbour_table, thin, thin_nested
 
 DEFAULT_THRESHOLDS = 99
 # tolerances of the released evaluations, as a fraction of the image diagonal
@@ -75,7 +75,7 @@ def image_counts(prediction: np.ndarray, target: np.ndarray, *, max_dist: float,
     pixels = pixels[order]
     sizes = np.searchsorted(-strength[order], -levels, side="left")  # how many are above each level
     table = neighbour_table(pixels, edges.shape)
-    maps = [thin_first(table, size) for size in sizes]  # positions in `pixels`
+    maps = thin_nested(table, sizes)  # positions in `pixels`
     # the pairs within the radius are found once, for every pixel of any threshold's map (the graph's rows)
     in_any = np.zeros(len(pixels), bool)
     for binary in maps:

@@ -36,9 +36,30 @@ def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
 SUBITERATIONS = _thinning_tables()
 
 
-ALL_NEIGHBOURS = 0xFF  # the code of a pixel with its 8 neighbours set
-# a pixel's code loses bit (k + 4) mod 8 when its neighbour in direction k goes: that neighbour sees it opposite
-LOSE_OPPOSITE = np.array([~(1 << (k + 4) % 8) & ALL_NEIGHBOURS for k in range(len(NEIGHBOURS))], np.uint8)
+WORD_BITS = 64  # maps per bit-sliced word
+
+
+def _at_least_two(t: list[np.ndarray]) -> np.ndarray:
+    """Of four bit vectors, where two or more are set."""
+    return (t[0] & t[1]) | (t[2] & t[3]) | ((t[0] | t[1]) & (t[2] | t[3]))
+
+
+def deletable(x: list[np.ndarray], rule: int) -> np.ndarray:
+    """SUBITERATIONS[rule] bit-sliced: x[k - 1] holds neighbour x_k of a pixel in many maps at once (one bit per map,
+    uint64 words, or numpy booleans), and the result where the rule deletes the pixel, G1-G3 as bitwise logic."""
+    x = [*x, x[0]]  # x[8] is x_9 = x_1
+    crossing = [~x[2 * i - 2] & (x[2 * i - 1] | x[2 * i]) for i in range(1, 5)]
+    one_crossing = (crossing[0] | crossing[1] | crossing[2] | crossing[3]) & ~_at_least_two(crossing)
+    pairs_1 = [x[2 * k - 2] | x[2 * k - 1] for k in range(1, 5)]  # n1's terms x_{2k-1} ∨ x_{2k}
+    pairs_2 = [x[2 * k - 1] | x[2 * k] for k in range(1, 5)]  # n2's terms x_{2k} ∨ x_{2k+1}
+    all_1, all_2 = (p[0] & p[1] & p[2] & p[3] for p in (pairs_1, pairs_2))
+    # 2 <= min(n1, n2) <= 3: both at least 2, not both 4
+    not_an_end = _at_least_two(pairs_1) & _at_least_two(pairs_2) & ~(all_1 & all_2)
+    if rule == 0:
+        side = ~((x[1] | x[2] | ~x[7]) & x[0])
+    else:
+        side = ~((x[5] | x[6] | ~x[3]) & x[4])
+    return one_crossing & not_an_end & side
 
 
 def neighbour_table(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -54,40 +75,47 @@ def neighbour_table(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return position[framed[:, None] + offsets]
 
 
-def thin_first(table: np.ndarray, count: int) -> np.ndarray:
-    """The positions, among the first `count` pixels of a `neighbour_table`, that remain when the map of those pixels
-    only is thinned: bwmorph(map, 'thin', Inf) at a cost in the number of pixels, not in the map's area."""
-    alive = np.ones(count + 1, bool)
-    alive[count] = False  # a stand-in for every neighbour that is not one of the first `count`: never set
-    # every pixel's neighbourhood code, found once and then kept up to date as pixels are deleted (the stand-in's
-    # code takes the updates of all absent neighbours and is never read)
-    codes = np.zeros(count + 1, np.uint8)
-    codes[:count] = np.packbits(table[:count] < count, axis=1, bitorder="little")[:, 0]
-    # A pixel whose 8 neighbours are all set is never deleted (no crossing), and a pixel that a rule kept stays kept
-    # by that rule until a neighbour goes: each rule re-examines only the border pixels and the neighbours of the
-    # pixels deleted since its last turn. The deletions, and so the result, are MATLAB's; the work is about the
-    # number of pixels rather than pixels x passes, which matters for thick blobs (a constant prediction thinned).
-    pending = np.zeros((len(SUBITERATIONS), count + 1), bool)  # per rule: the pixels it must (re-)examine
-    pending[:, :count] = codes[:count] != ALL_NEIGHBOURS
+def thin_nested(table: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+    """For each count in `sizes`, the positions among the first `count` pixels of a `neighbour_table` that remain when
+    the map of those pixels only is thinned (bwmorph(map, 'thin', Inf)).
+
+    All the maps are thinned at once, bit-sliced: a pixel holds one bit per map in uint64 words, and each
+    subiteration decides every map's pixels with the same bitwise logic (`deletable`). A map that has converged
+    deletes nothing more, so running the subiterations until no map changes gives each map its own result. A pixel
+    that a rule kept stays kept by that rule until a neighbour goes, so each rule re-examines only the pixels next to
+    the ones deleted since its last turn: the work follows the pixels that change, not pixels x passes (which matters
+    for thick blobs: a constant prediction thinned)."""
+    count = len(table)
+    words = -(-len(sizes) // WORD_BITS)
+    # bit m of word w: the pixel is in map w * WORD_BITS + m (the first sizes[map] pixels); the stand-in pixel
+    # `count`, every neighbour that is not tabled, is in none
+    maps = np.arange(len(sizes))
+    ends = np.zeros((words, count + 2), np.uint64)  # each map's bit where its pixels end
+    np.bitwise_or.at(ends, (maps // WORD_BITS, np.asarray(sizes)), np.uint64(1) << (maps % WORD_BITS).astype(np.uint64))
+    alive = np.bitwise_or.accumulate(ends[:, ::-1], axis=1)[:, -2::-1].copy()  # (words, count + 1): maps ending after
+    pending = np.ones((len(SUBITERATIONS), count + 1), bool)  # per rule: the pixels it must (re-)examine
+    pending[:, count] = False
     while pending.any():
-        for rule, table_of_rule in enumerate(SUBITERATIONS):
-            candidates = np.flatnonzero(pending[rule] & alive)
+        for rule in range(len(SUBITERATIONS)):
+            examined = np.flatnonzero(pending[rule])
             pending[rule] = False
-            deleted = candidates[table_of_rule[codes[candidates]]]
-            alive[deleted] = False
-            neighbours = np.minimum(table[deleted], count)
-            # a pixel has one neighbour in each direction, so no index repeats within a column (but the stand-in's)
-            for direction, keep in enumerate(LOSE_OPPOSITE):
-                codes[neighbours[:, direction]] &= keep
-            pending[:, neighbours] = True
-    return np.flatnonzero(alive[:count])
+            neighbours = table[examined]
+            around = np.take(alive, neighbours.T, axis=1)  # (words, 8, examined): x_k in every map
+            # every rule decides on the maps as they were before it (the subiteration is parallel)
+            deleted = alive[:, examined] & deletable([around[:, k] for k in range(8)], rule)
+            changed = deleted.any(axis=0)
+            alive[:, examined[changed]] &= ~deleted[:, changed]
+            pending[:, neighbours[changed]] = True
+            pending[:, count] = False
+    return [np.flatnonzero(alive[m // WORD_BITS, :size] >> np.uint64(m % WORD_BITS) & np.uint64(1))
+            for m, size in enumerate(sizes)]
 
 
 def thin(image: np.ndarray) -> np.ndarray:
     """The (H, W) boolean map thinned to lines one pixel wide (bwmorph(image, 'thin', Inf))."""
     image = np.asarray(image, bool)
     pixels = np.flatnonzero(image)
-    kept = thin_first(neighbour_table(pixels, image.shape), len(pixels))
+    (kept,) = thin_nested(neighbour_table(pixels, image.shape), [len(pixels)])
     thinned = np.zeros(image.shape, bool)
     thinned.flat[pixels[kept]] = True
     return thinned

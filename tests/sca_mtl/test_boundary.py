@@ -22,7 +22,7 @@ from sca_mtl.boundary import (
     threshold_levels,
 )
 from sca_mtl.boundary.matching import UNMATCHED, Matcher, count_matched, count_matched_each, matched_rows, pairs_within
-from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS, neighbour_table, thin_first
+from sca_mtl.boundary.thinning import NEIGHBOURS, SUBITERATIONS, WORD_BITS, deletable, neighbour_table, thin_nested
 
 SHAPE = (40, 60)
 
@@ -65,21 +65,36 @@ def test_thinning_equals_the_whole_image_algorithm():
     assert np.array_equal(thin(full), thin_whole_image(full))
 
 
-def test_thinning_the_first_tabled_pixels_equals_thinning_their_map():
-    """The benchmark tables the lowest threshold's pixels once, strongest first, and thins each threshold's first
-    pixels; any subset of a map is the first pixels of some order."""
+def test_thinning_nested_maps_at_once_equals_thinning_each():
+    """The benchmark tables the lowest threshold's pixels once, strongest first, and thins every threshold's first
+    pixels at once (more maps than one bit-sliced word holds here); any subsets of a map are the first pixels of
+    some order."""
     rng = np.random.default_rng(2)
-    for _ in range(10):
+    for _ in range(4):
         image = random_blobs(rng)
-        for _ in range(2):
-            pixels = rng.permutation(np.flatnonzero(image))
-            count = rng.integers(len(pixels) + 1)
-            table = neighbour_table(pixels, image.shape)
+        pixels = rng.permutation(np.flatnonzero(image))
+        sizes = rng.integers(len(pixels) + 1, size=WORD_BITS + 6)
+        sizes[:2] = len(pixels), 0
+        table = neighbour_table(pixels, image.shape)
+        for size, kept in zip(sizes, thin_nested(table, sizes), strict=True):
             first = np.zeros(image.size, bool)
-            first[pixels[:count]] = True
+            first[pixels[:size]] = True
             thinned = np.zeros(image.size, bool)
-            thinned[pixels[thin_first(table, count)]] = True
+            thinned[pixels[kept]] = True
             assert np.array_equal(thinned.reshape(image.shape), thin_whole_image(first.reshape(image.shape)))
+
+
+@pytest.mark.parametrize("rule", range(len(SUBITERATIONS)))
+def test_bit_sliced_rules_equal_the_tables(rule):
+    """Every one of the 256 neighbourhoods, one per bit of four 64-bit words and as booleans."""
+    codes = np.arange(256)
+    bits = [(codes >> k & 1).astype(bool) for k in range(8)]
+    assert np.array_equal(deletable(bits, rule), SUBITERATIONS[rule])
+    weights = np.uint64(1) << (codes % WORD_BITS).astype(np.uint64)
+    words = [np.bitwise_or.reduce((bit * weights).reshape(4, WORD_BITS), axis=1) for bit in bits]
+    sliced = deletable(words, rule)
+    unpacked = (sliced[codes // WORD_BITS] >> (codes % WORD_BITS).astype(np.uint64)) & np.uint64(1)
+    assert np.array_equal(unpacked.astype(bool), SUBITERATIONS[rule])
 
 
 def test_thinning_leaves_one_pixel_wide_lines_and_keeps_thin_ones():
