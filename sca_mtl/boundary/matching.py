@@ -14,12 +14,13 @@ A maximum matching is grown from any matching M (empty, or the previous threshol
        maximum flow through M's residual network, all capacities 1 (O(E √V)); its value is what M gains. The flow
        only ever uses what its source reaches (pushing flow adds only edges back between reached nodes), so a
        breadth-first search from the side with fewer free pixels first finds that part: nothing to gain when it
-       meets no free pixel of the other side, else the network is built over the reached rows' pairs only. The
+       meets no free pixel of the other side, else the network is built over the reached pixels' pairs only. The
        search stops at REACH_BUDGET pixels, beyond which the whole network is cheaper than the search.
 (SciPy's Hopcroft-Karp matcher gives the same counts but took minutes on some 480 x 640 maps where Dinic takes 0.1 s.)
 The thresholds' maps are nested up to their thinning, so from the highest threshold down each matching starts from the
-one before: on NYUD-sized proxies (bench/bench_boundary.py) about 56 of the 99 maps need step 1 only, the others
-a few hundred augmenting paths at most.
+one before: on NYUD-sized proxies (bench/bench_boundary.py) about 53-58 of the 99 maps need step 1 only; of the others
+the search proves a few maximum and confines the flow of some 15-20 to the part it reached, and 21-26 reach past
+its budget and take the flow over every pair (a few hundred augmenting paths at most).
 
 The pairs within the radius are found once per image, between the ground truth and every pixel of any threshold's
 map; each threshold then matches a subset of the rows.
