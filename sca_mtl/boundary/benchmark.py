@@ -64,10 +64,10 @@ def threshold_levels(thresholds: int | Sequence[float]) -> np.ndarray:
 def image_counts(prediction: np.ndarray, target: np.ndarray, *, max_dist: float, levels: np.ndarray,
                  nms: bool = True) -> np.ndarray:
     """(len(levels), 4) int64: cntP, sumP, cntR, sumR of one image at each threshold (inputs as `check_image`)."""
-    edges = suppress_non_maxima(prediction) if nms else np.asarray(prediction, np.float32)
-    truth = np.argwhere(thin(target))
     # compared in single precision, as MATLAB compares a single map with a double level
     levels = levels.astype(np.float32)
+    edges = suppress_non_maxima(prediction, above=levels[0]) if nms else np.asarray(prediction, np.float32)
+    truth = np.argwhere(thin(target))
     # before thinning the maps are nested: with the lowest map's pixels strongest first, each map is a prefix
     pixels = np.flatnonzero(edges > levels[0])
     strength = edges.reshape(-1)[pixels]

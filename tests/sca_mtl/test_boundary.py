@@ -243,6 +243,16 @@ def test_nms_turns_a_blurred_line_into_its_ridge_and_fades_the_border(flip):
     assert ridge[0, corner] == 0 and ridge[2, abs(corner - 2)] == pytest.approx(soft[2, abs(corner - 2)] * 0.16)
 
 
+def test_nms_above_a_level_equals_nms_there():
+    """The benchmark suppresses only the responses above its lowest threshold: the same values there, 0 elsewhere."""
+    rng = np.random.default_rng(5)
+    soft = ndimage.gaussian_filter(rng.random((40, 56)).astype(np.float32), 1.5)
+    soft = (soft - soft.min()) / (soft.max() - soft.min())
+    level = np.float32(np.median(soft))
+    full = suppress_non_maxima(soft)
+    assert np.array_equal(suppress_non_maxima(soft, above=level), np.where(soft > level, full, 0))
+
+
 # --- counts and scores ---
 
 def test_counts_and_scores_of_a_known_case():
