@@ -28,6 +28,7 @@ map; each threshold then matches a subset of the rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -181,30 +182,31 @@ class Matcher:
         free_rows = free_rows[match[free_rows] == UNMATCHED]
         free_cols = np.flatnonzero((self.col_cover > 0) & (owner == UNMATCHED))
         if len(free_rows) and len(free_cols):  # else |M| = min(paired rows, paired columns): no more can be
-            self._augment_reached(present, free_rows, free_cols)
+            self._augment_reached(free_rows, free_cols)
         return match.copy()
 
-    def _augment_reached(self, present: np.ndarray, free_rows: np.ndarray, free_cols: np.ndarray) -> None:
+    def _augment_reached(self, free_rows: np.ndarray, free_cols: np.ndarray) -> None:
         """Step 3 over the part of the residual network that its source reaches, searched from the side with fewer
-        free pixels (the whole network, every pair of the `present` rows, when the search runs past its budget)."""
-        match, owner = self.match, self.owner
-        if len(free_rows) <= len(free_cols):
-            found = _reach(free_rows, self.row_pairs, None, owner, REACH_BUDGET)
-            if found is None:
-                _augment(*self._pairs_of(np.flatnonzero(present)), match, owner, free_rows, free_cols)
-                return
-            reached_rows, reached_cols = found
-            free_cols = np.intersect1d(free_cols, reached_cols, assume_unique=True)
-            if len(free_cols):  # else no augmenting path: M is maximum
-                # the reached rows' pairs: every edge the source reaches
-                _augment(*self._pairs_of(np.sort(reached_rows)), match, owner, free_rows, free_cols)
+        free pixels (over every pair of the present rows when the search runs past its budget)."""
+        present = self.present
+        if len(free_rows) <= len(free_cols):  # from the rows: (sources, sinks, their matchings, the sources' pairs)
+            sources, sinks, source_match, sink_owner = free_rows, free_cols, self.match, self.owner
+            adjacency, across_present, pairs_of = self.row_pairs, None, self._pairs_of
+            every_source_side = np.flatnonzero(present)
+        else:  # from the columns
+            sources, sinks, source_match, sink_owner = free_cols, free_rows, self.owner, self.match
+            adjacency, across_present = self.col_pairs, present
+            pairs_of = functools.partial(self._pairs_of_cols, present=present)
+            every_source_side = np.flatnonzero(self.col_cover > 0)
+        found = _reach(sources, adjacency, across_present, sink_owner, REACH_BUDGET)
+        if found is None:
+            _augment(*pairs_of(every_source_side), source_match, sink_owner, sources, sinks)
             return
-        found = _reach(free_cols, self.col_pairs, present, match, REACH_BUDGET)
-        reached_cols, reached_rows = found or (np.flatnonzero(np.diff(self.col_pairs[0])), None)
-        if reached_rows is not None:
-            free_rows = np.intersect1d(free_rows, reached_rows, assume_unique=True)
-        if len(free_rows):  # else no augmenting path: M is maximum
-            _augment(*self._pairs_of_cols(np.sort(reached_cols), present), owner, match, free_cols, free_rows)
+        reached, across = found
+        sinks = np.intersect1d(sinks, across, assume_unique=True)
+        if len(sinks):  # else no augmenting path: M is maximum
+            # the reached pixels' pairs: every edge of the network that the sources reach
+            _augment(*pairs_of(np.sort(reached)), source_match, sink_owner, sources, sinks)
 
 
 def count_matched(pairs: sparse.csr_matrix, rows: np.ndarray | slice = slice(None)) -> int:
