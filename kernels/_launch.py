@@ -27,6 +27,12 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def next_power_of_2(n: int) -> int:
+    """The least power of two >= n (n >= 1) on the host: triton.next_power_of_2 is a constexpr function, whose
+    host call costs microseconds, like triton.cdiv's."""
+    return 1 << (n - 1).bit_length()
+
+
 def fp32_matmul_precision() -> str:
     """How float32 products run: "tf32" when PyTorch runs float32 matmuls on TF32 tensor cores
     (torch.backends.cuda.matmul.allow_tf32, which torch.set_float32_matmul_precision("high") sets), else "ieee", so

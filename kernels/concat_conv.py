@@ -105,6 +105,7 @@ import triton
 import triton.language as tl
 
 from ._autocast import autocast_aware
+from ._call_memo import CallMemo, memo_key
 from ._checks import check_concat_conv1x1
 from ._launch import INT32_MAX, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
@@ -885,14 +886,21 @@ def _plan(uniques, occurrence, weight, out_size) -> Plan:
 def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
     """(unique tensors, index of each input's unique tensor): a tensor object repeated in `inputs` is one unique
     input."""
-    uniques, occurrence = [], []
-    for x in inputs:
-        index = next((i for i, u in enumerate(uniques) if u is x), None)
-        if index is None:
-            index = len(uniques)
-            uniques.append(x)
-        occurrence.append(index)
-    return uniques, occurrence
+    index: dict = {}
+    occurrence = [index.setdefault(id(x), len(index)) for x in inputs]
+    return list({id(x): x for x in inputs}.values()), occurrence
+
+
+def _call_key(inputs, weight, bias, residual, activation, out_size) -> tuple:
+    """(the call's memo key, its unique inputs) (kernels/_call_memo.py). The key: which inputs are one tensor, the
+    tensors' metadata, the other arguments and the product precision; None for a call only the checks may see
+    (inputs not a list or tuple, a weight that is not a tensor, an unhashable argument) and under torch.compile."""
+    if not isinstance(inputs, (list, tuple)) or not isinstance(weight, torch.Tensor):
+        return None, None
+    uniques, occurrence = _unique_inputs(inputs)
+    key = memo_key((*uniques, weight, bias, residual), occurrence, activation, out_size,
+                   _dot_precision(weight.dtype))
+    return key, uniques
 
 
 def _concatenate_crowded_resolutions(inputs: Sequence[torch.Tensor], weight: torch.Tensor, crowded: list) -> tuple:
@@ -973,8 +981,7 @@ class _Eager(torch.autograd.Function):
     launchers' own). torch.compile traces the operators instead (`concat_conv1x1`)."""
 
     @staticmethod
-    def forward(ctx, occurrence, relu, out_size, weight, bias, residual, *uniques):
-        plan = _plan(uniques, occurrence, weight, out_size)
+    def forward(ctx, plan, relu, weight, bias, residual, *uniques):
         out = concat_conv1x1_fwd(plan, uniques, weight, bias, residual, relu)
         ctx.save_for_backward(weight, bias, out if relu else None, *uniques)
         ctx.plan, ctx.relu = plan, relu
@@ -983,10 +990,15 @@ class _Eager(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         weight, bias, out, *uniques = ctx.saved_tensors
-        _, _, _, need_w, need_b, need_r, *need_x = ctx.needs_input_grad
+        _, _, need_w, need_b, need_r, *need_x = ctx.needs_input_grad
         grads_x, grad_w, grad_b, grad_r = concat_conv1x1_bwd(ctx.plan, uniques, grad_out, out, weight, bias, ctx.relu,
                                                              (need_x, need_w, need_b, need_r))
-        return None, None, None, grad_w, grad_b, grad_r, *grads_x
+        return None, None, grad_w, grad_b, grad_r, *grads_x
+
+
+# Per call key (kernels/_call_memo.py): the plan of a validated call, or None where the call concatenates crowded
+# resolutions first (its plan is that of the concatenation, made per call).
+_CALLS = CallMemo()
 
 
 @autocast_aware
@@ -1004,6 +1016,11 @@ def concat_conv1x1(
     Semantics of kernels/reference/concat_conv.py. The backward treats a tensor object repeated in `inputs` as one
     input (its d x comes from its merged weight columns); under autocast every occurrence is cast separately, so
     repeats are only merged when the inputs already have the autocast dtype."""
+    relu = activation == "relu"
+    key, uniques = _call_key(inputs, weight, bias, residual, activation, out_size)
+    plan = _CALLS.get(key)
+    if plan is not None:  # a call like one validated before
+        return _Eager.apply(plan, relu, weight, bias, residual, *uniques)
     out_size = check_concat_conv1x1(inputs, weight, bias, residual, activation, out_size)
     _check_triton_inputs(inputs, weight, bias, residual, out_size)
     uniques, occurrence = _unique_inputs(inputs)
@@ -1011,10 +1028,12 @@ def concat_conv1x1(
     if crowded:
         inputs, weight = _concatenate_crowded_resolutions(inputs, weight, crowded)
         uniques, occurrence = _unique_inputs(inputs)
-    relu = activation == "relu"
     if torch.compiler.is_compiling():
         return _forward_op(uniques, occurrence, weight, bias, residual, relu, list(out_size))
-    return _Eager.apply(occurrence, relu, out_size, weight, bias, residual, *uniques)
+    plan = _plan(uniques, occurrence, weight, out_size)
+    if not crowded:
+        _CALLS.put(key, plan)
+    return _Eager.apply(plan, relu, weight, bias, residual, *uniques)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

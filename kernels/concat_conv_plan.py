@@ -33,9 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import triton
 
-from ._launch import ceil_div
+from ._launch import ceil_div, next_power_of_2
 
 # Distinct tensors one launch reads or writes (its base pointer and the others' deltas from it, `launch_rows`):
 # SCA-MTL's aggregation has at most four per resolution (F1 and its three cross-attention maps). A call with more at
@@ -120,7 +119,7 @@ def forward_tiles(out_channels: int, precision: str, epilogue_up: bool, vectoris
     block_m = FWD_BLOCK_M[vectorised] // (2 if ieee else 1)
     block_n = FWD_BLOCK_N[vectorised]
     if out_channels <= block_m // 2 and not epilogue_up:
-        block_m = max(MIN_BLOCK_M, triton.next_power_of_2(out_channels))
+        block_m = max(MIN_BLOCK_M, next_power_of_2(out_channels))
         block_n = SMALL_M_BLOCK_N[vectorised]
     if ieee:
         block_n //= 2

@@ -86,6 +86,7 @@ import triton.language as tl
 
 from ._aot import AotConfig
 from ._autocast import autocast_aware
+from ._call_memo import CallMemo, memo_key
 from ._checks import Stackable, check_linear_cross_attention
 from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, fp32_matmul_precision, sm_count
 from ._library import custom_op
@@ -821,7 +822,7 @@ def _state_buffers(like: torch.Tensor, b: int, e: int, d: int) -> tuple:
 
 
 def _channel_tiles(e: int, d: int) -> int:
-    return triton.cdiv(e, BLOCK_C) * triton.cdiv(d, BLOCK_C)
+    return ceil_div(e, BLOCK_C) * ceil_div(d, BLOCK_C)
 
 
 def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_count: float, center: bool,
@@ -1108,6 +1109,10 @@ class _Eager(torch.autograd.Function):
         return None, None, None, *(g for parts in _split_grads(grads, ctx.counts) for g in parts)
 
 
+# Per call key (kernels/_call_memo.py): the calls validated before.
+_CALLS = CallMemo()
+
+
 @autocast_aware
 def linear_cross_attention(
     q: Stackable, k: Stackable, v: Stackable, *, feature_map: str = "softplus", eps: float = 1e-12
@@ -1117,15 +1122,19 @@ def linear_cross_attention(
 
     out[b, :, i] = sum_a (phi(q_i) . phi(k_a)) v_a / max(sum_a phi(q_i) . phi(k_a), eps), phi = softplus or identity.
     """
-    q, k, v = check_linear_cross_attention(q, k, v, feature_map, eps)
-    for name, parts in (("q", q), ("k", k), ("v", v)):
-        check_kernel_dtype(name, parts[0])
-        check_device(name, parts[0])
-        for part in {part.stride(): part for part in parts}.values():  # the parts share their shape
-            _check_walkable(name, part)
-    if torch.compiler.is_compiling():
-        return _forward_op(q, k, v, feature_map, eps)[0]
-    return _Eager.apply(feature_map, eps, (len(q), len(k), len(v)), *q, *k, *v)
+    parts = tuple(list(x) if isinstance(x, (list, tuple)) else [x] for x in (q, k, v))
+    key = memo_key((*parts[0], *parts[1], *parts[2]), *map(type, (q, k, v)), *map(len, parts), feature_map, eps)
+    if _CALLS.get(key) is None:
+        parts = check_linear_cross_attention(q, k, v, feature_map, eps)
+        for name, x in zip("qkv", parts):
+            check_kernel_dtype(name, x[0])
+            check_device(name, x[0])
+            for part in {part.stride(): part for part in x}.values():  # the parts share their shape
+                _check_walkable(name, part)
+        if torch.compiler.is_compiling():
+            return _forward_op(*parts, feature_map, eps)[0]
+        _CALLS.put(key, True)
+    return _Eager.apply(feature_map, eps, tuple(map(len, parts)), *parts[0], *parts[1], *parts[2])
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ import triton.language as tl
 
 from ._aot import AotConfig
 from ._autocast import autocast_aware
+from ._call_memo import CallMemo, memo_key
 from ._checks import check_window_attention
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, next_power_of_2, sm_count
 from ._library import custom_op
 from ._triton import aot_signature, check_device, dot, max_, sum_
 from .reference.window_attention import SHIFT_MASK_VALUE
@@ -439,12 +440,12 @@ def _window_grid(qkv: torch.Tensor, window_size: int) -> tuple[int, int]:
 
 def _block_d(head_dim: int, widest: int) -> int:
     """Head-dim chunk: the next power of two, at least what tl.dot needs, at most `widest`."""
-    return min(widest, max(MIN_DOT, triton.next_power_of_2(head_dim)))
+    return min(widest, max(MIN_DOT, next_power_of_2(head_dim)))
 
 
 def _programs_per_head(num_windows: int, num_heads: int, device: torch.device) -> int:
     """Persistent programs per head: about PROGRAMS_PER_SM per SM over all heads, never more than the windows."""
-    return max(1, min(num_windows, triton.cdiv(sm_count(device) * PROGRAMS_PER_SM, num_heads)))
+    return max(1, min(num_windows, ceil_div(sm_count(device) * PROGRAMS_PER_SM, num_heads)))
 
 
 def _scale(qkv: torch.Tensor, num_heads: int, scale: float | None) -> float:
@@ -495,7 +496,6 @@ def window_attention_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out (B, H, W, C) in qkv's dtype, the slot bias table): the table's launch, then one launch with a program per
     window and group of heads."""
-    _check_triton_inputs(qkv, window_size)
     batch, height, width, three_c = qkv.shape
     out = qkv.new_empty(batch, height, width, three_c // 3)
     table = _slot_bias(rel_bias, window_size)
@@ -567,7 +567,9 @@ def _forward_op(
     qkv: torch.Tensor, rel_bias: torch.Tensor, qkv_pad: torch.Tensor | None, num_heads: int, window_size: int,
     shift_size: int, scale: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out, the slot bias table): the backward reads the same table rather than building it again."""
+    """(out, the slot bias table): the backward reads the same table rather than building it again. The Triton
+    checks run again here, on the sizes a compiled graph runs with."""
+    _check_triton_inputs(qkv, window_size)
     return window_attention_fwd(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
 
 
@@ -609,6 +611,27 @@ def _backward(ctx, grad_out, _grad_table):
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _Eager(torch.autograd.Function):
+    """The op outside torch.compile: the launchers and the autograd formula of the custom operators above, without
+    the operators' dispatch (host time of the order of the launchers' own). torch.compile traces the operators."""
+
+    @staticmethod
+    def forward(ctx, config, qkv, rel_bias, qkv_pad):
+        out, table = window_attention_fwd(qkv, rel_bias, qkv_pad, *config)
+        ctx.save_for_backward(qkv, rel_bias, table, qkv_pad)
+        ctx.config = config
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        qkv, rel_bias, table, qkv_pad = ctx.saved_tensors
+        return None, *window_attention_bwd(grad_out, qkv, rel_bias, table, qkv_pad, *ctx.config)
+
+
+# Per call key (kernels/_call_memo.py): the calls validated before.
+_CALLS = CallMemo()
+
+
 @autocast_aware
 def window_attention(
     qkv: torch.Tensor,
@@ -622,9 +645,15 @@ def window_attention(
 ) -> torch.Tensor:
     """qkv: (B, H, W, 3C), rel_bias: (num_heads, w*w, w*w), qkv_pad: (3C,) or None -> (B, H, W, C).
     Semantics of kernels/reference/window_attention.py; windows up to 8 x 8."""
-    check_window_attention(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)
-    _check_triton_inputs(qkv, window_size)
-    return _forward_op(qkv, rel_bias, qkv_pad, num_heads, window_size, shift_size, scale)[0]
+    config = (num_heads, window_size, shift_size, scale)
+    key = memo_key((qkv, rel_bias, qkv_pad), *config)
+    if _CALLS.get(key) is None:
+        check_window_attention(qkv, rel_bias, qkv_pad, *config)
+        _check_triton_inputs(qkv, window_size)
+        if torch.compiler.is_compiling():
+            return _forward_op(qkv, rel_bias, qkv_pad, *config)[0]
+        _CALLS.put(key, True)
+    return _Eager.apply(config, qkv, rel_bias, qkv_pad)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -226,6 +226,7 @@ def test_second_call_reuses_the_plan_and_copies_no_table(monkeypatch):
             kernels.concat_conv1x1(inputs, weight, activation="relu").sum().backward()
 
     concat_conv_plan.make_plan.cache_clear()  # whatever other tests built: this signature's first call builds it
+    triton_op._CALLS.clear()  # and the plans of the calls they made
     monkeypatch.setattr(torch, "tensor", recording)
     misses = concat_conv_plan.make_plan.cache_info().misses
     call()
