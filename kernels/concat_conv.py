@@ -996,8 +996,8 @@ class _Eager(torch.autograd.Function):
         return None, None, grad_w, grad_b, grad_r, *grads_x
 
 
-# Per call key (kernels/_call_memo.py): the plan of a validated call, or None where the call concatenates crowded
-# resolutions first (its plan is that of the concatenation, made per call).
+# Per call key (kernels/_call_memo.py): the plan of a validated call. Calls that concatenate crowded resolutions
+# first are not kept (their plan is that of the concatenation, made per call).
 _CALLS = CallMemo()
 
 
