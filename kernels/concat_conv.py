@@ -886,16 +886,21 @@ def _plan(uniques, occurrence, weight, out_size) -> Plan:
 def _unique_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list, list]:
     """(unique tensors, index of each input's unique tensor): a tensor object repeated in `inputs` is one unique
     input."""
-    index: dict = {}
-    occurrence = [index.setdefault(id(x), len(index)) for x in inputs]
-    return list({id(x): x for x in inputs}.values()), occurrence
+    uniques, occurrence = [], []
+    for x in inputs:  # by identity, without id(): torch.compile (torch 2.11) cannot trace id() of a traced tensor
+        index = next((i for i, u in enumerate(uniques) if u is x), None)
+        if index is None:
+            index = len(uniques)
+            uniques.append(x)
+        occurrence.append(index)
+    return uniques, occurrence
 
 
 def _call_key(inputs, weight, bias, residual, activation, out_size) -> tuple:
     """(the call's memo key, its unique inputs) (kernels/_call_memo.py). The key: which inputs are one tensor, the
     tensors' metadata, the other arguments and the product precision; None for a call only the checks may see
     (inputs not a list or tuple, a weight that is not a tensor, an unhashable argument) and under torch.compile."""
-    if not isinstance(inputs, (list, tuple)) or not isinstance(weight, torch.Tensor):
+    if torch.compiler.is_compiling() or not isinstance(inputs, (list, tuple)) or not isinstance(weight, torch.Tensor):
         return None, None
     uniques, occurrence = _unique_inputs(inputs)
     key = memo_key((*uniques, weight, bias, residual), occurrence, activation, out_size,
