@@ -10,6 +10,7 @@ import torch
 import kernels
 from kernels import _call_memo, concat_conv, linear_attention
 from kernels._call_memo import CallMemo, call_key
+from tests._utils import record_calls
 from tests.kernels.test_concat_conv import EPILOGUES, _build, _check_against_reference
 from tests.kernels.test_linear_attention import check_stacked_parity, separate_parts
 from tests.kernels.test_window_attention import make_inputs, run_and_compare
@@ -52,23 +53,10 @@ def test_memo_is_bounded_and_forgets_the_oldest():
     assert memo.get(None) is None
 
 
-def _counting(monkeypatch, module, name):
-    """Counts the calls of `module.name` (a validator the op calls by its module-level name)."""
-    calls = []
-    original = getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls.append(name)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
-
-
 def test_concat_conv_second_call_skips_the_checks_and_the_plan(monkeypatch):
     monkeypatch.setattr(concat_conv, "_CALLS", CallMemo())
-    checks = _counting(monkeypatch, concat_conv, "check_concat_conv1x1")
-    plans = _counting(monkeypatch, concat_conv, "_plan")
+    checks = record_calls(monkeypatch, concat_conv, ["check_concat_conv1x1"])
+    plans = record_calls(monkeypatch, concat_conv, ["_plan"])
     specs = [(3, 8, 12), (4, 8, 12), (2, 4, 6)]
     for _ in range(2):  # new tensors each time: other addresses, the same key
         _check_against_reference(*_build(specs, [0, 1, 0, 2], 5, None, EPILOGUES["bias-relu"], FP32), FP32)
@@ -95,7 +83,7 @@ def test_concat_conv_memoised_call_still_rejects_bad_calls(monkeypatch):
 
 def test_window_attention_second_call_skips_the_checks(monkeypatch):
     monkeypatch.setattr(window_attention, "_CALLS", CallMemo())
-    checks = _counting(monkeypatch, window_attention, "check_window_attention")
+    checks = record_calls(monkeypatch, window_attention, ["check_window_attention"])
     for _ in range(2):
         run_and_compare(make_inputs(1, 9, 9, 2, 3, 7), num_heads=2, window_size=7, shift_size=3)
     assert checks == ["check_window_attention"]
@@ -108,7 +96,7 @@ def test_window_attention_second_call_skips_the_checks(monkeypatch):
 
 def test_linear_attention_second_call_skips_the_checks(monkeypatch):
     monkeypatch.setattr(linear_attention, "_CALLS", CallMemo())
-    checks = _counting(monkeypatch, linear_attention, "check_linear_cross_attention")
+    checks = record_calls(monkeypatch, linear_attention, ["check_linear_cross_attention"])
     q, k, v = separate_parts(3, 2, 4, 5, 16, 12, FP32)
     check_stacked_parity(q, k, v, FP32)
     # the same shapes as views of one buffer each: other offsets between the parts, the same key
