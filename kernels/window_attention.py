@@ -108,13 +108,16 @@ FWD_MAX_BLOCK_D = 32
 BWD_MAX_BLOCK_D = 16
 # Warps. Triton gives a dot whose result feeds another dot all the warps along M (as flash attention wants), so at
 # 8 warps both warpgroups hold the whole 64 x 64 score tile; the forward still fits 8 warps in <= 128 registers
-# (2 CTAs per SM). The backward at 4 warps issues about 30% fewer instructions than at 8 (SASS counts weighted by
-# loop trips: a prediction) and fits 255 registers without spilling for 16-bit inputs whose head is one chunk (the
-# ATT blocks at head dims <= BWD_MAX_BLOCK_D); wider heads (FPMA, ATT at head dim 24) and fp32 tiles spilled at 4
-# warps, and run at 8 (<= 128 registers at 16 bits).
+# (2 CTAs per SM). The backward at 8 warps issues about 1.7x the warp instructions of 4 warps (SASS counts weighted
+# by loop trips), but 2 CTAs of 8 warps keep 16 warps per SM to hide latency with, 2 CTAs of 4 warps only 8: at head
+# dims >= 12 (<= 128 registers at 8 warps) profiling/cost_model.py predicts 8 warps ~15% faster. At the ATT blocks'
+# smallest head dims (<= BWD_MAX_HEAD_DIM_4_WARPS) 16-bit inputs run at 4 warps: at 8 they take more than 128
+# registers (head dim 3: 177-190, 1 CTA per SM; head dim 6: 142-150 on triton 3.6), at 4 they fit 255 without
+# spilling (2 CTAs). fp32 tiles spill at 4 warps.
 FWD_NUM_WARPS = 8
-BWD_NUM_WARPS_ONE_CHUNK = 4
 BWD_NUM_WARPS = 8
+BWD_NUM_WARPS_SMALL_HEAD = 4
+BWD_MAX_HEAD_DIM_4_WARPS = 8
 MIN_PROGRAMS_PER_SM = 4  # the forward takes all heads per program while the windows alone launch this many per SM
 MAX_ROW_ALIGN = 16  # elements (32 bytes at 16 bits): no access is wider, so no stronger hint helps
 MAX_GRID_YZ = 65535  # CUDA's limit on a grid's second and third dimensions
@@ -461,9 +464,9 @@ def _row_align(*tensors: torch.Tensor) -> int:
 
 
 def _bwd_num_warps(dtype: torch.dtype, head_dim: int) -> int:
-    """4 warps where the backward fits them without spilling (16-bit inputs, one head-dim chunk), else 8."""
-    one_chunk = dtype != torch.float32 and head_dim <= BWD_MAX_BLOCK_D
-    return BWD_NUM_WARPS_ONE_CHUNK if one_chunk else BWD_NUM_WARPS
+    """4 warps for 16-bit inputs at head dims up to BWD_MAX_HEAD_DIM_4_WARPS, else 8 (see BWD_NUM_WARPS)."""
+    small_head = dtype != torch.float32 and head_dim <= BWD_MAX_HEAD_DIM_4_WARPS
+    return BWD_NUM_WARPS_SMALL_HEAD if small_head else BWD_NUM_WARPS
 
 
 def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
