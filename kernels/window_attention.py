@@ -33,7 +33,8 @@ VJP (per window and head; dO = 0 on padded tokens since they are cropped):
 
 and every token's dQ, dK, dV is written exactly once (the windows partition the padded map): an in-map token's to
 dqkv (B, H, W, 3C), a padded token's to an fp32 (B, Hp Wp - H W, 3C) buffer of the padded tokens (bottom band, then
-right band, row-major), whose fixed-order sum is d qkv_pad: no reduction in the kernel. delta comes from P and dP
+right band, row-major; its rows per image rounded up to ALIGN_UNIT), whose fixed-order sum is d qkv_pad: no reduction
+in the kernel. delta comes from P and dP
 in registers, so the backward needs neither O nor a log-sum-exp: it saves qkv, rel_bias, qkv_pad and the table
 and recomputes P.
 
@@ -118,6 +119,14 @@ FWD_NUM_WARPS = 8
 BWD_NUM_WARPS = 8
 BWD_NUM_WARPS_SMALL_HEAD = 4
 BWD_MAX_HEAD_DIM_4_WARPS = 8
+# The 16-bit backward at 8 warps is capped at 128 registers (2 CTAs per SM) where the JIT knows its pointers 16-byte
+# aligned and its batch and row strides multiples of 16 (`_bwd_aligned`: always so for the model's contiguous
+# tensors; the kernel's own buffers are laid out so): uncapped, triton 3.6 takes 142 registers at FPMA's head dim 54
+# (1 CTA per SM); capped without that knowledge, every triton tested spills (the 64-bit address arithmetic).
+BWD_MAX_REGISTERS = 128
+ALIGN_UNIT = 16  # the divisibility (bytes for pointers, elements for integers) the JIT specialises on
+_BWD_ALIGNED_STRIDES = ("stride_qb", "stride_qh", "stride_gob", "stride_goh", "stride_gqb", "stride_gqh",
+                        "stride_gbp", "stride_gbh", "stride_gbi", "stride_gpb")
 MIN_PROGRAMS_PER_SM = 4  # the forward takes all heads per program while the windows alone launch this many per SM
 MAX_ROW_ALIGN = 16  # elements (32 bytes at 16 bits): no access is wider, so no stronger hint helps
 MAX_GRID_YZ = 65535  # CUDA's limit on a grid's second and third dimensions
@@ -316,8 +325,8 @@ def _store_grad_chunk(grad_qkv_ptr, grad_pad_ptr, grad_rows, pad_rows, in_map, p
 def _window_attention_bwd_kernel(
     # inputs: qkv (B, H, W, 3C), the slot bias table, qkv_pad (3C,) as in the forward; dO (B, H, W, C)
     qkv_ptr, table_ptr, pad_ptr, grad_out_ptr,
-    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N); with HAS_PAD, the padded
-    # tokens' fp32 gradient rows (B, pad tokens, 3C), contiguous
+    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N, rows padded to ALIGN_UNIT);
+    # with HAS_PAD, the padded tokens' fp32 gradient rows (B, pad token rows, 3C), contiguous
     grad_qkv_ptr, grad_bias_part_ptr, grad_pad_ptr,
     # strides, in elements
     stride_qb, stride_qh, stride_qw, stride_qc,
@@ -463,10 +472,42 @@ def _row_align(*tensors: torch.Tensor) -> int:
     return math.gcd(MAX_ROW_ALIGN, *strides)
 
 
+def _aligned(count: int) -> int:
+    """count rounded up to a multiple of ALIGN_UNIT."""
+    return ceil_div(count, ALIGN_UNIT) * ALIGN_UNIT
+
+
 def _bwd_num_warps(dtype: torch.dtype, head_dim: int) -> int:
     """4 warps for 16-bit inputs at head dims up to BWD_MAX_HEAD_DIM_4_WARPS, else 8 (see BWD_NUM_WARPS)."""
     small_head = dtype != torch.float32 and head_dim <= BWD_MAX_HEAD_DIM_4_WARPS
     return BWD_NUM_WARPS_SMALL_HEAD if small_head else BWD_NUM_WARPS
+
+
+def _bwd_capped(dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether the backward is capped at BWD_MAX_REGISTERS where its launch is aligned: 16-bit inputs at 8 warps."""
+    return dtype != torch.float32 and _bwd_num_warps(dtype, head_dim) == BWD_NUM_WARPS
+
+
+# What the capped backward's compile assumes divisible by ALIGN_UNIT: every pointer and the _BWD_ALIGNED_STRIDES
+_BWD_ALIGNED_ARGS = tuple(arg for arg in _window_attention_bwd_kernel.arg_names
+                          if arg.endswith("_ptr") or arg in _BWD_ALIGNED_STRIDES)
+_BWD_POINTERS, _BWD_STRIDES = ([i for i, arg in enumerate(_window_attention_bwd_kernel.arg_names)
+                                if arg in _BWD_ALIGNED_ARGS and arg.endswith("_ptr") == pointer]
+                               for pointer in (True, False))
+
+
+def _bwd_aligned(args: tuple) -> bool:
+    """Whether the JIT specialises a backward launch of these arguments at least as the capped compile assumes."""
+    return (all(args[i].data_ptr() % ALIGN_UNIT == 0 for i in _BWD_POINTERS)
+            and all(args[i] % ALIGN_UNIT == 0 for i in _BWD_STRIDES))
+
+
+def _bwd_launch(dtype: torch.dtype, head_dim: int, args: tuple) -> dict:
+    """The backward's launch options for these arguments: its warps and, where capped and aligned, maxnreg."""
+    options = dict(num_warps=_bwd_num_warps(dtype, head_dim))
+    if _bwd_capped(dtype, head_dim) and _bwd_aligned(args):
+        options["maxnreg"] = BWD_MAX_REGISTERS
+    return options
 
 
 def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -539,24 +580,28 @@ def window_attention_bwd(
     num_windows = batch * windows_h * windows_w
     programs = _programs_per_head(num_windows, num_heads, qkv.device)
     head_dim = three_c // (3 * num_heads)
-    grad_bias_part = torch.empty(programs, num_heads, tokens, tokens, device=qkv.device, dtype=torch.float32)
+    # the partial buffers' rows padded so that their strides are multiples of ALIGN_UNIT (see BWD_MAX_REGISTERS)
+    grad_bias_part = torch.empty(programs, num_heads, tokens, _aligned(tokens), device=qkv.device,
+                                 dtype=torch.float32)
     pad_tokens = windows_h * windows_w * tokens - height * width if qkv_pad is not None else 0
-    grad_pad_rows = torch.empty(batch, pad_tokens, three_c, device=qkv.device, dtype=torch.float32)
+    grad_pad_rows = torch.empty(batch, _aligned(pad_tokens), three_c, device=qkv.device, dtype=torch.float32)
     pad = qkv_pad if qkv_pad is not None else qkv
     scale = _scale(qkv, num_heads, scale)
-    _window_attention_bwd_kernel[(programs, num_heads)](
+    args = (
         qkv, table, pad, grad_out, grad_qkv, grad_bias_part, grad_pad_rows,
         *qkv.stride(), pad.stride(-1), *grad_out.stride(), *grad_qkv.stride(), *grad_bias_part.stride()[:3],
         grad_pad_rows.stride(0), height, width, windows_h, windows_w, num_windows, ceil_div(num_windows, programs),
         head_dim, scale, scale * LOG2E,
+    )
+    _window_attention_bwd_kernel[(programs, num_heads)](
+        *args,
         NUM_HEADS=num_heads, HEAD_DIM=head_dim, WINDOW=window_size, SHIFT=shift_size, HAS_PAD=qkv_pad is not None,
         ROW_ALIGN=_row_align(qkv, grad_out, grad_qkv), BLOCK_N=BLOCK_N, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D),
-        DOT_PRECISION=DOT_PRECISION,
-        num_warps=_bwd_num_warps(qkv.dtype, head_dim), num_stages=NUM_STAGES,
+        DOT_PRECISION=DOT_PRECISION, num_stages=NUM_STAGES, **_bwd_launch(qkv.dtype, head_dim, args),
     )
-    # Fixed-order reduces (no atomics: bitwise reproducible).
-    grad_bias = grad_bias_part.sum(dim=0).to(rel_bias.dtype)
-    grad_pad = None if qkv_pad is None else grad_pad_rows.sum(dim=(0, 1)).to(qkv_pad.dtype)
+    # Fixed-order reduces (no atomics: bitwise reproducible), of the written elements only.
+    grad_bias = grad_bias_part[..., :tokens].sum(dim=0).to(rel_bias.dtype)
+    grad_pad = None if qkv_pad is None else grad_pad_rows[:, :pad_tokens].sum(dim=(0, 1)).to(qkv_pad.dtype)
     return grad_qkv, grad_bias, grad_pad
 
 
@@ -673,12 +718,14 @@ MODEL_LAYERS = (*((6, head_dim, 7, shift) for head_dim in (3, 6, 12, 24) for shi
                 *((4, head_dim, 7, 0) for head_dim in (54, 108, 216)))
 
 
-def _aot_config(kernel, element: str, name: str, constexprs: dict, num_warps: int) -> AotConfig:
+def _aot_config(kernel, element: str, name: str, constexprs: dict, num_warps: int, divisible: tuple = (),
+                max_registers: int | None = None) -> AotConfig:
     signature, constexprs = aot_signature(kernel, element, pointers=_FP32_BUFFERS, floats=_FLOAT_ARGS,
                                           unit_strides=_UNIT_STRIDES, constexprs=constexprs)
     return AotConfig(name=f"{kernel.__name__}[{element}, {name}]", kernel=kernel, signature=signature,
                      constexprs=constexprs, num_warps=num_warps, num_stages=NUM_STAGES,
-                     tensor_cores=kernel is not _slot_bias_kernel)
+                     tensor_cores=kernel is not _slot_bias_kernel, divisible=divisible,
+                     extra=dict(maxnreg=max_registers) if max_registers else {})
 
 
 def aot_configs() -> list[AotConfig]:
@@ -698,7 +745,10 @@ def aot_configs() -> list[AotConfig]:
                     _window_attention_fwd_kernel, element, f"{name}, heads_per_program={per_program}",
                     dict(layer, HEADS_PER_PROGRAM=per_program, BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D)),
                     FWD_NUM_WARPS))
-            configs.append(_aot_config(_window_attention_bwd_kernel, element, name,
-                                       dict(layer, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D)),
-                                       _bwd_num_warps(dtype, head_dim)))
+            bwd = dict(layer, BLOCK_D=_block_d(head_dim, BWD_MAX_BLOCK_D))
+            num_warps = _bwd_num_warps(dtype, head_dim)
+            configs.append(_aot_config(_window_attention_bwd_kernel, element, name, bwd, num_warps))
+            if _bwd_capped(dtype, head_dim):  # and the aligned launches' capped compile (`_bwd_aligned`)
+                configs.append(_aot_config(_window_attention_bwd_kernel, element, f"{name}, aligned", bwd, num_warps,
+                                           divisible=_BWD_ALIGNED_ARGS, max_registers=BWD_MAX_REGISTERS))
     return configs

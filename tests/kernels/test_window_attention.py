@@ -80,6 +80,23 @@ def test_half_precision_matches_reference(dtype):
     run_and_compare(inputs, num_heads=3, window_size=7, shift_size=3, dtype=dtype)
 
 
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "one-element-off"])
+def test_backward_caps_registers_only_where_aligned(monkeypatch, offset):
+    """The 16-bit backward at 8 warps is capped at BWD_MAX_REGISTERS only where the JIT may assume what the capped
+    ahead-of-time compile assumes (aligned pointers and strides: test_compile finds it without spills); qkv one
+    element off its 16-byte alignment runs uncapped. Both match the reference."""
+    options = []
+    launch = wa._bwd_launch
+    monkeypatch.setattr(wa, "_bwd_launch", lambda *args: options.append(launch(*args)) or options[-1])
+    heads, head_dim = 2, 12  # 8 warps at 16 bits
+    qkv, rel_bias, qkv_pad = make_inputs(1, 10, 12, heads, head_dim, 7, dtype=torch.bfloat16)
+    buffer = qkv.new_empty(qkv.numel() + offset)
+    shifted = buffer[offset:].view(qkv.shape).copy_(qkv)
+    run_and_compare((shifted, rel_bias, qkv_pad), num_heads=heads, window_size=7, shift_size=3, dtype=torch.bfloat16)
+    capped = dict(maxnreg=wa.BWD_MAX_REGISTERS) if offset == 0 else {}
+    assert options == [dict(num_warps=wa.BWD_NUM_WARPS, **capped)]
+
+
 @pytest.mark.parametrize("sms, programs", [(1, 1), (5, 5)], ids=["one-program", "uneven-ranges"])
 def test_many_windows_per_program(monkeypatch, sms, programs):
     """Few SMs: every backward program walks a contiguous range of windows across rows and images (the bias gradient
