@@ -1,4 +1,5 @@
-"""Launcher helpers shared by the Triton ops: dtypes, the device's size, and the int32 index limit."""
+"""Launcher helpers shared by the Triton ops: dtypes, the device's size, the int32 index limit, and how many splits
+to share a reduction's blocks into."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat
 INT32_MAX = 2**31 - 1
 # What the launchers assume where there is no GPU to ask (the interpreter; ahead-of-time compile checks): an H100.
 DEFAULT_SM_COUNT = 132
+# What a split program costs beyond its blocks (loading or storing its state or partials, its share of their
+# reduce), in blocks: `best_split` then prefers fewer, longer programs where the waves come out the same.
+PROGRAM_OVERHEAD_BLOCKS = 1
 
 
 @functools.cache
@@ -31,6 +35,21 @@ def next_power_of_2(n: int) -> int:
     """The least power of two >= n (n >= 1) on the host: triton.next_power_of_2 is a constexpr function, whose
     host call costs microseconds, like triton.cdiv's."""
     return 1 << (n - 1).bit_length()
+
+
+@functools.cache
+def best_split(launches: tuple[tuple[int, int, int], ...], max_splits: int) -> int:
+    """Into how many splits S (1..max_splits) to share the blocks of a reduction among the programs of `launches`,
+    which take the same S, each given as (blocks, programs per split, slots: SMs x CTAs one SM holds). A launch's
+    busiest SM runs ceil(S programs / slots) waves of programs of up to ceil(blocks / S) blocks (plus
+    PROGRAM_OVERHEAD_BLOCKS): S minimises the sum of that over the launches, so that no last wave runs partly empty
+    where another S fills it (48 programs per split, 600 blocks, 2 CTAs on 132 SMs: S = 11, two full waves, rather
+    than 6, 288 programs in 2.2 waves); the fewest splits of equals."""
+    def busiest_sm(splits: int) -> int:
+        return sum(ceil_div(splits * programs, slots) * (ceil_div(blocks, splits) + PROGRAM_OVERHEAD_BLOCKS)
+                   for blocks, programs, slots in launches)
+
+    return min(range(1, max_splits + 1), key=busiest_sm)
 
 
 def fp32_matmul_precision() -> str:

@@ -107,7 +107,7 @@ import triton.language as tl
 from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import check_concat_conv1x1
-from ._launch import INT32_MAX, ceil_div, check_kernel_dtype, sm_count
+from ._launch import INT32_MAX, best_split, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
 from ._triton import cdiv, check_device, dot, sum_
 from .concat_conv_plan import (
@@ -130,8 +130,12 @@ from .concat_conv_plan import (
     vectorised_launch,
 )
 
-MAX_SPLITS = 32
-PROGRAMS_PER_SM = 2  # d W: aim for this many programs per SM when choosing the number of pixel splits
+MAX_SPLITS = 32  # d W's pixel splits: each adds an fp32 partial of d W to write and reduce
+# CTAs per SM of a d W launch, by which its pixel splits fill whole waves (tests/kernels/test_compile.py checks it):
+# one for the vectorised tiles' 16 warps (79-116 registers, 80-160 KB of shared memory) and for the scalar tiles'
+# 8 warps on strided pixels or fp32 data (132-220 registers); 16-bit scalar tiles on contiguous pixels hold two, and
+# then run half as many waves.
+DW_CTAS_PER_SM = 1
 # Adjoint of the upsampling (its launches: kernels/concat_conv_plan.py): channels per program, output columns per
 # banded product. A program's window of output columns (its columns' ADJOINT_OUT_COLUMNS widened by the taps' reach,
 # a source column each side, and the start aligned to UP_ALIGN) fits in one product of UP_SPAN columns unless a width
@@ -782,11 +786,13 @@ def _dw_tiles(m: int, group: Group, tiles: Tiles) -> int:
     return ceil_div(m, tiles.block_m) * max(ceil_div(group.num_rows, tiles.block_n), 1)
 
 
-def _splits(plan: Plan, groups: Sequence[Group], tiles: Tiles, device: torch.device) -> int:
-    """Pixel splits of the d W reduction: enough programs to fill the device, the same for every group."""
-    fewest = min(_dw_tiles(plan.out_channels, g, tiles) for g in groups)
-    blocks = max(plan.batch * ceil_div(g.pixels, tiles.block_k) for g in groups)
-    return max(1, min(ceil_div(PROGRAMS_PER_SM * sm_count(device), fewest), blocks, MAX_SPLITS))
+def _splits(plan: Plan, launches: Sequence[tuple[Group, Tiles]], device: torch.device) -> int:
+    """Pixel splits of the d W reduction, the same for every group's launch (one partials buffer): at most
+    MAX_SPLITS, the number that fills their waves best (`best_split`, at DW_CTAS_PER_SM)."""
+    slots = sm_count(device) * DW_CTAS_PER_SM
+    shapes = tuple((plan.batch * ceil_div(group.pixels, tiles.block_k), _dw_tiles(plan.out_channels, group, tiles),
+                    slots) for group, tiles in launches)
+    return best_split(shapes, min(MAX_SPLITS, max(blocks for blocks, _, _ in shapes)))
 
 
 def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor, stride_om: int, stride_on: int,
@@ -805,13 +811,14 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
     holds d bias) and a fixed-order reduce; every segment of a unique input gets its row's d W."""
     m, device, layout = plan.out_channels, dz.device, plan.uniques
     groups = layout.groups or (plan.rowless(),)  # without input channels a rowless launch still sums dZ for d bias
-    splits = _splits(plan, groups, backward_tiles("dw", dz.element_size(), precision, True), device)
+    rows_of = [launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
+        dz, NO_SLOTS, 1, plan.tables["rowless"]) for group in groups]
+    tiles_of = [backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
+                for group, (base, _, unit, _) in zip(groups, rows_of)]
+    splits = _splits(plan, list(zip(groups, tiles_of)), device)
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
-    for index, group in enumerate(groups):
+    for index, (group, (base, slots, unit, rows), tiles) in enumerate(zip(groups, rows_of, tiles_of)):
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)
-        base, slots, unit, rows = launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
-            dz, NO_SLOTS, 1, plan.tables["rowless"])
-        tiles = backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
         blocks = plan.batch * ceil_div(group.pixels, tiles.block_k)
         _concat_conv1x1_bwd_dw_kernel[(_dw_tiles(m, group, tiles) * splits,)](
             z, stride_zb, stride_zm,

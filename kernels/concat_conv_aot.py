@@ -41,9 +41,10 @@ AOT_OUT_CHANNELS = (FWD_BLOCK_M[True], *(MIN_BLOCK_M << i for i in range(3)))
 
 def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: int, tensor_cores: bool,
             typed: dict | None = None, label: str = "", divisible: tuple = (),
-            options: dict | None = None) -> AotConfig:
+            options: dict | None = None, ctas_per_sm: int = 0) -> AotConfig:
     """A launch of `kernel` on `dtype` data: tables int64, fp32 buffers fp32, the pointers in `typed` of their type,
-    every other pointer in `dtype`, integers i32, stride-1 arguments constant, `divisible` divisible by 16."""
+    every other pointer in `dtype`, integers i32, stride-1 arguments constant, `divisible` divisible by 16;
+    `ctas_per_sm`: the residency its launcher sizes the grid by."""
     element = TRITON_DTYPE_NAMES[dtype]
     signature, values = aot_signature(kernel, element, pointers={**_TYPED_POINTERS, **(typed or {})},
                                       unit_strides=_UNIT_STRIDES, constexprs=constexprs)
@@ -52,7 +53,7 @@ def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: in
     return AotConfig(
         name=f"{kernel.__name__}[{element}{label}{', ' + shown if shown else ''}]", kernel=kernel,
         signature=signature, constexprs=values, num_warps=warps, num_stages=stages, tensor_cores=tensor_cores,
-        divisible=divisible, extra=options or {},
+        divisible=divisible, extra=options or {}, ctas_per_sm=ctas_per_sm,
     )
 
 
@@ -113,6 +114,7 @@ def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfi
                 op._concat_conv1x1_bwd_dw_kernel, dtype,
                 dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision, **dw.gemm_constexprs()), dw.warps, dw.stages, mma,
                 typed, z_label + label, _DW_VECTORISED if vectorised else _BACKWARD_DIVISIBLE,
+                ctas_per_sm=op.DW_CTAS_PER_SM,
             ))
     return configs
 

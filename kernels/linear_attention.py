@@ -88,7 +88,15 @@ from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import Stackable, check_linear_cross_attention
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, fp32_matmul_precision, sm_count
+from ._launch import (
+    INT32_MAX,
+    TRITON_DTYPE_NAMES,
+    best_split,
+    ceil_div,
+    check_kernel_dtype,
+    fp32_matmul_precision,
+    sm_count,
+)
 from ._library import custom_op
 from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, sum_
 
@@ -690,9 +698,6 @@ def _linear_cross_attention_bwd_source_fused_kernel(
 # ---------------------------------------------------------------------------------------------------------------
 
 BLOCK_C = 64  # channels (D and E) per tile: states up to 64 x 64 are one tile, wider ones are looped over
-# What a program costs beyond its token blocks (loading the state, storing its partials, its share of the reduce),
-# in token blocks: it makes the splits prefer fewer, longer programs where the waves come out the same.
-PROGRAM_OVERHEAD_BLOCKS = 1
 
 
 @dataclass(frozen=True)
@@ -771,19 +776,8 @@ def mma_mode(dtype: torch.dtype) -> int:
 
 def split(num_blocks: int, programs_per_split: int, device: torch.device, ctas_per_sm: int) -> int:
     """Into how many splits NS to share `num_blocks` token blocks, each split launching `programs_per_split`
-    programs of a kernel `ctas_per_sm` of which fit on an SM. The busiest SM runs ceil(NS pps / slots) waves
-    (slots = SMs x ctas_per_sm) of programs with up to ceil(num_blocks / NS) blocks each (plus
-    PROGRAM_OVERHEAD_BLOCKS): NS minimises that product, so that no last wave runs partly empty where another NS
-    fills it (batch 48 at 2 CTAs on 132 SMs: NS = 11, two full waves, rather than 6, 288 programs in 2.2 waves)."""
-    return _best_split(num_blocks, programs_per_split, sm_count(device) * ctas_per_sm)
-
-
-@functools.cache
-def _best_split(num_blocks: int, programs_per_split: int, slots: int) -> int:
-    def busiest_sm(ns: int) -> tuple:
-        return ceil_div(ns * programs_per_split, slots) * (ceil_div(num_blocks, ns) + PROGRAM_OVERHEAD_BLOCKS), ns
-
-    return min(range(1, num_blocks + 1), key=busiest_sm)
+    programs of a kernel `ctas_per_sm` of which fit on an SM (`best_split`)."""
+    return best_split(((num_blocks, programs_per_split, sm_count(device) * ctas_per_sm),), num_blocks)
 
 
 def _check_walkable(name: str, t: torch.Tensor) -> None:

@@ -6,6 +6,8 @@ aggregation shapes and HRNet's head in half precision are marked `gpu`."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -207,6 +209,17 @@ def test_plan_of_repeated_inputs():
     for layout, block in zip((plan.segments, plan.uniques), blocks):
         assert [g.full for g in layout.groups] == [True, False]
         assert all(g.row0 % block == 0 and g.padded_rows % block == 0 for g in layout.groups)
+
+
+def test_weight_gradient_splits_fill_whole_waves():
+    """The classifiers' d W (1080 input rows at 120 x 160, batch 8: 9 row tiles of 128, 2,400 pixel blocks, one CTA
+    per SM on 132 SMs): 29 pixel splits, 261 programs in two waves; filling two programs per SM (the rule before)
+    took 30, 270 programs in three, the last one holding 6."""
+    tiles = concat_conv_plan.backward_tiles("dw", 2, "tf32", True)
+    classifier = SimpleNamespace(pixels=120 * 160, num_rows=1080)
+    plan = SimpleNamespace(batch=8, out_channels=40)
+    assert triton_op._dw_tiles(plan.out_channels, classifier, tiles) == 9
+    assert triton_op._splits(plan, [(classifier, tiles)], torch.device("cpu")) == 29
 
 
 def test_second_call_reuses_the_plan_and_copies_no_table(monkeypatch):

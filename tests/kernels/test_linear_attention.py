@@ -331,32 +331,10 @@ def test_the_shapes_reach_both_paths(d, e, fused):
     assert la.fuses_state(d, e) == fused
 
 
-def busiest_sm_blocks(num_splits: int, num_blocks: int, programs_per_split: int, slots: int) -> int:
-    """Token blocks the busiest SM sweeps: its waves times the longest split (split sizes differ by at most one)."""
-    return math.ceil(num_splits * programs_per_split / slots) * math.ceil(num_blocks / num_splits)
-
-
-@pytest.mark.parametrize("num_blocks, programs_per_split, ctas", [
-    (600, 48, 2), (1200, 48, 2), (600, 24, 2), (150, 192, 2), (40, 8, 1), (5, 200, 3), (1, 1, 1), (17, 3, 2),
-])
-def test_split_fills_whole_waves(num_blocks, programs_per_split, ctas):
-    """The split count leaves the busiest SM no more work than any other would, up to one block per program of
-    overhead: no partial last wave where another count fills it."""
-    slots = la.sm_count(torch.device(DEVICE)) * ctas
-    num_splits = la.split(num_blocks, programs_per_split, torch.device(DEVICE), ctas)
-    assert 1 <= num_splits <= num_blocks
-    def waves(n: int) -> int:
-        return math.ceil(n * programs_per_split / slots)
-
-    best = min(busiest_sm_blocks(n, num_blocks, programs_per_split, slots) + waves(n)
-               for n in range(1, num_blocks + 1))
-    assert busiest_sm_blocks(num_splits, num_blocks, programs_per_split, slots) <= best
-
-
 def test_split_of_the_hot_call_runs_two_full_waves():
     """CTAM at stride 4: 48 stacked attentions, 19,200 tokens in blocks of 32, 2 CTAs on 132 SMs: 11 splits,
     528 programs, exactly two waves (6 splits, the old rule, ran 288 programs in 2.2 waves)."""
-    assert la._best_split(600, 48, 2 * 132) == 11
+    assert la.split(600, 48, torch.device(DEVICE), 2) == 11
 
 
 def test_softplus_polynomial_is_accurate_to_a_few_ulps():
