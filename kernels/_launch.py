@@ -38,16 +38,18 @@ def next_power_of_2(n: int) -> int:
 
 
 @functools.cache
-def best_split(launches: tuple[tuple[int, int, int], ...], max_splits: int) -> int:
+def best_split(launches: tuple[tuple[int, int, int], ...], max_splits: int, split_cost_blocks: float = 0.0) -> int:
     """Into how many splits S (1..max_splits) to share the blocks of a reduction among the programs of `launches`,
     which take the same S, each given as (blocks, programs per split, slots: SMs x CTAs one SM holds). A launch's
     busiest SM runs ceil(S programs / slots) waves of programs of up to ceil(blocks / S) blocks (plus
-    PROGRAM_OVERHEAD_BLOCKS): S minimises the sum of that over the launches, so that no last wave runs partly empty
-    where another S fills it (48 programs per split, 600 blocks, 2 CTAs on 132 SMs: S = 11, two full waves, rather
-    than 6, 288 programs in 2.2 waves); the fewest splits of equals."""
-    def busiest_sm(splits: int) -> int:
-        return sum(ceil_div(splits * programs, slots) * (ceil_div(blocks, splits) + PROGRAM_OVERHEAD_BLOCKS)
-                   for blocks, programs, slots in launches)
+    PROGRAM_OVERHEAD_BLOCKS): S minimises the sum of that over the launches, plus `split_cost_blocks` per split (the
+    busiest SM's share of what each split adds beyond its programs, e.g. partials to reduce), so that no last wave
+    runs partly empty where another S fills it (48 programs per split, 600 blocks, 2 CTAs on 132 SMs: S = 11, two
+    full waves, rather than 6, 288 programs in 2.2 waves); the fewest splits of equals."""
+    def busiest_sm(splits: int) -> float:
+        return splits * split_cost_blocks + sum(
+            ceil_div(splits * programs, slots) * (ceil_div(blocks, splits) + PROGRAM_OVERHEAD_BLOCKS)
+            for blocks, programs, slots in launches)
 
     return min(range(1, max_splits + 1), key=busiest_sm)
 

@@ -131,6 +131,7 @@ from .concat_conv_plan import (
 )
 
 MAX_SPLITS = 32  # d W's pixel splits: each adds an fp32 partial of d W to write and reduce
+PARTIAL_BYTES = 4  # fp32
 # CTAs per SM of a d W launch, by which its pixel splits fill whole waves (tests/kernels/test_compile.py checks it):
 # one for the vectorised tiles' 16 warps (79-116 registers, 80-160 KB of shared memory) and for the scalar tiles'
 # 8 warps on strided pixels or fp32 data (132-220 registers); 16-bit scalar tiles on contiguous pixels hold two, and
@@ -786,13 +787,17 @@ def _dw_tiles(m: int, group: Group, tiles: Tiles) -> int:
     return ceil_div(m, tiles.block_m) * max(ceil_div(group.num_rows, tiles.block_n), 1)
 
 
-def _splits(plan: Plan, launches: Sequence[tuple[Group, Tiles]], device: torch.device) -> int:
+def _splits(plan: Plan, launches: Sequence[tuple[Group, Tiles]], element_size: int, device: torch.device) -> int:
     """Pixel splits of the d W reduction, the same for every group's launch (one partials buffer): at most
-    MAX_SPLITS, the number that fills their waves best (`best_split`, at DW_CTAS_PER_SM)."""
-    slots = sm_count(device) * DW_CTAS_PER_SM
+    MAX_SPLITS, the number that fills their waves best at DW_CTAS_PER_SM (`best_split`), counting that each split
+    adds an fp32 partial of d W, M x (R + 16), which the reduce reads: per SM, in blocks of the launches' loads."""
+    sms = sm_count(device)
     shapes = tuple((plan.batch * ceil_div(group.pixels, tiles.block_k), _dw_tiles(plan.out_channels, group, tiles),
-                    slots) for group, tiles in launches)
-    return best_split(shapes, min(MAX_SPLITS, max(blocks for blocks, _, _ in shapes)))
+                    sms * DW_CTAS_PER_SM) for group, tiles in launches)
+    block_bytes = max((tiles.block_m + tiles.block_n) * tiles.block_k for _, tiles in launches) * element_size
+    partial_bytes = plan.out_channels * (plan.uniques.rows + ALIGN_ELEMENTS) * PARTIAL_BYTES
+    return best_split(shapes, min(MAX_SPLITS, max(blocks for blocks, _, _ in shapes)),
+                      partial_bytes / (sms * block_bytes))
 
 
 def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor, stride_om: int, stride_on: int,
@@ -815,7 +820,7 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
         dz, NO_SLOTS, 1, plan.tables["rowless"]) for group in groups]
     tiles_of = [backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
                 for group, (base, _, unit, _) in zip(groups, rows_of)]
-    splits = _splits(plan, list(zip(groups, tiles_of)), device)
+    splits = _splits(plan, list(zip(groups, tiles_of)), dz.element_size(), device)
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)
     for index, (group, (base, slots, unit, rows), tiles) in enumerate(zip(groups, rows_of, tiles_of)):
         z, stride_zb, stride_zm = _group_z(plan, group, dz, d)

@@ -212,14 +212,17 @@ def test_plan_of_repeated_inputs():
 
 
 def test_weight_gradient_splits_fill_whole_waves():
-    """The classifiers' d W (1080 input rows at 120 x 160, batch 8: 9 row tiles of 128, 2,400 pixel blocks, one CTA
-    per SM on 132 SMs): 29 pixel splits, 261 programs in two waves; filling two programs per SM (the rule before)
-    took 30, 270 programs in three, the last one holding 6."""
+    """d W at 120 x 160, batch 8 (2,400 pixel blocks; one CTA per SM on 132 SMs). The classifiers' (1080 input rows,
+    40 output channels: 9 tiles per split): 29 pixel splits, 261 programs in two waves, where filling two programs
+    per SM (the rule before) took 30, 270 programs in three, the last one holding 6. A group of 256 of 1080 rows
+    into 1080 output channels (18 tiles per split, like the aggregation's largest): 7 splits, one wave of 126
+    programs; fuller waves (22 splits, 396 programs in three) would not pay for 15 more d W partials of 4.7 MB that
+    the reduce reads."""
     tiles = concat_conv_plan.backward_tiles("dw", 2, "tf32", True)
-    classifier = SimpleNamespace(pixels=120 * 160, num_rows=1080)
-    plan = SimpleNamespace(batch=8, out_channels=40)
-    assert triton_op._dw_tiles(plan.out_channels, classifier, tiles) == 9
-    assert triton_op._splits(plan, [(classifier, tiles)], torch.device("cpu")) == 29
+    for rows, out_channels, splits in ((1080, 40, 29), (256, 1080, 7)):
+        group = SimpleNamespace(pixels=120 * 160, num_rows=rows)
+        plan = SimpleNamespace(batch=8, out_channels=out_channels, uniques=SimpleNamespace(rows=1080))
+        assert triton_op._splits(plan, [(group, tiles)], 2, torch.device("cpu")) == splits
 
 
 def test_second_call_reuses_the_plan_and_copies_no_table(monkeypatch):

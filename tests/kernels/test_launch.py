@@ -38,3 +38,10 @@ def test_split_fills_whole_waves(launches):
 def test_split_stays_within_its_bound():
     assert best_split(((600, 48, 264),), 4) == 4  # 11 fills the waves best, but at most 4 are allowed
     assert best_split(((600, 1, 264),), 1) == 1
+
+
+def test_split_counts_what_each_split_adds():
+    """A cost per split (partials to reduce) trades fuller waves against fewer splits: 2,400 blocks, 18 programs per
+    split on 132 slots fill three waves best at 22 splits, but at about a block per split one wave of 7 wins."""
+    assert best_split(((2400, 18, 132),), 32) == 22
+    assert best_split(((2400, 18, 132),), 32, 1.0) == 7
