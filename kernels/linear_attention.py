@@ -731,7 +731,10 @@ REDUCE_LAUNCH = KernelLaunch(block_tokens=0, num_warps=8)  # no token axis
 FWD_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 FWD_FUSED_LAUNCH = KernelLaunch(block_tokens=128, num_warps=8, ctas_per_sm=2)
 TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1, ctas_per_sm=2)
-TARGET_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8)
+# The non-fused target pass (states wider than one tile) reloads the state per token block: 64-token blocks halve that
+# (it is bound by L2 and issue), on 16 warps, which hold them in 94-114 registers (one CTA of 16 warps per SM) where
+# 8 warps took 148-160 on triton 3.6 (1 CTA of 8 warps) and spilled when capped at 128.
+TARGET_LAUNCH = KernelLaunch(block_tokens=64, num_warps=16)
 SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
 # The cap: where the source length is not a multiple of 16 (scalar loads; the model's CSAM call from the 300-token
 # scale) the bf16 source pass took 141-144 registers without it (1 CTA per SM), 128 with it (2, no spills on triton
