@@ -10,6 +10,8 @@ import torch
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 INT32_MAX = 2**31 - 1
+# What the JIT specialises integer arguments and pointers on: divisibility by this many (elements; bytes for pointers)
+JIT_DIVISIBILITY = 16
 # What the launchers assume where there is no GPU to ask (the interpreter; ahead-of-time compile checks): an H100.
 DEFAULT_SM_COUNT = 132
 # What a split program costs beyond its blocks (loading or storing its state or partials, its share of their

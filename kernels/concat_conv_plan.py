@@ -34,13 +34,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ._launch import ceil_div, next_power_of_2
+from ._launch import JIT_DIVISIBILITY, ceil_div, next_power_of_2
 
 # Distinct tensors one launch reads or writes (its base pointer and the others' deltas from it, `launch_rows`):
 # SCA-MTL's aggregation has at most four per resolution (F1 and its three cross-attention maps). A call with more at
 # one resolution is first concatenated (`overflowing_resolutions`).
 MAX_GROUP_TENSORS = 4
-ALIGN_ELEMENTS = 16
+ALIGN_ELEMENTS = JIT_DIVISIBILITY
 ROW_FIELDS = 3  # per virtual row: channel offset and slot, packed (SLOT_BITS); y stride; x stride
 SLOT_BITS = 2  # the slot in a row's low bits (MAX_GROUP_TENSORS = 4 slots)
 NO_SLOTS = (0,) * (2 * MAX_GROUP_TENSORS - 1)  # a launch without rows: its deltas and batch strides

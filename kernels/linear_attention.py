@@ -90,6 +90,7 @@ from ._call_memo import CallMemo, memo_key
 from ._checks import Stackable, check_linear_cross_attention
 from ._launch import (
     INT32_MAX,
+    JIT_DIVISIBILITY,
     TRITON_DTYPE_NAMES,
     best_split,
     ceil_div,
@@ -837,7 +838,7 @@ def _reduce(parts: tuple, results: tuple, e: int, d: int, num_splits: int, inv_c
 
 # A stacked input is a list of parts of one shape and strides, stacked along the batch and read where they lie
 # (`_entry`): the model's batched calls stack the attentions of several layers without copying them.
-ALIGNED_PART_UNIT = 16  # elements: part offsets that are multiples keep the 16-element alignment the JIT knows
+ALIGNED_PART_UNIT = JIT_DIVISIBILITY  # elements: part offsets that are multiples keep the alignment the JIT knows
 
 
 class Stacked:

@@ -33,10 +33,9 @@ VJP (per window and head; dO = 0 on padded tokens since they are cropped):
 
 and every token's dQ, dK, dV is written exactly once (the windows partition the padded map): an in-map token's to
 dqkv (B, H, W, 3C), a padded token's to an fp32 (B, Hp Wp - H W, 3C) buffer of the padded tokens (bottom band, then
-right band, row-major; its rows per image rounded up to ALIGN_UNIT), whose fixed-order sum is d qkv_pad: no reduction
-in the kernel. delta comes from P and dP
-in registers, so the backward needs neither O nor a log-sum-exp: it saves qkv, rel_bias, qkv_pad and the table
-and recomputes P.
+right band, row-major; rows per image rounded up to JIT_DIVISIBILITY), whose fixed-order sum is d qkv_pad: no
+reduction in the kernel. delta comes from P and dP in registers, so the backward needs neither O nor a log-sum-exp:
+it saves qkv, rel_bias, qkv_pad and the table and recomputes P.
 
 Forward (grid (windows per row, window rows, B x head groups)): a program per window and group of heads (all
 heads when the head is one chunk and the windows alone give MIN_PROGRAMS_PER_SM programs per SM, else one), so a
@@ -94,7 +93,15 @@ from ._aot import AotConfig
 from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import check_window_attention
-from ._launch import INT32_MAX, TRITON_DTYPE_NAMES, ceil_div, check_kernel_dtype, next_power_of_2, sm_count
+from ._launch import (
+    INT32_MAX,
+    JIT_DIVISIBILITY,
+    TRITON_DTYPE_NAMES,
+    ceil_div,
+    check_kernel_dtype,
+    next_power_of_2,
+    sm_count,
+)
 from ._library import custom_op
 from ._triton import aot_signature, check_device, dot, max_, sum_
 from .reference.window_attention import SHIFT_MASK_VALUE
@@ -124,7 +131,6 @@ BWD_MAX_HEAD_DIM_4_WARPS = 8
 # tensors; the kernel's own buffers are laid out so): uncapped, triton 3.6 takes 142 registers at FPMA's head dim 54
 # (1 CTA per SM); capped without that knowledge, every triton tested spills (the 64-bit address arithmetic).
 BWD_MAX_REGISTERS = 128
-ALIGN_UNIT = 16  # the divisibility (bytes for pointers, elements for integers) the JIT specialises on
 _BWD_ALIGNED_STRIDES = ("stride_qb", "stride_qh", "stride_gob", "stride_goh", "stride_gqb", "stride_gqh",
                         "stride_gbp", "stride_gbh", "stride_gbi", "stride_gpb")
 MIN_PROGRAMS_PER_SM = 4  # the forward takes all heads per program while the windows alone launch this many per SM
@@ -325,7 +331,7 @@ def _store_grad_chunk(grad_qkv_ptr, grad_pad_ptr, grad_rows, pad_rows, in_map, p
 def _window_attention_bwd_kernel(
     # inputs: qkv (B, H, W, 3C), the slot bias table, qkv_pad (3C,) as in the forward; dO (B, H, W, C)
     qkv_ptr, table_ptr, pad_ptr, grad_out_ptr,
-    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N, rows padded to ALIGN_UNIT);
+    # outputs: dqkv (B, H, W, 3C); fp32 partials of d rel_bias (programs, heads, N, N, rows padded to JIT_DIVISIBILITY);
     # with HAS_PAD, the padded tokens' fp32 gradient rows (B, pad token rows, 3C), contiguous
     grad_qkv_ptr, grad_bias_part_ptr, grad_pad_ptr,
     # strides, in elements
@@ -473,8 +479,8 @@ def _row_align(*tensors: torch.Tensor) -> int:
 
 
 def _aligned(count: int) -> int:
-    """count rounded up to a multiple of ALIGN_UNIT."""
-    return ceil_div(count, ALIGN_UNIT) * ALIGN_UNIT
+    """count rounded up to a multiple of JIT_DIVISIBILITY."""
+    return ceil_div(count, JIT_DIVISIBILITY) * JIT_DIVISIBILITY
 
 
 def _bwd_num_warps(dtype: torch.dtype, head_dim: int) -> int:
@@ -488,7 +494,7 @@ def _bwd_capped(dtype: torch.dtype, head_dim: int) -> bool:
     return dtype != torch.float32 and _bwd_num_warps(dtype, head_dim) == BWD_NUM_WARPS
 
 
-# What the capped backward's compile assumes divisible by ALIGN_UNIT: every pointer and the _BWD_ALIGNED_STRIDES
+# What the capped backward's compile assumes divisible by JIT_DIVISIBILITY: every pointer and the _BWD_ALIGNED_STRIDES
 _BWD_ALIGNED_ARGS = tuple(arg for arg in _window_attention_bwd_kernel.arg_names
                           if arg.endswith("_ptr") or arg in _BWD_ALIGNED_STRIDES)
 _BWD_POINTERS, _BWD_STRIDES = ([i for i, arg in enumerate(_window_attention_bwd_kernel.arg_names)
@@ -498,8 +504,8 @@ _BWD_POINTERS, _BWD_STRIDES = ([i for i, arg in enumerate(_window_attention_bwd_
 
 def _bwd_aligned(args: tuple) -> bool:
     """Whether the JIT specialises a backward launch of these arguments at least as the capped compile assumes."""
-    return (all(args[i].data_ptr() % ALIGN_UNIT == 0 for i in _BWD_POINTERS)
-            and all(args[i] % ALIGN_UNIT == 0 for i in _BWD_STRIDES))
+    return (all(args[i].data_ptr() % JIT_DIVISIBILITY == 0 for i in _BWD_POINTERS)
+            and all(args[i] % JIT_DIVISIBILITY == 0 for i in _BWD_STRIDES))
 
 
 def _bwd_launch(dtype: torch.dtype, head_dim: int, args: tuple) -> dict:
@@ -580,7 +586,7 @@ def window_attention_bwd(
     num_windows = batch * windows_h * windows_w
     programs = _programs_per_head(num_windows, num_heads, qkv.device)
     head_dim = three_c // (3 * num_heads)
-    # the partial buffers' rows padded so that their strides are multiples of ALIGN_UNIT (see BWD_MAX_REGISTERS)
+    # the partial buffers' rows padded so that their strides are multiples of JIT_DIVISIBILITY (see BWD_MAX_REGISTERS)
     grad_bias_part = torch.empty(programs, num_heads, tokens, _aligned(tokens), device=qkv.device,
                                  dtype=torch.float32)
     pad_tokens = windows_h * windows_w * tokens - height * width if qkv_pad is not None else 0
