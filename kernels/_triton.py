@@ -31,11 +31,39 @@ _INTERPRETED: tl.constexpr = tl.constexpr(INTERPRETED)
 
 
 @triton.jit
+def round_mantissa(x, DROPPED_BITS: tl.constexpr):
+    """fp32 x rounded to nearest (ties to even) with its DROPPED_BITS low mantissa bits cleared, by integer arithmetic
+    on the bits: 13 gives TF32 (10 mantissa bits kept of 23), 16 gives bf16 (7 kept)."""
+    bits = x.to(tl.uint32, bitcast=True)
+    half_ulp = ((1 << (DROPPED_BITS - 1)) - 1) + ((bits >> DROPPED_BITS) & 1)
+    bits = ((bits + half_ulp) >> DROPPED_BITS) << DROPPED_BITS
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def round_to_tf32(x):
+    """fp32 x rounded to the nearest TF32 value (ties to even): one cvt.rn.tf32.f32 per element on the GPU, the same
+    by integer arithmetic in the interpreter (which runs no PTX)."""
+    if _INTERPRETED:
+        return round_mantissa(x, 13)  # TF32 keeps 10 of fp32's 23 mantissa bits
+    return tl.inline_asm_elementwise("cvt.rn.tf32.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
 def dot(a, b, acc, DOT_PRECISION: tl.constexpr):
-    """acc + a @ b with fp32 accumulation (acc None: a @ b), the operands' products at DOT_PRECISION ("tf32" or
-    "ieee"; ignored for 16-bit operands, whose products are exact)."""
+    """acc + a @ b with fp32 accumulation (acc None: a @ b), the operands' products at DOT_PRECISION ("tf32" or "ieee";
+    ignored for 16-bit operands, whose products are exact). TF32 operands are rounded to nearest here: the tensor core
+    reads an fp32 operand's top 19 bits, i.e. truncates it toward zero, a bias of about 2^-11.5 per operand that adds up
+    coherently over a sum of products (the window attention's fp32 outputs and gradients then miss KERNEL_TOL by up to
+    1.54x in a float64 simulation, tests/kernels/simulate_tf32.py; rounded, they stay within 0.80x of it). The
+    interpreter's dot multiplies fp32 exactly, so there the rounding makes its products the GPU's."""
     if _INTERPRETED and a.dtype == tl.bfloat16:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    if DOT_PRECISION == "tf32":
+        if a.dtype == tl.float32:
+            a = round_to_tf32(a)
+        if b.dtype == tl.float32:
+            b = round_to_tf32(b)
     return tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
 

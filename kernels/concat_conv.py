@@ -50,10 +50,10 @@ re-read it from L2; the weight is a few MB at most and stays in L2):
   repeats (backward).
 - _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's rows
   through the plan's row table (kernels/concat_conv_plan.py), so a K block may straddle segments of any channel count
-  and any number of segments runs through one compiled kernel; the rows are padded to whole K blocks, whose weight
-  tiles load unmasked (asynchronous copies). Low-resolution launches store fp32 Y_g; the full-resolution launch adds
-  the bias, the upsampling epilogue of every group (their number NUM_UP a compile-time constant, 0 elsewhere) and
-  the residual, applies the ReLU and stores the output.
+  and any number of segments runs through one compiled kernel; the rows are padded to whole K blocks, whose weight tiles
+  load unmasked (asynchronous copies). Low-resolution launches store fp32 Y_g (TF32-rounded: ROUND_OUT); the
+  full-resolution launch adds the bias, the upsampling epilogue of every group (their number NUM_UP a compile-time
+  constant, 0 elsewhere) and the residual, applies the ReLU and stores the output.
 - _concat_conv1x1_bwd_dz_kernel: dZ = dY * (out > 0) (or a strided copy of dY into the layout the GEMMs read).
 - _concat_conv1x1_bwd_up_kernel: D_g = U_g^T dZ for up to three low-resolution groups, dZ read once.
 - _concat_conv1x1_bwd_dx_kernel: d x rows = W_u^T D_g, each row stored into its own input's gradient.
@@ -82,14 +82,17 @@ channels, P_g pixels; e bytes per element; R rows; S pixel splits):
 
 Precision of every product (fp32 accumulation everywhere; outputs rounded once to their dtype):
     full resolution, W . X, W_u^T dZ and dZ X^T: operands in the input dtype (bf16/fp16 tensor cores); fp32 inputs on
-    TF32 tensor cores when torch.backends.cudnn.allow_tf32 (the reference is a cuDNN convolution), IEEE fp32
-    otherwise. Low resolution: W . X as above into fp32 Y_g; the epilogue's products of Y_g with the bilinear
-    weights take fp32 operands (TF32 for fp16/bf16 inputs: a 10-bit mantissa, finer than the bf16 the reference
-    rounds its upsampled inputs to, with the fp32 range). D_g is bf16 for bf16 gradients (fp32's range; the d x and
-    d W products then run on bf16 tensor cores) and fp32 otherwise (a sum of up to s^2 fp16 gradients may leave
-    fp16's range under loss scaling); the products with an fp32 D_g are TF32 as above. The adjoint's banded product
-    takes dZ as it is and the band in the same dtype (bilinear weights of power-of-two factors are exact in bf16).
-    The bilinear taps, Y_g and the partials are fp32; merged columns are summed in fp32 and rounded once.
+    TF32 tensor cores when torch.backends.cudnn.allow_tf32 (the reference is a cuDNN convolution), IEEE fp32 otherwise.
+    Low resolution: W . X as above into fp32 Y_g; the epilogue's products of Y_g with the bilinear weights take fp32
+    operands (TF32 for fp16/bf16 inputs: a 10-bit mantissa, finer than the bf16 the reference rounds its upsampled
+    inputs to, with the fp32 range). Every TF32 operand is rounded to nearest first (kernels/_triton.py's `dot`): the
+    tensor core itself would truncate it, a bias that adds up over a sum of products. Y_g is stored so rounded by its
+    own launch (ROUND_OUT), where registers are free, and the epilogue rounds only the weights. D_g is bf16 for bf16
+    gradients (fp32's range; the d x and d W products then run on bf16 tensor cores) and fp32 otherwise (a sum of up to
+    s^2 fp16 gradients may leave fp16's range under loss scaling); the products with an fp32 D_g are TF32 as above. The
+    adjoint's banded product takes dZ as it is and the band in the same dtype (bilinear weights of power-of-two factors
+    are exact in bf16). The bilinear taps, Y_g and the partials are fp32; merged columns are summed in fp32 and rounded
+    once.
 
 Anchors: the multi-pointer split-K of Inductor's mm_plus_mm template and the pointer table of Triton's grouped GEMM
 tutorial (here a table per K row instead of per GEMM); Liger's and fla's fp32 (programs, C) partial buffers for
@@ -109,7 +112,7 @@ from ._call_memo import CallMemo, memo_key
 from ._checks import check_concat_conv1x1
 from ._launch import INT32_MAX, best_split, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
-from ._triton import cdiv, check_device, dot, sum_
+from ._triton import cdiv, check_device, dot, round_to_tf32, sum_
 from .concat_conv_plan import (
     ADJOINT_BLOCK_J,
     ADJOINT_FIELDS,
@@ -273,7 +276,11 @@ def _add_upsampled(
             y = tl.load(plane[:, None] + (r * up_w + offs_c)[None, :],
                         mask=mask_m[:, None] & (offs_c <= c_last)[None, :], other=0.0)
             weights = _tap_weights(lo_x[None, :], hi_x[None, :], lam_x[None, :], offs_c[:, None]) * w_y[None, :]
-            acc = dot(y, weights, acc, DOT_PRECISION)
+            # `dot` would round both TF32 operands; Y_g is stored rounded already (ROUND_OUT), and rounding it here
+            # again costs registers (4 B spilled on triton 3.6): only the weights are rounded
+            if DOT_PRECISION == "tf32":
+                weights = round_to_tf32(weights)
+            acc = tl.dot(y, weights, acc, input_precision=DOT_PRECISION)
     return acc
 
 
@@ -328,6 +335,7 @@ def _concat_conv1x1_fwd_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     TILE_W: tl.constexpr,  # 0: flat pixel tiles; else tiles of BLOCK_N / TILE_W rows of TILE_W columns
     UP_BLOCK: tl.constexpr,  # source columns per product of the upsampling epilogue
+    ROUND_OUT: tl.constexpr,  # store the output rounded to TF32: a low-resolution launch's Y_g, an epilogue operand
 ):
     pid = tl.program_id(0)
     num_m = cdiv(M, BLOCK_M)
@@ -364,6 +372,8 @@ def _concat_conv1x1_fwd_kernel(
     if relu:
         acc = tl.where(acc < 0.0, 0.0, acc)  # NaN stays NaN, as in torch.relu
     out_rows = pid_b.to(tl.int64) * stride_ob + offs_m.to(tl.int64) * stride_om
+    if ROUND_OUT:
+        acc = round_to_tf32(acc)
     tl.store(out_ptr + out_rows[:, None] + pix[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -714,7 +724,8 @@ def concat_conv1x1_fwd(
             m, group.height, group.width, group.pixels,
             int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
             PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles.constexprs(),
-            UP_BLOCK=UP_BLOCK, num_warps=tiles.warps, num_stages=tiles.stages,
+            UP_BLOCK=UP_BLOCK, ROUND_OUT=not epilogue and precision == "tf32", num_warps=tiles.warps,
+            num_stages=tiles.stages,
         )
 
     for group in layout.low_groups:  # Y_g = W_g X_g at each low resolution (fp32), before the epilogue
@@ -739,16 +750,23 @@ def _grad_dz(grad_out: torch.Tensor, out: torch.Tensor | None, relu: bool) -> to
     return dz
 
 
+def _adjoint_options(dtype: torch.dtype, precision: str, vectorised: bool) -> dict:
+    """The adjoint's launch options for dZ of `dtype`. Where its rows vectorise, the registers are capped for two CTAs
+    per SM (the kernel is bound by instruction issue and needs the warps); elsewhere the compiler may need more, and
+    gets them, as do fp32 TF32 products, whose operands are rounded first (kernels/_triton.py's `dot`): capped, they
+    would spill at three groups."""
+    rounded_operands = dtype == torch.float32 and precision == "tf32"
+    return dict(maxnreg=UP_MAX_REGISTERS) if vectorised and not rounded_operands else {}
+
+
 def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
     """D_g = U_g^T dZ of every low-resolution group, in one buffer of (B, M, h_g, w_g) blocks (`_adjoint_dtype`)."""
     batch, m, height, width = dz.shape
     d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
     table = plan.tables["adjoint"]
-    # Where dZ's rows vectorise, the registers are capped for two CTAs per SM (the kernel is bound by instruction
-    # issue and needs the warps); elsewhere the compiler may need more, and gets them.
     vectorised = (dz.data_ptr() % 16 == 0 and dz.stride(0) % ALIGN_ELEMENTS == 0 and dz.stride(1) % ALIGN_ELEMENTS == 0
                   and width % ALIGN_ELEMENTS == 0)
-    options = dict(maxnreg=UP_MAX_REGISTERS) if vectorised else {}
+    options = _adjoint_options(dz.dtype, precision, vectorised)
     for index, (num_groups, programs) in enumerate(plan.adjoint_launches):
         _concat_conv1x1_bwd_up_kernel[(programs * ceil_div(m, UP_BLOCK_C[precision]) * batch,)](
             dz, dz.stride(0), dz.stride(1), d, table[index * ADJOINT_FIELDS * MAX_ADJOINT_GROUPS:],
@@ -818,7 +836,8 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
     groups = layout.groups or (plan.rowless(),)  # without input channels a rowless launch still sums dZ for d bias
     rows_of = [launch_rows(plan, "bwd_rows", group, uniques) if group.num_rows else (
         dz, NO_SLOTS, 1, plan.tables["rowless"]) for group in groups]
-    tiles_of = [backward_tiles("dw", base.element_size(), precision, vectorised_launch(group, base, unit))
+    tiles_of = [backward_tiles("dw", max(base.element_size(), (dz if group.full else d).element_size()), precision,
+                               vectorised_launch(group, base, unit))
                 for group, (base, _, unit, _) in zip(groups, rows_of)]
     splits = _splits(plan, list(zip(groups, tiles_of)), dz.element_size(), device)
     partials = torch.empty((splits, m, layout.rows + ALIGN_ELEMENTS), dtype=torch.float32, device=device)

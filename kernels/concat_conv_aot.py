@@ -31,8 +31,8 @@ _VECTORISED = (*_FORWARD_DIVISIBLE, "x_ptr", "row_unit", "out_ptr", "stride_ob",
 _BACKWARD_DIVISIBLE = ("w_ptr", "dxrows_ptr", "rows_ptr", "rows_stride", "part_ptr", "stride_pm", "bias_col", "row0")
 _DX_VECTORISED = (*_BACKWARD_DIVISIBLE, "dx_ptr", "row_unit", "z_ptr", "stride_zb", "stride_zm", "hw")
 _DW_VECTORISED = (*_BACKWARD_DIVISIBLE, "x_ptr", "row_unit", "z_ptr", "stride_zb", "stride_zm", "hw")
-# The adjoint: D_g and its table allocated; vectorised (and capped at UP_MAX_REGISTERS): dZ's base, strides and
-# the image width checked (concat_conv._adjoint).
+# The adjoint: D_g and its table allocated; vectorised (and capped at UP_MAX_REGISTERS but for fp32 TF32 products:
+# concat_conv._adjoint_options): dZ's base, strides and the image width checked (concat_conv._adjoint).
 _UP_DIVISIBLE = ("d_ptr", "groups_ptr")
 _UP_VECTORISED = (*_UP_DIVISIBLE, "z_ptr", "stride_zb", "stride_zm", "width")
 # Output-channel counts of a launch without upsampling: the aggregation's, and each small BLOCK_M the plan can pick.
@@ -72,8 +72,10 @@ def _forward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfig
             key = (tiles, num_up, label, vectorised)
             if key not in seen:
                 seen.add(key)
+                round_out = label == ", Y" and precision == "tf32"  # Y_g stored as the epilogue's TF32 operand
                 configs.append(_config(
-                    op._concat_conv1x1_fwd_kernel, dtype, dict(flags, NUM_UP=num_up, **tiles.constexprs()),
+                    op._concat_conv1x1_fwd_kernel, dtype,
+                    dict(flags, NUM_UP=num_up, ROUND_OUT=round_out, **tiles.constexprs()),
                     tiles.warps, tiles.stages, mma, typed, label + (", vectorised" if vectorised else ""),
                     _VECTORISED if vectorised else _FORWARD_DIVISIBLE,
                 ))
@@ -97,13 +99,14 @@ def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfi
                          ALIGN=op.UP_ALIGN),
                     op.UP_WARPS, op.UP_STAGES, mma, {"d_ptr": adjoint, "groups_ptr": "i64"},
                     ", vectorised" if vectorised else "", _UP_VECTORISED if vectorised else _UP_DIVISIBLE,
-                    dict(maxnreg=op.UP_MAX_REGISTERS) if vectorised else {},
+                    op._adjoint_options(dtype, precision, vectorised),
                 ))
     for vectorised in (True, False) if contig else (False,):
         label = ", vectorised" if vectorised else ""
-        size = dtype.itemsize
-        dx, dw = (backward_tiles(kind, size, precision, vectorised) for kind in ("dx", "dw"))
+        dx = backward_tiles("dx", dtype.itemsize, precision, vectorised)
         for typed, z_label in z_types:
+            z_size = op._adjoint_dtype(dtype).itemsize if typed else dtype.itemsize
+            dw = backward_tiles("dw", max(dtype.itemsize, z_size), precision, vectorised)
             if contig:
                 configs.append(_config(
                     op._concat_conv1x1_bwd_dx_kernel, dtype, dict(DOT_PRECISION=precision, **dx.gemm_constexprs()),

@@ -65,14 +65,15 @@ MIN_BLOCK_M = 16  # the tensor cores' smallest tile
 EPILOGUE_TILE_W = 32
 # Backward GEMM tiles: d x is input rows x pixels x output channels (K), d W output channels x input rows x pixels
 # (K). Where the loads vectorise, long tiles on 16 warps (d x: 128 rows x 256 pixels of 16-bit data, re-reading the
-# weight half as often as 128-pixel tiles; d W: 64 pixels per step, halving the loop's overhead); elsewhere, and for
+# weight half as often as 128-pixel tiles; d W: 64 pixels per step of 16-bit operands, halving the loop's overhead,
+# 32 of fp32 ones, whose rounding to TF32 (kernels/_triton.py's `dot`) would otherwise spill); elsewhere, and for
 # IEEE fp32 products (operands in registers), 64 x 64 tiles on 8 warps, which the compiler fits without spilling when
-# every load is scalar.
+# every load is scalar. d W's tiles follow the wider of its operands (an fp32 D_g of fp16 inputs: 4 bytes).
 BWD_TILES = {
     ("dx", 2): (128, 256, 32, 16),  # (kind, element bytes): BLOCK_M, BLOCK_N, BLOCK_K, warps
     ("dx", 4): (128, 128, 32, 16),
     ("dw", 2): (128, 128, 64, 16),
-    ("dw", 4): (128, 128, 64, 16),
+    ("dw", 4): (128, 128, 32, 16),
     "scalar": (64, 64, 32, 8),
 }
 BWD_STAGES = 3
@@ -129,7 +130,7 @@ def forward_tiles(out_channels: int, precision: str, epilogue_up: bool, vectoris
 
 @functools.cache
 def backward_tiles(kind: str, element_size: int, precision: str, vectorised: bool) -> Tiles:
-    """The tiles of a d x (`kind` "dx") or d W ("dw") launch on data of `element_size` bytes."""
+    """The tiles of a d x (`kind` "dx", `element_size`: the inputs') or d W ("dw", the wider operand's) launch."""
     tensor_cores = precision != "ieee"
     block_m, block_n, block_k, warps = BWD_TILES[(kind, element_size) if vectorised and tensor_cores else "scalar"]
     return Tiles(block_m, block_n, block_k, 0, warps, BWD_STAGES)

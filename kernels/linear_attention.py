@@ -62,12 +62,12 @@ Every state product is a tensor-core MMA with fp32 accumulation. den, z, the per
 are fp32 sums, and the state is never stored in float16, so L = 19,200 cannot overflow it (bf16 inputs store the
 state matrices S_c and dS as the bf16 operands their products round them to: `state_matrix_dtype`).
 
-Precision of the products. bfloat16 inputs: operands rounded to bf16 (round to nearest even), fp32 accumulation.
-float16 inputs, and float32 inputs where PyTorch allows TF32 matmuls (torch.backends.cuda.matmul.allow_tf32): TF32
-(10-bit mantissa), with the operands rounded to nearest explicitly, because the tensor core would truncate the low
-13 bits, a bias that adds up coherently over the source. float16 is never an operand type: the features of
-pre-activations below about -17 underflow it, and S overflows it. float32 inputs otherwise (PyTorch's default):
-IEEE fp32 products on the FMA units, what the reference computes.
+Precision of the products. bfloat16 inputs: operands rounded to bf16 (round to nearest even), fp32 accumulation. float16
+inputs, and float32 inputs where PyTorch allows TF32 matmuls (torch.backends.cuda.matmul.allow_tf32): TF32 (10-bit
+mantissa), with the operands rounded to nearest (kernels/_triton.py's `dot`), because the tensor core would truncate the
+low 13 bits, a bias that adds up coherently over the source. float16 is never an operand type: the features of
+pre-activations below about -17 underflow it, and S overflows it. float32 inputs otherwise (PyTorch's default): IEEE
+fp32 products on the FMA units, what the reference computes.
 
 Anchors. flash-bidirectional-linear-attention: two kernels, one for the state and one for the output, and fp32 dS
 partials reduced by a fixed-order sum. EfficientViT's LiteMLA: the channel-first NCHW layout, read in place. Sana's
@@ -99,7 +99,7 @@ from ._launch import (
     sm_count,
 )
 from ._library import custom_op
-from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, sum_
+from ._triton import INTERPRETED, aot_signature, cdiv, check_device, dot, round_mantissa, sum_
 
 # Feature maps (constexpr FEATURE).
 IDENTITY = tl.constexpr(0)
@@ -155,26 +155,16 @@ def _features(x, FEATURE: tl.constexpr):
 
 
 @triton.jit
-def _round_mantissa(x, DROPPED_BITS: tl.constexpr):
-    """fp32 rounded to nearest (ties to even) with its DROPPED_BITS low mantissa bits cleared, by integer arithmetic
-    on the bits: 13 gives TF32 (10 mantissa bits kept of 23), 16 gives bf16 (7 kept)."""
-    bits = x.to(tl.uint32, bitcast=True)
-    half_ulp = ((1 << (DROPPED_BITS - 1)) - 1) + ((bits >> DROPPED_BITS) & 1)
-    bits = ((bits + half_ulp) >> DROPPED_BITS) << DROPPED_BITS
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
 def _mma(a, b, acc, MMA: tl.constexpr):
     """acc + a @ b on the tensor cores for fp32 tiles a, b, with the operand precision MMA; fp32 accumulation."""
     if MMA == MMA_BF16:
         acc = dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc, "ieee")
     elif MMA == MMA_BF16_ROUNDED_FP32:  # a bf16 operand (a stored state) is exact in fp32
-        acc = dot(_round_mantissa(a.to(tl.float32), 16), _round_mantissa(b.to(tl.float32), 16), acc, "ieee")
+        acc = dot(round_mantissa(a.to(tl.float32), 16), round_mantissa(b.to(tl.float32), 16), acc, "ieee")
     elif MMA == MMA_IEEE:
         acc = dot(a, b, acc, "ieee")
-    else:  # explicit round to nearest: the tensor core would truncate (a bias that adds up over the source)
-        acc = dot(_round_mantissa(a, 13), _round_mantissa(b, 13), acc, "tf32")
+    else:  # operands rounded to nearest TF32 (`dot`)
+        acc = dot(a, b, acc, "tf32")
     return acc
 
 
@@ -182,7 +172,7 @@ def _mma(a, b, acc, MMA: tl.constexpr):
 def _to_output(x, ptr, MMA: tl.constexpr):
     """x cast for a store through ptr, rounded to nearest even (the interpreter's own fp32 -> bf16 cast truncates)."""
     if MMA == MMA_BF16_ROUNDED_FP32:
-        x = _round_mantissa(x, 16)
+        x = round_mantissa(x, 16)
     return x.to(ptr.dtype.element_ty)
 
 

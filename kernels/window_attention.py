@@ -53,12 +53,13 @@ exp2 with scale * log2(e) folded into the logits. Warps: see FWD_NUM_WARPS. Dete
 atomics: every program writes its fp32 partial of the bias gradient (programs, heads, N, N), and fixed-order torch
 sums finish it and d qkv_pad: two runs are bitwise identical.
 
-Precision of every product: the two forward and five backward products are `tl.dot` with fp32 accumulation.
-fp16/bf16 inputs: operands in the input dtype (q, k, v, dO as loaded; P and dS rounded to it for the P V,
-P^T dO, dS K and dS^T Q products; the forward's P unnormalised, max 1), exact products. fp32 inputs: TF32 tensor
-cores (operands rounded to 10-bit mantissas, as torch's allow_tf32 and Triton's default do; KERNEL_TOL's float32
-row is set for it). A float64 simulation of these roundings on 3000 windows with head dims 3 to 216 gives relative
-RMSE 4e-4 to 6e-4 on every output and gradient and at most 2/3 of KERNEL_TOL's elementwise bound; 3xTF32 would be
+Precision of every product: the two forward and five backward products are `tl.dot` with fp32 accumulation. fp16/bf16
+inputs: operands in the input dtype (q, k, v, dO as loaded; P and dS rounded to it for the P V, P^T dO, dS K and dS^T Q
+products; the forward's P unnormalised, max 1), exact products. fp32 inputs: TF32 tensor cores, the operands rounded to
+nearest 10-bit mantissas (kernels/_triton.py's `dot`; KERNEL_TOL's float32 row is set for it). A float64 simulation of
+these roundings on 2000 windows with head dims 3 to 216 (tests/kernels/simulate_tf32.py) gives relative RMSE 3.4e-4 to
+5.9e-4 on every output and gradient and at most 0.80x of KERNEL_TOL's elementwise bound; with the tensor core's own
+truncation of the operands (Triton's plain TF32 dot) 9.9e-4 to 1.8e-3 and up to 1.54x: it would fail. 3xTF32 would be
 about exact but needs registers the backward does not have (spills). Softmax, delta, dS, the partials and every
 statistic are fp32; outputs are rounded once to the input dtype.
 

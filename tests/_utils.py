@@ -18,6 +18,29 @@ KERNEL_TOL = {
 }
 
 
+TF32_DROPPED_BITS = 13  # fp32 keeps 23 mantissa bits, TF32 10
+
+
+def tf32(x: torch.Tensor, nearest: bool = True) -> torch.Tensor:
+    """fp32 x as a TF32 tensor-core operand (in fp32): its low 13 mantissa bits cleared, rounded to nearest, ties to
+    even (what kernels/_triton.py's `dot` feeds the tensor core), or truncated (what the tensor core reads of an
+    operand fed unrounded)."""
+    bits = x.float().view(torch.int32)
+    if nearest:
+        bits = bits + (1 << (TF32_DROPPED_BITS - 1)) - 1 + ((bits >> TF32_DROPPED_BITS) & 1)
+    return bits.bitwise_and(~((1 << TF32_DROPPED_BITS) - 1)).view(torch.float32)
+
+
+def kernel_tol_ratios(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> tuple[float, float]:
+    """(the worst elementwise |a - e| / (atol max|e| + rtol |e|), the relative RMSE) with KERNEL_TOL[dtype]:
+    `assert_kernel_close` fails where the first exceeds 1 or the second KERNEL_TOL[dtype]["rel_rmse"]."""
+    tol = KERNEL_TOL[dtype]
+    a, e = actual.double(), expected.double()
+    allowed = tol["atol"] * e.abs().max() + tol["rtol"] * e.abs()
+    rel_rmse = (a - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt()
+    return ((a - e).abs() / allowed).max().item(), rel_rmse.item()
+
+
 def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float) -> None:
     """torch.testing.assert_close (NaN fails) with the max abs error and the relative RMSE in the message."""
     assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"

@@ -5,9 +5,10 @@ what the parity check makes of them with the reference's own mask or with the ke
     PYTHONPATH=. python tests/kernels/simulate_relu_flips.py [--dtype bf16|fp16] [--batch 4] [--seed 0]
 
 Simulated roundings: inputs, weight, bias, residual and upstream gradient in the dtype; the low-resolution products
-Y_g in fp32, fed to the epilogue's TF32 products (the tensor core drops their low 13 bits); outputs, D_g and every
-gradient rounded once to the dtype; everything else exact. `eager` instead rounds the upsampled inputs to the dtype
-and mixes them exactly, as torch's interpolate + cuDNN convolution do.
+Y_g in fp32, fed to the epilogue's TF32 products rounded to nearest (kernels/_triton.py's `dot`; "truncated": as the
+tensor core would read them unrounded); outputs, D_g and every gradient rounded once to the dtype; everything else
+exact. `eager` instead rounds the upsampled inputs to the dtype and mixes them exactly, as torch's interpolate + cuDNN
+convolution do.
 """
 
 from __future__ import annotations
@@ -17,18 +18,11 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from tests._utils import KERNEL_TOL
+from tests._utils import kernel_tol_ratios, tf32
 
 SPECS = [(18, 120, 160), (36, 60, 80), (72, 30, 40), (144, 15, 20)]  # (channels, height, width) per input
 OUT_CHANNELS = 270
-TF32_DROPPED_BITS = 13  # fp32's 23 mantissa bits less TF32's 10
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _tf32(t: torch.Tensor) -> torch.Tensor:
-    """fp32 values as a TF32 tensor-core operand: the low mantissa bits dropped (truncation)."""
-    bits = t.float().view(torch.int32).bitwise_and(~((1 << TF32_DROPPED_BITS) - 1))
-    return bits.view(torch.float32).double()
 
 
 def main() -> None:
@@ -62,10 +56,13 @@ def main() -> None:
     leaves = [t.clone().requires_grad_() for t in (*xs, weight, bias, residual)]
     z = mix(leaves[4], torch.cat([leaves[0], *map(up, leaves[1:4])], 1)) + leaves[5] + leaves[6]
 
-    eager = mix(weight, torch.cat([xs[0], *(rounded(up(x)) for x in xs[1:])], 1))
-    kernel = mix(weights[0], xs[0]) + sum(up(_tf32(mix(w, x).float())) for w, x in zip(weights[1:], xs[1:]))
-    outs = {path: rounded(torch.relu(product + bias + residual)) for path, product in (("eager", eager),
-                                                                                       ("kernel", kernel))}
+    def kernel(nearest):
+        low = (up(tf32(mix(w, x).float(), nearest).double()) for w, x in zip(weights[1:], xs[1:]))
+        return mix(weights[0], xs[0]) + sum(low)
+
+    products = {"eager": mix(weight, torch.cat([xs[0], *(rounded(up(x)) for x in xs[1:])], 1)),
+                "kernel, TF32 operands truncated": kernel(False), "kernel": kernel(True)}
+    outs = {path: rounded(torch.relu(product + bias + residual)) for path, product in products.items()}
     for path, out in outs.items():
         flips = ((out > 0) != (z > 0)).sum().item()
         print(f"{path} ({args.dtype}, batch {args.batch}): {flips} of {out.numel()} ReLU decisions flipped")
@@ -77,20 +74,13 @@ def main() -> None:
     got = [rounded(torch.einsum("mc,bmhw->bchw", w, d)) for w, d in zip(weights, adjoints)]
     got += [rounded(torch.cat([torch.einsum("bmhw,bchw->mc", d, x) for d, x in zip(adjoints, xs)], 1)),
             rounded(grad_z.sum((0, 2, 3)))[:, None, None], grad_z]
-    tol = KERNEL_TOL[dtype]
     print(f"kernel's output against the reference's: worst elementwise error "
-          f"{_worst_ratio(outs['kernel'], z.detach().relu(), tol):.2f} x KERNEL_TOL's")
+          f"{kernel_tol_ratios(outs['kernel'], z.detach().relu(), dtype)[0]:.2f} x KERNEL_TOL's")
     for mask, reference_grad_z in (("reference's", upstream * (z > 0)), ("kernel's", grad_z)):
         expected = torch.autograd.grad(z, leaves, reference_grad_z, retain_graph=True)
-        worst = max(_worst_ratio(a, e, tol) for a, e in zip(got, expected))
+        worst = max(kernel_tol_ratios(a, e, dtype)[0] for a, e in zip(got, expected))
         print(f"kernel's gradients against the reference's with the {mask} ReLU mask: worst elementwise error "
               f"{worst:.2f} x KERNEL_TOL's")
-
-
-def _worst_ratio(actual: torch.Tensor, expected: torch.Tensor, tol: dict) -> float:
-    """max |a - e| / (atol max|e| + rtol |e|): above 1 fails assert_kernel_close."""
-    allowed = tol["atol"] * expected.abs().max() + tol["rtol"] * expected.abs()
-    return ((actual - expected).abs() / allowed).max().item()
 
 
 if __name__ == "__main__":
