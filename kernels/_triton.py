@@ -42,10 +42,12 @@ def round_mantissa(x, DROPPED_BITS: tl.constexpr):
 
 @triton.jit
 def round_to_tf32(x):
-    """fp32 x rounded to the nearest TF32 value (ties to even): one cvt.rn.tf32.f32 per element on the GPU, the same
-    by integer arithmetic in the interpreter (which runs no PTX)."""
+    """fp32 x rounded to the nearest TF32 value (ties to even), one cvt.rn.tf32.f32 per element: a TF32 product's
+    operand (`dot`). x itself in the interpreter, whose dot multiplies fp32 exactly: there the kernels' fp32 math is
+    compared with IEEE fp32 references (the whole model's too, tests/sca_mtl/test_model_on_triton.py, within a small
+    factor of fp32's error), and the GPU tests check the rounding (tests/kernels/test_triton_helpers.py)."""
     if _INTERPRETED:
-        return round_mantissa(x, 13)  # TF32 keeps 10 of fp32's 23 mantissa bits
+        return x
     return tl.inline_asm_elementwise("cvt.rn.tf32.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)
 
 
@@ -55,8 +57,8 @@ def dot(a, b, acc, DOT_PRECISION: tl.constexpr):
     ignored for 16-bit operands, whose products are exact). TF32 operands are rounded to nearest here: the tensor core
     reads an fp32 operand's top 19 bits, i.e. truncates it toward zero, a bias of about 2^-11.5 per operand that adds up
     coherently over a sum of products (the window attention's fp32 outputs and gradients then miss KERNEL_TOL by up to
-    1.54x in a float64 simulation, tests/kernels/simulate_tf32.py; rounded, they stay within 0.80x of it). The
-    interpreter's dot multiplies fp32 exactly, so there the rounding makes its products the GPU's."""
+    1.54x in a float64 simulation, tests/kernels/simulate_tf32.py; rounded, they stay within 0.80x of it). Not in the
+    interpreter (`round_to_tf32`)."""
     if _INTERPRETED and a.dtype == tl.bfloat16:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
     if DOT_PRECISION == "tf32":

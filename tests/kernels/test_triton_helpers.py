@@ -1,6 +1,7 @@
-"""The device helpers the three ops share (kernels/_triton.py): TF32 products round their fp32 operands to nearest
-(ties to even) instead of letting the tensor core truncate them. In the interpreter (whose dot is exact in fp32) this
-checks the integer rounding; on a GPU the cvt.rn.tf32.f32 path and the tensor core themselves."""
+"""The device helpers the three ops share (kernels/_triton.py). On a GPU, TF32 products round their fp32 operands to
+nearest (ties to even) through cvt.rn.tf32.f32 instead of letting the tensor core truncate them; the interpreter's
+dot is exact in fp32 and takes them as they are. The integer rounding (`round_mantissa`, which the interpreter's
+bf16 paths use) is checked on the CPU."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton import dot, round_to_tf32
+from kernels._triton import dot, round_mantissa, round_to_tf32
 from tests._utils import tf32
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -24,9 +25,10 @@ def _dot_kernel(a_ptr, b_ptr, c_ptr, SIZE: tl.constexpr, DOT_PRECISION: tl.const
 
 
 @triton.jit
-def _round_kernel(x_ptr, y_ptr, SIZE: tl.constexpr):
+def _round_kernel(x_ptr, y_ptr, SIZE: tl.constexpr, INTEGER: tl.constexpr):
     offs = tl.arange(0, SIZE)
-    tl.store(y_ptr + offs, round_to_tf32(tl.load(x_ptr + offs)))
+    x = tl.load(x_ptr + offs)
+    tl.store(y_ptr + offs, round_mantissa(x, 13) if INTEGER else round_to_tf32(x))
 
 
 def _check_tf32_dot() -> None:
@@ -40,26 +42,24 @@ def _check_tf32_dot() -> None:
     assert (c - truncated).abs().max() > 10 * accumulation, "the operands were truncated, not rounded"
 
 
-def _check_ties_to_even() -> None:
+def _check_ties_to_even(integer: bool) -> None:
     ulp = 2.0**-10  # of a TF32 value in [1, 2)
     x = torch.tensor([1 + ulp / 2, 1 + ulp + ulp / 2, -(1 + ulp / 2), 1 + 0.75 * ulp, 1 + 0.25 * ulp, float("inf")]
                      + [0.0] * 10, device=DEVICE)
     y = torch.empty_like(x)
-    _round_kernel[(1,)](x, y, SIZE=SIZE)
+    _round_kernel[(1,)](x, y, SIZE=SIZE, INTEGER=integer)
     expected = [1.0, 1 + 2 * ulp, -1.0, 1 + ulp, 1.0, float("inf")] + [0.0] * 10
     assert y.tolist() == expected
 
 
-def test_tf32_dot_rounds_its_operands_to_nearest():
-    _check_tf32_dot()
-
-
-def test_tf32_rounding_ties_to_even():
-    _check_ties_to_even()
+def test_integer_rounding_to_tf32_ties_to_even():
+    _check_ties_to_even(integer=True)
 
 
 @pytest.mark.gpu
 def test_tf32_rounding_on_gpu():
-    """The same on the tensor cores and through cvt.rn.tf32.f32 (`pytest -m gpu` selects only marked tests)."""
+    """TF32 products on the tensor cores take the operands rounded through cvt.rn.tf32.f32, ties to even (`pytest -m
+    gpu` selects only marked tests, so the integer rounding is checked here again)."""
     _check_tf32_dot()
-    _check_ties_to_even()
+    _check_ties_to_even(integer=False)
+    _check_ties_to_even(integer=True)
