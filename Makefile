@@ -18,8 +18,10 @@ $(STAMP): setup.py pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# One pytest-xdist worker per core; tests that share an expensive module fixture stay together (xdist_group), and
+# the `slow` ones are handed out first (tests/conftest.py).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n logical --dist loadgroup
 
 # The lent GPU machine's versions (torch 2.11.0, triton 3.6.0), checked on a CPU: the kernels' tests through that
 # Triton's interpreter (which needs numpy < 2.3) and their ahead-of-time compile for Hopper. Downloads ~4.6 GB once.
@@ -28,7 +30,7 @@ GPU_VERSIONS_VENV := .venv-torch2.11
 test-gpu-versions:
 	test -x $(GPU_VERSIONS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VERSIONS_VENV)
 	$(GPU_VERSIONS_VENV)/bin/python -m pip install -e '.[dev]' torch==2.11.0 'numpy<2.3'
-	$(GPU_VERSIONS_VENV)/bin/python -m pytest tests/kernels
+	$(GPU_VERSIONS_VENV)/bin/python -m pytest -n logical --dist loadgroup tests/kernels
 
 demo: $(STAMP)
 	$(VENV)/bin/sca-mtl demo --out runs/demo

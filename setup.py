@@ -23,6 +23,6 @@ setup(
         "pyyaml",
         "tqdm",
     ],
-    extras_require={"dev": ["pytest>=7.3", "pytest-benchmark", "ruff"]},
+    extras_require={"dev": ["pytest>=7.3", "pytest-xdist>=3.2", "pytest-benchmark", "ruff"]},
     entry_points={"console_scripts": ["sca-mtl = sca_mtl.cli:main"]},
 )

@@ -1,4 +1,9 @@
-"""Shared test set-up: the `gpu` marker skips without CUDA; every test starts from a fixed seed."""
+"""Shared test set-up: the `gpu` marker skips without CUDA; every test starts from a fixed seed. Under pytest-xdist
+(`make test`: one worker per core) the `slow` tests are handed out first, so that the workers finish together instead
+of one running the longest tests at the end. Workers keep torch's default threads: tests compare runs in subprocesses
+(which start with the default) bitwise with runs in the worker, and a different thread count sums in another order."""
+
+import os
 
 import pytest
 import torch
@@ -21,6 +26,8 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker sorts its identical collection alike
+        items.sort(key=lambda item: "slow" not in item.keywords)  # stable: slow ones first, each in its order
     if torch.cuda.is_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pytest import approx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,7 @@ def test_training_step_benchmark_without_cuda_says_so():
     assert "no CUDA device" in _run("bench/bench_model_step.py")
 
 
+@pytest.mark.slow
 def test_profile_step_on_the_cpu(tmp_path):
     out = _run("profiling/profile_step.py", "--kernels", "torch", "--batch", "2", "--size", "32", "32",
                "--amp", "none", "--warmup", "1", "--steps", "1", "--out", str(tmp_path))

@@ -12,6 +12,7 @@ from sca_mtl.cli import main
 from tests.sca_mtl.engine.test_compare import write_run
 
 
+@pytest.mark.slow
 def test_make_synthetic_train_eval(tmp_path, tiny_overrides, capsys):
     data = tmp_path / "data"
     assert main(["make-synthetic", "--out", str(data), "--n", "8", "--size", "48x64", "--seed", "5"]) == 0

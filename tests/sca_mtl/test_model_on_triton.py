@@ -99,6 +99,7 @@ def tasks_of(name: str) -> dict:
     return dict(list(TASKS.items())[:getattr(MODELS[name], "max_tasks", None)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LAUNCHES))
 def test_triton_model_matches_torch_model(name, kernel_calls):
     assert set(LAUNCHES) | OP_FREE == set(MODELS), "every registered model has its launches listed here"
@@ -132,6 +133,7 @@ def test_triton_model_matches_torch_model(name, kernel_calls):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sca_mtl", "atrc_global"])
 def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls, name):
     run = tmp_path / "run"
@@ -146,6 +148,7 @@ def test_train_step_on_triton_kernels(tmp_path, tiny_overrides, kernel_calls, na
     assert (run / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_compiled_model_is_one_graph_with_opaque_kernel_calls(kernel_calls):
     """torch.compile(fullgraph=True) of the Triton model traces its whole forward into one graph (a graph break is an
     error) in which every op call is one `sca_mtl` custom operator: what Inductor receives on a GPU. The sizes are

@@ -23,6 +23,7 @@ def _train(config, out, max_steps, resume=False):
     return runs.train(config, out, resume=resume, progress=False).state_dict()
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_exact(tiny_config, tmp_path):
     """4 steps straight == 2 steps, stop, resume, 2 more (mid-epoch stop; the 4th step is in the next epoch; stochastic
     depth and augmentation both draw random numbers)."""
@@ -38,6 +39,7 @@ def test_resume_is_bitwise_exact(tiny_config, tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_a_run_leaves_log_checkpoints_and_curves(tiny_config, tmp_path):
     _train(tiny_config, tmp_path, 3)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -109,6 +111,7 @@ def test_ddp_on_two_cpu_processes_is_one_model(tiny_config, tmp_path):
     assert alone == {task: pytest.approx(values, rel=1e-6) for task, values in logged.items()}
 
 
+@pytest.mark.slow
 def test_compiled_training_follows_eager_training(tiny_overrides, tmp_path, monkeypatch):
     """`sca-mtl train --compile` trains the torch.compile'd network: the same losses as eager training from the same
     seed, and checkpoints of the plain model. The compiler backend here is aot_eager (the traced forward and backward
