@@ -1,7 +1,8 @@
 """Shared test set-up: the `gpu` marker skips without CUDA; every test starts from a fixed seed. Under pytest-xdist
-(`make test`: one worker per core) the `slow` tests are handed out first, so that the workers finish together instead
-of one running the longest tests at the end. Workers keep torch's default threads: tests compare runs in subprocesses
-(which start with the default) bitwise with runs in the worker, and a different thread count sums in another order."""
+(`make test`: one worker per core, a file at a time, in the order of the collection) the `slow` tests come first, so
+that the files holding them start first and the workers finish together instead of one running the longest at the
+end. Workers keep torch's default threads: tests compare runs in subprocesses (which start with the default) bitwise
+with runs in the worker, and a different thread count sums in another order."""
 
 import os
 

@@ -15,7 +15,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench import gpu_session  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("gpu_session")  # one worker runs the dry run once
 DRY_RUN_SECONDS = 170  # the dry run's own budget is under 3 minutes on a 2-core CPU; it took 75-120 s there
 
 

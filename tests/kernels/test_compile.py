@@ -16,7 +16,6 @@ from kernels._aot import HOPPER_SHARED_MEMORY, MAX_REGISTERS
 from profiling.cost_model import ctas_per_sm
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.xdist_group("compile")  # one worker compiles every configuration once
 MODULES = [module for op, module in dispatch.OP_MODULES.items() if dispatch.has_triton_kernel(op)]
 
 

@@ -27,7 +27,6 @@ from profiling.static_report import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.xdist_group("static_report")  # one worker makes the tiny report once
 # One window attention (one kernel per direction) and one linear attention (five kernels) of a 64 x 96 model.
 TINY_CASES = ["window_attention/16x24-c18-h6-shift3", "linear_cross_attention/b6-d36-384"]
 TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY_CASES]

@@ -18,8 +18,6 @@ from sca_mtl.engine import runs
 from sca_mtl.engine.checkpoint import MAGIC, atomic_save, load_checkpoint
 from sca_mtl.engine.trainer import _json_line
 
-pytestmark = pytest.mark.xdist_group("reliability")  # one worker trains `finished_run` once
-
 
 def one_line_error(capsys, argv) -> str:
     assert main(argv) == 2
