@@ -726,7 +726,11 @@ TARGET_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1, c
 # (it is bound by L2 and issue), on 16 warps, which hold them in 94-114 registers (one CTA of 16 warps per SM) where
 # 8 warps took 148-160 on triton 3.6 (1 CTA of 8 warps) and spilled when capped at 128.
 TARGET_LAUNCH = KernelLaunch(block_tokens=64, num_warps=16)
+# The non-fused source pass re-reads its dS tiles per token block: 128-token blocks halve that where the source rows
+# are 16-element aligned (vector loads; 123 registers at the model's calls on triton 3.8, 2 CTAs per SM), 64-token
+# blocks where they are not, whose scalar loads take 117 registers at 64 tokens and 171-181 at 128 (`_source_launch`)
 SOURCE_LAUNCH = KernelLaunch(block_tokens=64, num_warps=8)
+SOURCE_ALIGNED_LAUNCH = KernelLaunch(block_tokens=128, num_warps=8)
 # The cap: where the source length is not a multiple of 16 (scalar loads; the model's CSAM call from the 300-token
 # scale) the bf16 source pass took 141-144 registers without it (1 CTA per SM), 128 with it (2, no spills on triton
 # 3.6, 3.8, 3.9); the aligned calls then compile to 62-63 registers instead of 48 (4 CTAs per SM instead of 5),
@@ -743,7 +747,8 @@ FP32_SOURCE_LAUNCH = KernelLaunch(block_tokens=32, num_warps=8, num_stages=1)
 FP32_SOURCE_FUSED_LAUNCH = KernelLaunch(block_tokens=16, num_warps=8, num_stages=1)
 # The largest block any kernel adds to an index before masking (the int32 bound of `_check_walkable`)
 MAX_BLOCK = max(BLOCK_C, *(launch.block_tokens for launch in (
-    STATE_LAUNCH, FWD_LAUNCH, FWD_FUSED_LAUNCH, TARGET_FUSED_LAUNCH, TARGET_LAUNCH, SOURCE_LAUNCH, SOURCE_FUSED_LAUNCH,
+    STATE_LAUNCH, FWD_LAUNCH, FWD_FUSED_LAUNCH, TARGET_FUSED_LAUNCH, TARGET_LAUNCH, SOURCE_LAUNCH,
+    SOURCE_ALIGNED_LAUNCH, SOURCE_FUSED_LAUNCH,
     FP32_STATE_LAUNCH, FP32_FWD_LAUNCH, FP32_FWD_FUSED_LAUNCH, FP32_TARGET_LAUNCH, FP32_SOURCE_LAUNCH,
     FP32_SOURCE_FUSED_LAUNCH)))
 
@@ -751,6 +756,12 @@ MAX_BLOCK = max(BLOCK_C, *(launch.block_tokens for launch in (
 def for_inputs(launch: KernelLaunch, fp32_launch: KernelLaunch, dtype: torch.dtype) -> KernelLaunch:
     """`launch` for bfloat16 inputs (bf16 operands), `fp32_launch` for the others (fp32 operands)."""
     return launch if dtype == torch.bfloat16 else fp32_launch
+
+
+def _source_launch(length: int, dtype: torch.dtype) -> KernelLaunch:
+    """The non-fused source pass's launch for a source of `length` tokens (see SOURCE_ALIGNED_LAUNCH)."""
+    aligned = length % JIT_DIVISIBILITY == 0
+    return for_inputs(SOURCE_ALIGNED_LAUNCH if aligned else SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, dtype)
 
 
 def fuses_state(d: int, e: int) -> bool:
@@ -1010,7 +1021,7 @@ def linear_cross_attention_bwd(grad_out: torch.Tensor, q: list, k: list, v: list
             num_splits = split(ceil_div(ls, launch.block_tokens), chunk_b, first.device, launch.ctas_per_sm)
             kernel, grid = _linear_cross_attention_bwd_source_fused_kernel, (num_splits, chunk_b)
         else:
-            launch = for_inputs(SOURCE_LAUNCH, FP32_SOURCE_LAUNCH, first.dtype)
+            launch = _source_launch(ls, first.dtype)
             kernel, grid = _linear_cross_attention_bwd_source_kernel, (
                 ceil_div(ls, launch.block_tokens), ceil_div(d, BLOCK_C) + ceil_div(e, BLOCK_C), chunk_b)
         kernel[grid](
@@ -1203,6 +1214,9 @@ def aot_configs() -> list[AotConfig]:
                 ("bwd-source-fused", _linear_cross_attention_bwd_source_fused_kernel, source_fused,
                  dict(BLOCK_L=source_fused.block_tokens), True),
             ]
+            if dtype == torch.bfloat16:  # the source pass of aligned lengths (`_source_launch`), here at its worst
+                kernels.append(("bwd-source-aligned", _linear_cross_attention_bwd_source_kernel, SOURCE_ALIGNED_LAUNCH,
+                                dict(BLOCK_L=SOURCE_ALIGNED_LAUNCH.block_tokens), False))
             matrix = TRITON_DTYPE_NAMES[state_matrix_dtype(dtype)]
             for name, kernel, launch, constexprs, split_by_residency in kernels:
                 configs.append(_aot_config(f"{name}-{label}", kernel, dtype_name, dict(common, **constexprs), launch,

@@ -89,6 +89,7 @@ HALF_SHAPES = [
     pytest.param(1, 12, 20, 45, 70, id="cross-D<E"),
     pytest.param(1, 72, 72, 17, 19, id="model-width-72"),
     pytest.param(1, 144, 144, 9, 10, id="model-width-144"),
+    pytest.param(1, 72, 72, 9, 144, id="model-width-72-aligned-source"),
 ]
 
 
@@ -329,6 +330,13 @@ def test_the_triton_backend_runs_the_kernels_and_never_the_reference(monkeypatch
 def test_the_shapes_reach_both_paths(d, e, fused):
     """The shape tables reach both paths: the whole state in one tile (dS fused into the target pass) or not."""
     assert la.fuses_state(d, e) == fused
+
+
+def test_the_half_shapes_reach_both_source_launches():
+    """bf16 sources of a multiple of 16 tokens take the non-fused source pass's 128-token blocks, the others 64."""
+    launches = {la._source_launch(ls, torch.bfloat16) for _, d, e, _, ls in (p.values for p in HALF_SHAPES)
+                if not la.fuses_state(d, e)}
+    assert launches == {la.SOURCE_LAUNCH, la.SOURCE_ALIGNED_LAUNCH}
 
 
 def test_split_of_the_hot_call_runs_two_full_waves():
