@@ -599,7 +599,8 @@ def _concat_conv1x1_bwd_dw_kernel(
         x = _load_rows(x_ptr, delta1, delta2, delta3, batch0, batch1, batch2, batch3, rows_ptr, rows_stride, row_unit,
                        row0 + offs_r, mask_r, pid_b, offs_p, offs_p // width, offs_p % width, mask_p, PIXEL_CONTIG)
         acc = dot(z, tl.trans(x).to(z.dtype), acc, DOT_PRECISION)
-        bias_acc += sum_(z.to(tl.float32), 1)
+        if has_dbias:  # a uniform branch: the launches without d bias skip the row sums
+            bias_acc += sum_(z.to(tl.float32), 1)
 
     part_rows = part_ptr + pid_s.to(tl.int64) * stride_ps + offs_m.to(tl.int64) * stride_pm
     tl.store(part_rows[:, None] + (row0 + offs_r)[None, :], acc, mask=mask_m[:, None] & mask_r[None, :])
