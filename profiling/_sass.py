@@ -23,12 +23,23 @@ TTIR level as the backend may have compiled it where the counts differ (`assign_
 disagree, the SASS loops count as one iteration and the figures that depend on trips are lower estimates.
 Dynamic counts (instructions issued per warp, bytes requested, tensor-core FLOPs) weight each SASS instruction by the
 trip counts of the loops around it.
+
+Program 0's path. A kernel's SASS holds every branch of its code, while each program runs one arm of a branch on
+its id (the linear attention's non-fused source pass computes dk in some programs, dv in the others) and no program
+runs an arm that a runtime switch turns off (the concat conv's residual). So the dynamic counts come from a second
+compile (`Specialiser.compile_ttir`) of the kernel's TTIR in which every `scf.if` whose condition program 0's
+arguments decide (`decided_branches`) has that condition as a constant (`program_zero_path`); the compiler drops the
+arms program 0 does not run. Registers, shared memory and the static counts stay those of the kernel itself. Work
+that the kernel does before a branch only for an arm program 0 skips is dropped from that compile too, while the
+kernel does it: kernels keep such work inside the branch (the concat conv's d bias row sums).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 
 from kernels._cubin import Instruction, instructions, resources, spill_bytes, width_bytes
@@ -101,6 +112,29 @@ class Specialiser:
 
         source = ASTSource(spec.kernel, spec.signature, spec.constexprs, spec.attrs)
         return triton.compile(source, target=self.target, options=spec.options.__dict__)
+
+    def compile_ttir(self, ttir: str, spec: Specialisation):
+        """`ttir` (a kernel's TTIR, edited: `program_zero_path`) compiled with `spec`'s options. It first goes through
+        the backend's TTIR passes again, whose canonicalisation drops the branches decided by constants (triton 3.6's
+        later passes fail on them otherwise): a compile from a .ttir file starts after those passes."""
+        import triton
+        from triton._C.libtriton import ir
+
+        with tempfile.TemporaryDirectory() as folder:
+            edited = os.path.join(folder, "edited.ttir")
+            with open(edited, "w") as f:
+                f.write(ttir)
+            context = ir.context()
+            ir.load_dialects(context)
+            self.backend.load_dialects(context)
+            module = ir.parse_mlir_module(edited, context)
+            module.context = context
+            options = self.backend.parse_options(spec.options.__dict__)
+            module = self.backend.make_ttir(module, {}, options, self.target.arch)
+            canonical = os.path.join(folder, "canonical.ttir")
+            with open(canonical, "w") as f:
+                f.write(str(module))
+            return triton.compile(canonical, target=self.target, options=spec.options.__dict__)
 
 
 def _span_bytes(tensor) -> int:
@@ -191,6 +225,7 @@ _ELEMENT_BYTES = {"i1": 1, "i8": 1, "f8E4M3FN": 1, "f8E5M2": 1, "i16": 2, "f16":
                   "i64": 8, "f64": 8}
 _TTIR_DEF = re.compile(r"^\s*(%[\w.#]+)(?::\d+)? = ([\w.]+)\s*(.*)$")
 _TTIR_FUNC = re.compile(r"tt\.func public @\w+\((.*)\) attributes")
+_TTIR_FUNC_OPEN = re.compile(r"^\s*tt\.func public @.*\{\s*$", re.MULTILINE)
 _TTIR_ARG = re.compile(r"(%[\w.#]+): ")
 _BOOLEANS = {"true": 1, "false": 0}
 _TTIR_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|true|false)(?=\s*(?::|loc\b|$))")
@@ -325,6 +360,23 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple) -> tuple[list[IrLoop], dic
         else:
             regions.append(_Region(indent, 1))
     return top, traffic
+
+
+def decided_branches(ttir: str, scalars: tuple, grid: tuple) -> dict[str, bool]:
+    """The conditions of the kernel's `scf.if`s that program 0's arguments decide (a runtime switch, a test of the
+    program id), by SSA name, with their values."""
+    values = _LoopBounds(ttir, scalars, grid)
+    decided = {name: values(name) for name in set(_TTIR_IF.findall(ttir))}
+    return {name: bool(value) for name, value in decided.items() if value is not None}
+
+
+def program_zero_path(ttir: str, decided: dict[str, bool]) -> str:
+    """The TTIR with each `scf.if` of `decided` given its condition as a constant, so that a compile of it
+    (`Specialiser.compile_ttir`) holds only the code program 0 runs."""
+    for name, value in decided.items():
+        ttir = re.sub(rf"scf\.if {re.escape(name)}(?![\w.#])", f"scf.if %program_zero_{str(value).lower()}", ttir)
+    constants = "".join(f"\n    %program_zero_{v} = arith.constant {v}" for v in ("true", "false"))
+    return _TTIR_FUNC_OPEN.sub(lambda found: found.group(0) + constants, ttir, count=1)
 
 
 def _loop_aliases(ttir: str) -> dict[str, str]:

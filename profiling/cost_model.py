@@ -30,11 +30,10 @@ resident programs, and the terms are
             STG, LDGSTS), at its width, re-reads included (TMA copies are not counted: their size is not in the
             instruction).
 Instructions, requested bytes, tensor-core FLOPs and MUFU operations are the SASS counts weighted by the loops' trip
-counts for the launch (profiling/_sass.py), every branch of the code included: where programs take one of two
-branches by their id (the linear attention's non-fused source pass: dk programs and dv programs), each is priced as if
-it ran both, and the issue, tensor, MUFU and L2 terms of such a launch are overstated (up to 2x for two even arms; the
-DRAM term follows program 0's branch). The model ignores memory latency beyond the LATENCY_WARPS rule, L2 hit
-rates, bank conflicts and the overlap of launches; the GPU session's measurements judge it.
+counts for the launch, along program 0's path where its arguments decide a branch (profiling/_sass.py): where
+programs take one of two arms by their id (the linear attention's non-fused source pass: dk programs and dv
+programs), every program is priced as program 0's arm. The model ignores memory latency beyond the LATENCY_WARPS
+rule, L2 hit rates, bank conflicts and the overlap of launches; the GPU session's measurements judge it.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     sass_instructions (the kernel), loop_instructions and loop_trips (its main loop, the top-level loop issuing the
     most: static instructions, trips per program for this launch), trips_matched (the SASS and TTIR loop nests
     agreed; else dynamic counts are low)
+    decided_branches: the kernel's branches whose conditions program 0's arguments decide
     issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
-    estimates for the whole launch (SASS counts weighted by loop trips); dram_bytes (each tensor the launch reads or
-    writes, once: profiling/_sass.py's `dram_bytes`)
+    estimates for the whole launch (SASS counts weighted by loop trips, of program 0's path where decided_branches:
+    profiling/_sass.py); dram_bytes (each tensor the launch reads or writes, once: profiling/_sass.py's
+    `dram_bytes`)
     bytes, flops, floor_us: the op call's minimal bytes and FLOPs in this direction (bench/costs.py) and its floor
     eager_us: the reference's eager run of the op call predicted (profiling/cost_model.py `eager_us`), where modelled
     predicted_us, bound_by: the launch's predicted time and its largest term
@@ -266,6 +268,22 @@ class Compiler:
             self._codes[key] = _sass.kernel_code(self.specialiser.compile(spec))
         return self._codes[key]
 
+    def path_code(self, spec) -> tuple:
+        """(the code program 0 of the launch runs, the number of branches its arguments decide): the kernel compiled
+        again from its TTIR with those branches taken as decided (`_sass.program_zero_path`), or the kernel's own
+        code where none is."""
+        from profiling import _sass
+
+        code = self.code(spec)
+        decided = _sass.decided_branches(code.ttir, spec.scalars, spec.grid)
+        if not decided:
+            return code, 0
+        key = (spec.key(), tuple(sorted(decided.items())))
+        if key not in self._codes:
+            self._codes[key] = _sass.kernel_code(
+                self.specialiser.compile_ttir(_sass.program_zero_path(code.ttir, decided), spec))
+        return self._codes[key], len(decided)
+
 
 def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict | None,
                   host_seconds: float, host_floor_seconds: float) -> dict:
@@ -274,6 +292,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
 
     code = compiler.code(spec)
     static = _sass.static_counts(code)
+    path, decided = compiler.path_code(spec)
     programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
     ctas = cost_model.ctas_per_sm(static["registers"], static["shared_bytes"], spec.options.num_warps)
     nbytes, flops = costs[direction]
@@ -281,7 +300,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         kind="launch", op=call.op, kernel=spec.kernel.__name__, case=call.case, direction=direction,
         calls_per_step=call.count, launches=count, grid=list(spec.grid), num_warps=spec.options.num_warps,
         num_stages=spec.options.num_stages, constexprs=_constexpr_names(spec), **static, ctas_per_sm=ctas,
-        waves=round(cost_model.waves(programs, ctas), 3), **_sass.dynamic_counts(code, spec),
+        waves=round(cost_model.waves(programs, ctas), 3), decided_branches=decided, **_sass.dynamic_counts(path, spec),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
         eager_us=round(cost_model.eager_us(eager[direction]), 2) if eager else None,
         host_us=round(host_seconds * 1e6, 1), host_floor_us=round(host_floor_seconds * 1e6, 1),

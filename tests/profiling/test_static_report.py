@@ -33,8 +33,8 @@ TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY
 BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
-          "mufu", "sass_instructions", "loop_instructions", "bytes", "flops", "floor_us", "predicted_us", "host_us",
-          "host_floor_us")
+          "mufu", "sass_instructions", "loop_instructions", "decided_branches", "bytes", "flops", "floor_us",
+          "predicted_us", "host_us", "host_floor_us")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,9 @@ def test_tiny_report_has_every_field_of_every_launch(tiny_report):
         assert r["waves"] == pytest.approx(math.prod(r["grid"]) / (cost_model.SMS * r["ctas_per_sm"]), abs=1e-3)
     products = [r for r in records if r["kernel"] in ("_window_attention_fwd_kernel", "_window_attention_bwd_kernel")]
     assert len(products) == 2 and all(r["tensor_core_ops"] and r["tensor_flops"] for r in products)
+    # the linear attention's state pass branches on its program id: counted along program 0's path, a second compile
+    (state,) = [r for r in records if r["kernel"] == "_linear_cross_attention_state_kernel"]
+    assert state["decided_branches"] and state["issued_instructions"] and state["trips_matched"]
     markdown = tiny_report.with_suffix(".md").read_text()
     assert "not measurements" in markdown and all(r["kernel"] in markdown for r in records)
 
@@ -123,7 +126,33 @@ def test_eager_prediction_of_the_aggregation():
 def test_loop_trips_and_memory_from_the_ir():
     """Bounds from arguments, constants and program 0; a loop of one trip flattened, as the backend compiles it; bytes
     per pointer argument weighted by trips, none in a branch known not taken."""
-    ttir = """
+    loops, traffic = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1))
+    assert [(loop.trips, [child.trips for child in loop.children]) for loop in loops] == [(13, [4]), (1, [100])]
+    assert traffic == {0: 13 * 4 * 32 * 2}
+    sass = [_sass.Loop(0x100, 0x400, [_sass.Loop(0x200, 0x300, [])]), _sass.Loop(0x500, 0x600, [])]
+    assert _sass.assign_trips(sass, loops)
+    assert (sass[0].trips, sass[0].children[0].trips, sass[1].trips) == (13, 4, 100)
+    assert _sass.dram_bytes(traffic, ((0x1000, 1000), None), programs=8) == 1000  # at most the tensor's extent
+
+
+def test_program_zero_path_makes_the_decided_conditions_constants():
+    """The branch on n == 0 is decided by n's value (not taken for n = 100, taken for n = 0) and undecided without
+    it; the path's TTIR branches on a constant defined at the top of the function, and nothing else changes."""
+    assert _sass.decided_branches(TTIR, (None, 100), (8, 1, 1)) == {"%empty": False}
+    assert _sass.decided_branches(TTIR, (None, 0), (8, 1, 1)) == {"%empty": True}
+    assert _sass.decided_branches(TTIR, (None, None), (8, 1, 1)) == {}
+    path = _sass.program_zero_path(TTIR, {"%empty": False})
+    lines = path.splitlines()
+    opening = next(i for i, line in enumerate(lines) if "tt.func public" in line)
+    assert lines[opening + 1:opening + 3] == ["    %program_zero_true = arith.constant true",
+                                              "    %program_zero_false = arith.constant false"]
+    assert "scf.if %program_zero_false {" in path and "scf.if %empty" not in path
+    restored = "\n".join(lines[:opening + 1] + lines[opening + 3:])
+    assert restored.replace("scf.if %program_zero_false", "scf.if %empty") == TTIR
+
+
+# A kernel's TTIR as Triton prints it: two loop nests (the second of one trip) and a branch on an argument.
+TTIR = """
   tt.func public @k(%x_ptr: !tt.ptr<bf16> {tt.divisibility = 16 : i32} loc("x"), %n: i32 loc("n")) attributes {} {
     %c0_i32 = arith.constant 0 : i32 loc(#loc)
     %c1_i32 = arith.constant 1 : i32 loc(#loc)
@@ -145,13 +174,6 @@ def test_loop_trips_and_memory_from_the_ir():
       tt.store %ptrs, %v : tensor<32x!tt.ptr<bf16>> loc(#loc)
     } loc(#loc)
   } loc(#loc)"""
-    loops, traffic = _sass.read_ttir(ttir, (None, 100), (8, 1, 1))
-    assert [(loop.trips, [child.trips for child in loop.children]) for loop in loops] == [(13, [4]), (1, [100])]
-    assert traffic == {0: 13 * 4 * 32 * 2}
-    sass = [_sass.Loop(0x100, 0x400, [_sass.Loop(0x200, 0x300, [])]), _sass.Loop(0x500, 0x600, [])]
-    assert _sass.assign_trips(sass, loops)
-    assert (sass[0].trips, sass[0].children[0].trips, sass[1].trips) == (13, 4, 100)
-    assert _sass.dram_bytes(traffic, ((0x1000, 1000), None), programs=8) == 1000  # at most the tensor's extent
 
 
 def test_sass_widths_and_tensor_core_work():
