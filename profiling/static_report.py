@@ -75,14 +75,17 @@ HONESTY = ("compile-time figures (sm_90 cubins compiled on a CPU) and prediction
 
 
 def _use_kernels_at(commit: str | None) -> None:
-    """Import the `kernels` package as it was at `commit` (the baseline's), the rest (bench, sca_mtl, profiling) from
-    this checkout: the package is extracted with `git archive` into a temporary directory put first on sys.path."""
+    """From here on, import the `kernels` package as it was at `commit` (the baseline's), the rest (bench, sca_mtl,
+    profiling) from this checkout: the package is extracted with `git archive` into a temporary directory put first
+    on sys.path, and this checkout's, imported to record the model's op calls, is forgotten."""
     if commit is None:
         return
     holder = tempfile.mkdtemp(prefix="static-report-kernels-")
     archive = subprocess.run(["git", "archive", commit, "kernels"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", holder], input=archive, check=True)
     sys.path.insert(0, holder)
+    for name in [name for name in sys.modules if name == "kernels" or name.startswith("kernels.")]:
+        del sys.modules[name]
 
 
 def _bypass_device_checks(modules: list) -> None:
@@ -171,6 +174,8 @@ def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
 
     op = kernels.get_op(call.op, "triton")
     args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
+    if not _takes_parts(call.op):
+        args = tuple(torch.cat(a).detach().requires_grad_() if isinstance(a, list) else a for a in args)
     leaves = list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
     out = op(*args, **kwargs)
     upstream = torch.empty_like(out)
@@ -188,6 +193,13 @@ def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
     fwd_floor = host_seconds(lambda: floor.apply(output_like, *leaves), repeats)
     bwd_floor = host_seconds(lambda: torch.autograd.grad(floor_out, leaves, upstream, retain_graph=True), repeats)
     return {"fwd": (forward, fwd_time, fwd_floor), "bwd": (backward, bwd_time, bwd_floor)}
+
+
+def _takes_parts(op_name: str) -> bool:
+    """Whether the op takes its batched inputs as lists of parts (stacked in place). The kept baseline's kernels
+    (3d4e074) predate that: its model concatenated the parts first, so its calls get them concatenated."""
+    return op_name != "linear_cross_attention" or hasattr(importlib.import_module("kernels.linear_attention"),
+                                                            "Stacked")
 
 
 def host_seconds(fn, repeats: int) -> float:
@@ -563,16 +575,17 @@ def main(argv: list[str] | None = None) -> None:
         replace_readme_section(README_START, README_END, readme_section(args.out), README)
         return
     os.environ["TRITON_INTERPRET"] = "0"  # before anything imports triton: the kernels must stay JIT functions
-    _use_kernels_at(args.kernels_commit)
     import torch
 
     torch.set_num_threads(1)  # see host_seconds
-    import kernels  # noqa: F401  (this checkout's or --kernels-commit's, before bench imports anything)
     from bench.shapes import MODEL_BATCH, MODEL_SIZE, model_op_calls
 
     size, batch = tuple(args.size or MODEL_SIZE), args.batch or MODEL_BATCH
-    calls = [call for call in model_op_calls(size=size, batch=batch)
+    calls = [call for call in model_op_calls(size=size, batch=batch)  # today's model, on this checkout's kernels
              if not args.cases or any(part in call.case for part in args.cases)]
+    import bench.costs  # noqa: F401  (the op calls' bytes and FLOPs: this checkout's references)
+
+    _use_kernels_at(args.kernels_commit)
     started = time.perf_counter()
     records = step_records(calls, args.repeats, log=lambda line: print(line, file=sys.stderr, flush=True))
     head = header(args.kernels_commit, size, batch, records)
