@@ -129,8 +129,7 @@ class Specialiser:
             self.backend.load_dialects(context)
             module = ir.parse_mlir_module(edited, context)
             module.context = context
-            options = self.backend.parse_options(spec.options.__dict__)
-            module = self.backend.make_ttir(module, {}, options, self.target.arch)
+            module = self.backend.make_ttir(module, {}, spec.options, self.target.arch)
             canonical = os.path.join(folder, "canonical.ttir")
             with open(canonical, "w") as f:
                 f.write(str(module))
