@@ -27,14 +27,16 @@ test: lint
 	$(PY) -m pytest $(XDIST)
 
 # The lent GPU machine's versions (torch 2.11.0, triton 3.6.0), checked on a CPU: the kernels' tests through that
-# Triton's interpreter (which needs numpy < 2.3) and their ahead-of-time compile for Hopper, and the GPU session's dry
-# run (every unit's plumbing on those versions, before the one try on the GPU). Downloads ~4.6 GB once.
+# Triton's interpreter (which needs numpy < 2.3) and their ahead-of-time compile for Hopper, the GPU session's dry run
+# (every unit's plumbing on those versions, before the one try on the GPU) and that the JIT finds the kernels its
+# compile-cache step compiles ahead. Downloads ~4.6 GB once.
 GPU_VERSIONS_VENV := .venv-torch2.11
 
 test-gpu-versions:
 	test -x $(GPU_VERSIONS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VERSIONS_VENV)
 	$(GPU_VERSIONS_VENV)/bin/python -m pip install -e '.[dev]' torch==2.11.0 'numpy<2.3'
-	$(GPU_VERSIONS_VENV)/bin/python -m pytest $(XDIST) tests/kernels tests/test_gpu_session.py
+	$(GPU_VERSIONS_VENV)/bin/python -m pytest $(XDIST) tests/kernels tests/test_gpu_session.py \
+		tests/profiling/test_compile_cache.py
 
 demo: $(STAMP)
 	$(VENV)/bin/sca-mtl demo --out runs/demo

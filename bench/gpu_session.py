@@ -8,10 +8,14 @@
 
 Steps, in this order. Each unit runs in its own process with a timeout, so that a hung CUDA call or a slow
 torch.compile is killed and recorded and the next unit runs. A unit's timeout is its budget plus what the units
-before it left unused, so the session ends within the sum of the budgets (450 s); a unit that plans its own work
-(d) plans within its budget, so that unused time flows on to the training-step compiles.
+before it left unused, so the session ends within the sum of the budgets (470 s); a unit that plans its own work
+(d) plans within its budget, so that unused time flows on to the training-step compiles. Each unit's status row
+counts the entries it added to Triton's kernel cache (the kernels it compiled).
     a  environment    device, SM count, torch/triton/CUDA/cuDNN versions, and two measured ceilings: a 1 GiB
                       device-to-device copy (bytes read + written per second), an 8192^3 bf16 matmul (FLOP/s)
+       compile-cache  every launch of the model's op calls in bf16, fp16 and fp32 compiled into Triton's cache by
+                      a process per CPU (profiling/compile_cache.py), instead of one at a time at first launch in
+                      the units after it
     b  pytest         `pytest -m gpu` (parity at the model's sizes in bf16/fp16/fp32, determinism): a row per test
     c  graphs         each model op call's Triton forward+backward, then one Triton training step, captured in a
                       CUDA graph and replayed: the replay's outputs against eager ones (bitwise equal? largest
@@ -62,6 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import MODES, measure_calls, mode_calls, timing  # noqa: E402
+from profiling.compile_cache import cache_entries  # noqa: E402
 
 RESULTS, LOG, TOP_KERNELS = "results.jsonl", "session.log", "top_kernels.txt"
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
@@ -74,6 +79,7 @@ MARGIN_SECONDS = 5  # a unit stops planning work this long before its budget end
 STEP_WARMUP, STEP_TIMED, PROFILED_STEPS = 3, 10, 2  # training steps (the dry run: 1, 2, 1)
 GRAPH_WARMUP = 3  # calls on a side stream before a capture (torch.cuda.graphs' recipe)
 DRY_SIZE, DRY_CALL_BATCH, DRY_STEP_BATCH = (32, 64), 1, 2  # the dry run's model: every op still called
+DRY_COMPILES = 3  # launches the dry run compiles ahead (a 2-core CPU: ~1 s each)
 DRY_RUN_STEP = "dry run: the eager (torch) model stands in; a Triton step through the interpreter takes minutes"
 
 
@@ -191,6 +197,21 @@ def environment(ctx: Context) -> None:
     for case, calls in ceilings:
         ctx.attempt({}, lambda case=case, calls=calls: measure_calls(case, "torch", calls,
                                                                      timer=ctx.timer(rep=CEILING_REP)))
+
+
+def compile_cache(ctx: Context) -> None:
+    """Triton's kernel cache filled ahead (profiling/compile_cache.py; this unit's process has TRITON_INTERPRET=0, so
+    that the dry run captures JIT functions too). The dry run compiles a few launches of the tiny model, on one
+    process."""
+    from bench.shapes import model_op_calls
+    from profiling.compile_cache import DTYPES, fill
+
+    if ctx.dry_run:
+        summary = fill(model_op_calls(size=DRY_SIZE, batch=DRY_CALL_BATCH), DTYPES[:1], workers=1,
+                       deadline=ctx.deadline, limit=DRY_COMPILES)
+    else:
+        summary = fill(model_op_calls(), DTYPES, deadline=ctx.deadline)
+    ctx.emit({"op": "compile_cache", "case": "model op calls", **summary})
 
 
 # --- b: pytest -m gpu -------------------------------------------------------------------------------------------------
@@ -450,14 +471,16 @@ class Unit:
     dry_budget: float  # seconds on a 2-core CPU
     run: Callable[[Context], None]
     dry_skip: str | None = None  # why the dry run leaves the unit out
+    environment: tuple = ()  # (name, value) pairs set in the unit's process
 
 
 UNITS = (
     Unit("a", "environment", 20, 40, environment),
-    Unit("b", "pytest", 90, 60, pytest_gpu),
+    Unit("a", "compile-cache", 40, 45, compile_cache, environment=(("TRITON_INTERPRET", "0"),)),
+    Unit("b", "pytest", 80, 60, pytest_gpu),  # (b to f: their budgets without Triton's compiles, done in a)
     Unit("c", "graphs-ops", 25, 60, graphs_ops),
     Unit("c", "graphs-step", 25, 40, graphs_step),
-    Unit("d", "ops", 130, 90, ops),
+    Unit("d", "ops", 120, 90, ops),
     Unit("e", "step-eager-triton", 35, 40, training_step(("eager", "triton"))),
     Unit("e", "step-compile", 60, 0, training_step(("compile",)), "dry run: an inductor compile of the whole model"),
     Unit("e", "step-compile+triton", 45, 0, training_step(("compile+triton",)), "dry run: as step-compile"),
@@ -498,8 +521,9 @@ def _run_unit(out: Path, unit: Unit, timeout: float, dry_run: bool) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--unit", unit.name, "--out", str(out),
                "--budget", f"{min(budget, timeout):.1f}", *(["--dry-run"] if dry_run else [])]
     environ = {**os.environ, "PYTHONUNBUFFERED": "1",  # a killed unit's last lines reach the log
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    begun, timed_out = time.time(), False
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               **dict(unit.environment)}
+    begun, timed_out, entries = time.time(), False, cache_entries()
     with open(log, "a") as sink:
         sink.write(f"\n===== {unit.step} {unit.name} (timeout {timeout:.0f} s)\n")
         sink.flush()
@@ -513,7 +537,8 @@ def _run_unit(out: Path, unit: Unit, timeout: float, dry_run: bool) -> dict:
     seconds = time.time() - begun
     mine = [r for r in _read_rows(out / RESULTS) if r.get("unit") == unit.name]
     status = {"seconds": round(seconds, 1), "timeout_s": round(timeout, 1), "rows": len(mine),
-              "errors": sum("error" in r for r in mine), "skipped": sum("skipped" in r for r in mine)}
+              "errors": sum("error" in r for r in mine), "skipped": sum("skipped" in r for r in mine),
+              "triton_cache_added": cache_entries() - entries}
     if code == 0:
         return {**status, "status": "partial" if status["errors"] else "ok"}
     tail = log.read_bytes()[offset:].decode(errors="replace").strip().splitlines()[-25:]
@@ -589,9 +614,11 @@ def summary(rows: list[dict]) -> list[str]:
                                              if dry else "")]
     for r in (r for r in rows if r.get("op") == "gpu_session"):
         notes = ", ".join(f"{k} {r[k]}" for k in ("rows", "errors", "skipped") if r.get(k))
+        if r.get("triton_cache_added"):
+            notes += f"{', ' if notes else ''}Triton kernels compiled {r['triton_cache_added']}"
         lines.append(f"{r['step']} {r['unit']:<20} {r['status']:<8} {r['seconds']:6.1f} s  {notes}"
                      + (f"  {r.get('error') or r.get('note')}" if r.get("error") or r.get("note") else ""))
-    lines += _environment_lines(rows) + _test_lines(rows) + _graph_lines(rows)
+    lines += _environment_lines(rows) + _compile_cache_lines(rows) + _test_lines(rows) + _graph_lines(rows)
     lines.append(f"{'op':<24} {'provider':<20} {'calls':>5} {'fwd ms':>8} {'bwd ms':>8} {'fwd+bwd':>8} {'speedup':>7}"
                  "  (ms per training step: each call x its calls per forward; speedup: the reference's fwd+bwd"
                  " over the provider's, same calls)")
@@ -619,6 +646,16 @@ def _environment_lines(rows: list[dict]) -> list[str]:
         rate = f"{r['gb_per_s']:.0f} GB/s" if "gb_per_s" in r else f"{r['tflop_per_s']:.0f} TFLOP/s"
         line += f"; {r['case']} {rate}"
     return [line]
+
+
+def _compile_cache_lines(rows: list[dict]) -> list[str]:
+    ahead = next((r for r in rows if r.get("op") == "compile_cache"), None)
+    if ahead is None:
+        return []
+    later = sum(r.get("triton_cache_added", 0) for r in rows if r.get("op") == "gpu_session" and r["step"] != "a")
+    return [f"Triton kernels compiled ahead: {ahead['compiled']} of {ahead['launches_captured']} launches captured "
+            f"({' '.join(ahead['dtypes'])}) by {ahead['workers']} processes in {ahead['seconds']:.0f} s; compiled "
+            f"later by the units b-f: {later}"]
 
 
 def _test_lines(rows: list[dict]) -> list[str]:
@@ -695,7 +732,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="the folder for the session's files")
     parser.add_argument("--steps", default="abcdef",
-                        help="the steps to run, e.g. de (default: all, in order; a, the environment, always runs)")
+                        help="the steps to run, e.g. de (default: all, in order; a, the environment and the "
+                             "compile cache, always runs)")
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes: every unit's plumbing, no timing")
     parser.add_argument("--record", type=Path, metavar="DIR", help="record a real session's folder and stop")
     parser.add_argument("--unit", help=argparse.SUPPRESS)  # the session runs each unit as `--unit NAME`

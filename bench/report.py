@@ -3,8 +3,8 @@
 For every device file, the latest run of each op (the rows sharing its newest date and commit) becomes a table:
 median ms per provider side by side, the Triton provider's speed-up over each other one, its achieved throughput
 against the device's limit, and peak memory. A GPU session's other rows (bench/gpu_session.py: its units' statuses,
-the device and measured ceilings, `pytest -m gpu`, CUDA-graph replays, the top kernels of the Triton step) get a
-table each. Nothing in that section of the README is typed by hand.
+the device, the kernels compiled ahead, the measured ceilings, `pytest -m gpu`, CUDA-graph replays, the top kernels
+of the Triton step) get a table each. Nothing in that section of the README is typed by hand.
 
     python bench/report.py            # rewrites README.md between the markers
     python bench/report.py --print    # prints the section instead
@@ -27,7 +27,7 @@ NO_RESULTS = (
     "this section."
 )
 # A GPU session's rows first (how the session went, on what), then the ops', the training step's and its kernels.
-SECTION_ORDER = ("gpu_session", "environment", "ceiling", "pytest", "cuda_graph")
+SECTION_ORDER = ("gpu_session", "environment", "compile_cache", "ceiling", "pytest", "cuda_graph")
 
 
 def latest_runs(rows: list[dict]) -> dict:
@@ -93,9 +93,18 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
 
 
 def session_table(rows: list[dict]) -> list[str]:
-    return _table(["step", "unit", "status", "seconds", "rows", "errors", "skipped", "note"],
+    return _table(["step", "unit", "status", "seconds", "rows", "errors", "skipped", "Triton kernels compiled", "note"],
                   [[r["step"], r["unit"], r["status"], r.get("seconds"), r.get("rows"), r.get("errors"),
-                    r.get("skipped"), (r.get("error") or r.get("note") or "")[:120]] for r in rows])
+                    r.get("skipped"), r.get("triton_cache_added"), (r.get("error") or r.get("note") or "")[:120]]
+                   for r in rows])
+
+
+def compile_cache_table(rows: list[dict]) -> list[str]:
+    """profiling/compile_cache.py's run: launches compiled ahead by a pool of processes."""
+    return _table(["dtypes", "launches", "compiled", "not compiled", "errors", "processes", "compile s (sum)",
+                   "wall s"],
+                  [[" ".join(r["dtypes"]), r["launches_captured"], r["compiled"], r["not_compiled"], r["errors"],
+                    r["workers"], r["compile_seconds"], r["seconds"]] for r in rows])
 
 
 def environment_table(rows: list[dict]) -> list[str]:
@@ -145,8 +154,9 @@ def top_kernels_table(rows: list[dict]) -> list[str]:
                     f"{r['calls_per_step']:g}"] for r in kernels]) + _unmeasured(rows)
 
 
-TABLES = {"gpu_session": session_table, "environment": environment_table, "ceiling": ceiling_table,
-          "pytest": pytest_table, "cuda_graph": graph_table, "top_kernels": top_kernels_table}
+TABLES = {"gpu_session": session_table, "environment": environment_table, "compile_cache": compile_cache_table,
+          "ceiling": ceiling_table, "pytest": pytest_table, "cuda_graph": graph_table,
+          "top_kernels": top_kernels_table}
 
 
 def step_table(all_rows: list[dict]) -> list[str]:

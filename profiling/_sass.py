@@ -36,11 +36,12 @@ kernel does it: kernels keep such work inside the branch (the concat conv's d bi
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from kernels._cubin import Instruction, instructions, resources, spill_bytes, width_bytes
 
@@ -73,6 +74,16 @@ class Specialisation:
         """Identifies the compiled kernel (not the grid or scalar values)."""
         return (self.kernel.__module__, self.kernel.__name__, repr(self.signature), repr(self.constexprs),
                 repr(self.attrs), repr(sorted(self.options.__dict__.items(), key=str)))
+
+    def __reduce__(self):
+        """Pickled with its kernel named by module and name (a JITFunction does not pickle): to be compiled in another
+        process (profiling/compile_cache.py)."""
+        values = [getattr(self, field.name) for field in fields(self) if field.name != "kernel"]
+        return _specialisation, (self.kernel.__module__, self.kernel.__name__, *values)
+
+
+def _specialisation(module: str, name: str, *values) -> Specialisation:
+    return Specialisation(getattr(importlib.import_module(module), name), *values)
 
 
 class Specialiser:

@@ -54,8 +54,9 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,35 +165,61 @@ def _autograd_floor():
     return AutogradFloor
 
 
-def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
-    """direction -> (launches, host seconds per call, the autograd floor's seconds) of one op call on bf16 CPU
-    tensors."""
+@dataclass
+class RecordedCall:
+    """One op call run once forward and once backward with its launches intercepted, and what timing it again needs."""
+
+    forward: list  # the forward's launches (Specialisations), in order
+    backward: list
+    run_forward: Callable[[], object]
+    run_backward: Callable[[], object]
+    leaves: list  # the call's distinct input tensors
+    output: object
+    upstream: object
+
+
+def record_call(call, interceptor: Interceptor, dtype=None) -> RecordedCall:
+    """`call` on CPU tensors of `dtype` (default bf16, the model's under autocast) through the Triton op, forward and
+    backward, recording its launches (`interceptor` active)."""
     import torch
 
     import kernels
     from bench.shapes import make_args
 
     op = kernels.get_op(call.op, "triton")
-    args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
+    args, kwargs = make_args(call, dtype or torch.bfloat16, "cpu", requires_grad=True)
     if not _takes_parts(call.op):
         args = tuple(torch.cat(a).detach().requires_grad_() if isinstance(a, list) else a for a in args)
     leaves = list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
     out = op(*args, **kwargs)
     upstream = torch.empty_like(out)
     forward = interceptor.take()
-    torch.autograd.grad(out, leaves, upstream, retain_graph=True)  # grad, not backward: no copies into .grad
-    backward = interceptor.take()
+
+    def run_backward():
+        return torch.autograd.grad(out, leaves, upstream, retain_graph=True)  # grad, not backward: no copies to .grad
+
+    run_backward()
+    return RecordedCall(forward, interceptor.take(), lambda: op(*args, **kwargs), run_backward, leaves, out, upstream)
+
+
+def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
+    """direction -> (launches, host seconds per call, the autograd floor's seconds) of one op call on bf16 CPU
+    tensors."""
+    import torch
+
+    recorded = record_call(call, interceptor)
     interceptor.recording = False
     try:
-        fwd_time = host_seconds(lambda: op(*args, **kwargs), repeats)
-        bwd_time = host_seconds(lambda: torch.autograd.grad(out, leaves, upstream, retain_graph=True), repeats)
+        fwd_time = host_seconds(recorded.run_forward, repeats)
+        bwd_time = host_seconds(recorded.run_backward, repeats)
     finally:
         interceptor.recording = True
-    floor, output_like = _autograd_floor(), out.detach()
+    leaves, upstream = recorded.leaves, recorded.upstream
+    floor, output_like = _autograd_floor(), recorded.output.detach()
     floor_out = floor.apply(output_like, *leaves)
     fwd_floor = host_seconds(lambda: floor.apply(output_like, *leaves), repeats)
     bwd_floor = host_seconds(lambda: torch.autograd.grad(floor_out, leaves, upstream, retain_graph=True), repeats)
-    return {"fwd": (forward, fwd_time, fwd_floor), "bwd": (backward, bwd_time, bwd_floor)}
+    return {"fwd": (recorded.forward, fwd_time, fwd_floor), "bwd": (recorded.backward, bwd_time, bwd_floor)}
 
 
 def _takes_parts(op_name: str) -> bool:

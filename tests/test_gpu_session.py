@@ -3,6 +3,7 @@ only the lent GPU machine runs, in one try, does not first break there; a unit p
 recorded; a carried-back session is recorded with the device and versions that measured it."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ DRY_RUN_SECONDS = 170  # the dry run's own budget is under 3 minutes on a 2-core
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-session")
     results = sorted((ROOT / "bench" / "results").glob("*"))
-    run = subprocess.run([sys.executable, "bench/gpu_session.py", "--out", str(out), "--dry-run"], cwd=ROOT,
+    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path_factory.mktemp("triton-cache"))}  # empty: counts add up
+    run = subprocess.run([sys.executable, "bench/gpu_session.py", "--out", str(out), "--dry-run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=DRY_RUN_SECONDS)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert sorted((ROOT / "bench" / "results").glob("*")) == results, "a dry run recorded results"
@@ -57,6 +59,16 @@ def test_each_op_ran_every_mode_with_the_reference_and_triton(dry_run):
         assert {mode for provider, mode in timed if provider == "triton"} == set(gpu_session.MODES)
     errors = [(r["op"], r["provider"]) for r in rows if "error" in r]
     assert errors == [("window_attention", "flex")], errors  # FlexAttention has no backward on the CPU
+
+
+def test_the_compile_cache_unit_fills_the_cache_and_the_others_add_nothing(dry_run):
+    _, rows, _ = dry_run
+    (ahead,) = [r for r in rows if r.get("op") == "compile_cache"]
+    assert ahead["compiled"] == gpu_session.DRY_COMPILES == ahead["cache_entries_added"] and ahead["errors"] == 0
+    ran = [r for r in rows if r.get("op") == "gpu_session" and r["status"] != "skipped"]
+    added = {r["unit"]: r["triton_cache_added"] for r in ran}
+    assert added.pop("compile-cache") == gpu_session.DRY_COMPILES
+    assert set(added.values()) == {0}  # the dry run's kernels are the interpreter's: nothing compiled
 
 
 def test_graphs_tests_step_and_profile_rows(dry_run):
