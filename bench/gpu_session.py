@@ -10,7 +10,8 @@ Steps, in this order. Each unit runs in its own process with a timeout, so that 
 torch.compile is killed and recorded and the next unit runs. A unit's timeout is its budget plus what the units
 before it left unused, so the session ends within the sum of the budgets (470 s); a unit that plans its own work
 (d) plans within its budget, so that unused time flows on to the training-step compiles. Each unit's status row
-counts the entries it added to Triton's kernel cache (the kernels it compiled).
+counts the entries it added to Triton's kernel cache (the kernels it compiled, Inductor's included: every unit
+shares the one cache folder).
     a  environment    device, SM count, torch/triton/CUDA/cuDNN versions, and two measured ceilings: a 1 GiB
                       device-to-device copy (bytes read + written per second), an 8192^3 bf16 matmul (FLOP/s)
        compile-cache  every launch of the model's op calls in bf16, fp16 and fp32 compiled into Triton's cache by
@@ -66,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import MODES, measure_calls, mode_calls, timing  # noqa: E402
-from profiling.compile_cache import cache_entries  # noqa: E402
+from profiling.compile_cache import cache_dir, cache_entries  # noqa: E402
 
 RESULTS, LOG, TOP_KERNELS = "results.jsonl", "session.log", "top_kernels.txt"
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
@@ -490,6 +491,7 @@ UNITS = (
 
 def run_session(out: Path, steps: str, dry_run: bool) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
+    os.environ["TRITON_CACHE_DIR"] = str(cache_dir())  # for every unit: else Inductor moves it (see cache_dir)
     for name in (RESULTS, LOG, TOP_KERNELS, *(f"{op}.png" for op in (*OPS, "training_step"))):
         (out / name).unlink(missing_ok=True)
     started, planned = time.time(), 0.0
@@ -655,7 +657,7 @@ def _compile_cache_lines(rows: list[dict]) -> list[str]:
     later = sum(r.get("triton_cache_added", 0) for r in rows if r.get("op") == "gpu_session" and r["step"] != "a")
     return [f"Triton kernels compiled ahead: {ahead['compiled']} of {ahead['launches_captured']} launches captured "
             f"({' '.join(ahead['dtypes'])}) by {ahead['workers']} processes in {ahead['seconds']:.0f} s; compiled "
-            f"later by the units b-f: {later}"]
+            f"later by the units b-f (Inductor's kernels included): {later}"]
 
 
 def _test_lines(rows: list[dict]) -> list[str]:

@@ -29,11 +29,17 @@ _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 _specialiser = None  # one per compiling process
 
 
-def cache_entries() -> int:
-    """Entries in Triton's kernel cache folder (one per compiled kernel): TRITON_CACHE_DIR, else ~/.triton/cache,
-    triton's own default (TRITON_HOME moves it)."""
+def cache_dir() -> Path:
+    """Triton's kernel cache folder: TRITON_CACHE_DIR, else triton's own default ~/.triton/cache (TRITON_HOME moves
+    it). Inductor sets TRITON_CACHE_DIR to a folder of its own in a process where it is unset, after which the JIT's
+    kernels there look in that folder: a run that relies on this fill pins it first (bench/gpu_session.py)."""
     home = os.environ.get("TRITON_HOME", os.path.expanduser("~"))
-    folder = Path(os.environ.get("TRITON_CACHE_DIR") or os.path.join(home, ".triton", "cache"))
+    return Path(os.environ.get("TRITON_CACHE_DIR") or os.path.join(home, ".triton", "cache"))
+
+
+def cache_entries() -> int:
+    """Entries in Triton's kernel cache folder, one per compiled kernel."""
+    folder = cache_dir()
     return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
 
 
