@@ -5,7 +5,7 @@ not measurements.
 How. Each distinct op call of the step (bench/shapes.py) runs on bf16 CPU tensors through the public Triton op,
 forward and backward (autograd), with TRITON_INTERPRET=0 (the kernels stay JIT functions) and every
 `JITFunction.run` intercepted: the launch is specialised as the JIT would (profiling/_sass.py) and recorded, nothing
-runs on a device. The launchers' device check is bypassed (`_bypass_device_checks`); the SM count they size grids by
+runs on a device. The launchers' device check is bypassed (`bypass_device_checks`); the SM count they size grids by
 is 132 without CUDA (an H100's). Outputs of intercepted launches are uninitialised memory, which the torch glue
 between launches (sums of partials) reads harmlessly. Each distinct launch is compiled for sm_90, its cubin read
 (registers, spills, shared memory, SASS counted by kind and per loop), and priced by profiling/cost_model.py. A
@@ -89,17 +89,23 @@ def _use_kernels_at(commit: str | None) -> None:
         del sys.modules[name]
 
 
-def _bypass_device_checks(modules: list) -> None:
-    """The launchers refuse CPU tensors outside the interpreter. Today that is one function, kernels._triton's
-    check_device, imported by name into each op module; the baseline commit 3d4e074 predates it: its linear attention
-    has `_check_device`, its window attention compares against its module flag INTERPRETED (read nowhere else after
-    import: the kernels' constexpr copy of it was taken then) and its concat conv checks nothing."""
-    for module in modules:
+def bypass_device_checks() -> None:
+    """The op modules' launchers take CPU tensors from here on. They refuse them outside the interpreter: today by one
+    function, kernels._triton's check_device, imported by name into each op module; the baseline commit 3d4e074
+    predates it: its linear attention has `_check_device`, its window attention compares against its module flag
+    INTERPRETED (read nowhere else after import: the kernels' constexpr copy of it was taken then) and its concat conv
+    checks nothing."""
+    for module in (importlib.import_module(f"kernels.{name}") for name in OP_MODULES):
         for name in ("check_device", "_check_device"):
             if hasattr(module, name):
                 setattr(module, name, lambda *args: None)
         if not hasattr(module, "check_device") and hasattr(module, "INTERPRETED"):
             module.INTERPRETED = True
+
+
+def leaf_tensors(args: tuple, kwargs: dict) -> list:
+    """The distinct tensors of an op call's arguments (a repeated input once), in order."""
+    return list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
 
 
 def _tensors(values) -> Iterator:
@@ -190,7 +196,7 @@ def record_call(call, interceptor: Interceptor, dtype=None) -> RecordedCall:
     args, kwargs = make_args(call, dtype or torch.bfloat16, "cpu", requires_grad=True)
     if not _takes_parts(call.op):
         args = tuple(torch.cat(a).detach().requires_grad_() if isinstance(a, list) else a for a in args)
-    leaves = list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
+    leaves = leaf_tensors(args, kwargs)
     out = op(*args, **kwargs)
     upstream = torch.empty_like(out)
     forward = interceptor.take()
@@ -369,7 +375,7 @@ def step_records(calls, repeats: int, log=print) -> list[dict]:
 
     specialiser = _sass.Specialiser()
     interceptor, compiler = Interceptor(specialiser), Compiler(specialiser)
-    _bypass_device_checks([importlib.import_module(f"kernels.{name}") for name in OP_MODULES])
+    bypass_device_checks()
     records = []
     with interceptor.active():
         for call in calls:

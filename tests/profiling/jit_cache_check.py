@@ -10,7 +10,6 @@ miss the JIT compiles and adds an entry. Prints one JSON line: the launches comp
 holds and the entries it added.
 """
 
-import importlib
 import json
 import sys
 
@@ -45,8 +44,7 @@ def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
     (call,) = [c for c in model_op_calls(size=(height, width), batch=batch) if c.case == case]
     ahead = None if cold else fill([call], ["bf16"], workers=1)
     entries = cache_entries()
-    static_report._bypass_device_checks([importlib.import_module(f"kernels.{name}")
-                                         for name in static_report.OP_MODULES])
+    static_report.bypass_device_checks()
     compiled = {}
     original_getitem = JITFunction.__getitem__
 
@@ -60,8 +58,7 @@ def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
     try:
         args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
         out = kernels.get_op(call.op, "triton")(*args, **kwargs)
-        leaves = list({id(t): t for t in static_report._tensors([*args, *kwargs.values()])}.values())
-        torch.autograd.grad(out, leaves, torch.empty_like(out))
+        torch.autograd.grad(out, static_report.leaf_tensors(args, kwargs), torch.empty_like(out))
     finally:
         JITFunction.__getitem__ = original_getitem  # (the fake driver stays: this process ends here)
     print(json.dumps({"ahead": ahead, "jit_kernels": sorted(name for name, k in compiled.items() if k is not None),
