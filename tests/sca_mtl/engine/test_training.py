@@ -1,12 +1,13 @@
 """Training runs end to end: exact resume, DDP, and what a run leaves on disk."""
 
+import datetime
 import json
 import math
 import os
-import socket
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sca_mtl.cli import main
@@ -82,15 +83,15 @@ def test_edge_trains_and_is_scored(tiny_config, tmp_path):
     assert evaluation["delta_m_baseline"] == "trivial" and math.isfinite(evaluation["delta_m"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DDP_TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails the test rather than hanging it
 
 
-def _ddp_worker(rank, world_size, port, config, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
+def _ddp_worker(rank, world_size, config, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    # The group joins through a file, not a TCP port picked free beforehand (another process may take it first);
+    # `distributed.setup` then finds it joined and reads torchrun's variables as under torchrun.
+    dist.init_process_group("gloo", init_method=f"file://{out / 'rendezvous'}", rank=rank, world_size=world_size,
+                            timeout=DDP_TIMEOUT)
     torch.set_num_threads(1)
     # 6 training images: 3 per process, one batch of 2 per epoch; the 2 steps cross an epoch boundary. The evaluation
     # takes one image per batch, as the check in one process then does: a CPU convolution's float32 sums may follow
@@ -105,7 +106,7 @@ def test_ddp_on_two_cpu_processes_is_one_model(tiny_config, tmp_path):
     """Two gloo processes end with the same parameters and BatchNorm statistics, and the metrics the run logs are
     those of its saved checkpoint evaluated alone in one process, exactly (the same images per batch and threads per
     process; the meters' float64 sums then add the two processes' parts in one order)."""
-    mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_config, tmp_path), nprocs=2)
+    mp.spawn(_ddp_worker, args=(2, tiny_config, tmp_path), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert all(torch.equal(ranks[0][name], ranks[1][name]) for name in ranks[0])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
