@@ -9,7 +9,7 @@ clamped at 0, as F.interpolate) of input i to the output size H x W and W_i the 
 Two rewritings, exact in real arithmetic (only the rounding order differs from the reference), make it cheap:
 1. Resolution groups. Bilinear resizing acts on every channel alike and is linear, so it commutes with the channel
    mix: W_g . up_g(X_g) = up_g(W_g . X_g). The segments are grouped by resolution (h_g, w_g); every low-resolution
-   group is multiplied at its own resolution into an fp32 map Y_g = W_g X_g (B, M, h_g, w_g), and the
+   group is multiplied at its own resolution into a map Y_g = W_g X_g (B, M, h_g, w_g), and the
    full-resolution GEMM adds up_g(Y_g) in its epilogue. SCA-MTL's aggregation (216 + 288 + 288 + 288 channels at 1,
    1/4, 1/16 and 1/64 of the 120 x 160 pixels) then costs 103 GFLOP instead of the 358 of the materialised
    1080 -> 1080 convolution, and no upsampled channel is ever formed.
@@ -51,7 +51,7 @@ re-read it from L2; the weight is a few MB at most and stays in L2):
 - _concat_conv1x1_fwd_kernel: output-channel x pixel tiles of one resolution group; the K loop walks the group's rows
   through the plan's row table (kernels/concat_conv_plan.py), so a K block may straddle segments of any channel count
   and any number of segments runs through one compiled kernel; the rows are padded to whole K blocks, whose weight tiles
-  load unmasked (asynchronous copies). Low-resolution launches store fp32 Y_g (TF32-rounded: ROUND_OUT); the
+  load unmasked (asynchronous copies). Low-resolution launches store Y_g (fp32 ones TF32-rounded: ROUND_OUT); the
   full-resolution launch adds the bias, the upsampling epilogue of every group (their number NUM_UP a compile-time
   constant, 0 elsewhere) and the residual, applies the ReLU and stores the output.
 - _concat_conv1x1_bwd_dz_kernel: dZ = dY * (out > 0) (or a strided copy of dY into the layout the GEMMs read).
@@ -72,7 +72,7 @@ scalar arguments, so that a call does no host-to-device copy and can be captured
 Bytes and FLOPs (B batch, M output channels, P = H W output pixels; group g: C_g segment channels, C'_g unique
 channels, P_g pixels; e bytes per element; R rows; S pixel splits):
     forward   reads the unique inputs e B sum C'_g P_g and the weight, writes out e B M P (reads the residual,
-              e B M P); writes Y_g, 4 B M P_g, and reads each tile's window of it back; 2 B M sum_g C_g P_g FLOPs,
+              e B M P); writes Y_g, e' B M P_g, and reads each tile's window of it back; 2 B M sum_g C_g P_g FLOPs,
               plus the epilogue's products (2 B M P x UP_BLOCK per source row and column block of a tile's window).
               (Materialised: 2 B M Cin P FLOPs, and e B Cin P bytes of concatenation written and read.)
     backward  dZ: reads out and dY, writes dZ (3 e B M P; relu only); adjoint: reads dZ once per three low-resolution
@@ -83,15 +83,18 @@ channels, P_g pixels; e bytes per element; R rows; S pixel splits):
 Precision of every product (fp32 accumulation everywhere; outputs rounded once to their dtype):
     full resolution, W . X, W_u^T dZ and dZ X^T: operands in the input dtype (bf16/fp16 tensor cores); fp32 inputs on
     TF32 tensor cores when torch.backends.cudnn.allow_tf32 (the reference is a cuDNN convolution), IEEE fp32 otherwise.
-    Low resolution: W . X as above into fp32 Y_g; the epilogue's products of Y_g with the bilinear weights take fp32
-    operands (TF32 for fp16/bf16 inputs: a 10-bit mantissa, finer than the bf16 the reference rounds its upsampled
-    inputs to, with the fp32 range). Every TF32 operand is rounded to nearest first (kernels/_triton.py's `dot`): the
-    tensor core itself would truncate it, a bias that adds up over a sum of products. Y_g is stored so rounded by its
-    own launch (ROUND_OUT), where registers are free, and the epilogue rounds only the weights. D_g is bf16 for bf16
-    gradients (fp32's range; the d x and d W products then run on bf16 tensor cores) and fp32 otherwise (a sum of up to
-    s^2 fp16 gradients may leave fp16's range under loss scaling); the products with an fp32 D_g are TF32 as above. The
-    adjoint's banded product takes dZ as it is and the band in the same dtype (bilinear weights of power-of-two factors
-    are exact in bf16). The bilinear taps, Y_g and the partials are fp32; merged columns are summed in fp32 and rounded
+    Low resolution: W . X as above into Y_g, and D_g, in e' (`_low_resolution_dtype`): bf16 for bf16 data (fp32's
+    range), fp32 otherwise (a sum of hundreds of fp16 products, or of up to s^2 fp16 gradients under loss scaling,
+    may leave fp16's range). A bf16 Y_g is one rounding of a sum, where the reference rounds each upsampled input
+    channel to bf16 before its sum: errors of one order. The epilogue's products of Y_g with the bilinear weights, and
+    the d x and d W products of D_g, take operands in e': bf16 tensor cores, or TF32 for fp32 Y_g and D_g of fp16
+    data (a 10-bit mantissa, finer than fp16's upsampled inputs in the reference, with the fp32 range). Every TF32
+    operand is rounded to nearest first (kernels/_triton.py's `dot`): the tensor core itself would truncate it, a bias
+    that adds up over a sum of products. An fp32 Y_g is stored so rounded by its own launch (ROUND_OUT), where
+    registers are free, and the epilogue rounds only the weights. The bilinear weights are exact in bf16 at
+    power-of-two factors (products of multiples of 1 / 2s), as in the model; at others their bf16 rounding is of the
+    order of the reference's rounding of its upsampled inputs. The adjoint's banded product takes dZ as it is and the
+    band in the same dtype. The bilinear taps and the partials are fp32; merged columns are summed in fp32 and rounded
     once.
 
 Anchors: the multi-pointer split-K of Inductor's mm_plus_mm template and the pointer table of Triton's grouped GEMM
@@ -247,7 +250,7 @@ def _pixel_tile(pid_n, height, width, hw, BLOCK_N: tl.constexpr, TILE_W: tl.cons
 
 @triton.jit
 def _add_upsampled(
-    acc, up_ptr, ups_ptr, g, NUM_UP: tl.constexpr,  # fp32 Y buffer, its (3, NUM_UP) table, the group
+    acc, up_ptr, ups_ptr, g, NUM_UP: tl.constexpr,  # Y buffer, its (3, NUM_UP) table, the group
     planes, mask_m, py, px, tile_y, tile_x, height, width,  # the tile: (b, m) planes, pixels, its first row and column
     DOT_PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, UP_BLOCK: tl.constexpr,
 ):
@@ -276,11 +279,15 @@ def _add_upsampled(
             y = tl.load(plane[:, None] + (r * up_w + offs_c)[None, :],
                         mask=mask_m[:, None] & (offs_c <= c_last)[None, :], other=0.0)
             weights = _tap_weights(lo_x[None, :], hi_x[None, :], lam_x[None, :], offs_c[:, None]) * w_y[None, :]
-            # `dot` would round both TF32 operands; Y_g is stored rounded already (ROUND_OUT), and rounding it here
-            # again costs registers (4 B spilled on triton 3.6): only the weights are rounded
-            if DOT_PRECISION == "tf32":
-                weights = round_to_tf32(weights)
-            acc = tl.dot(y, weights, acc, input_precision=DOT_PRECISION)
+            if y.dtype == tl.bfloat16:
+                # bf16 products; the weights are exact in bf16 at power-of-two factors (module docstring)
+                acc = dot(y, weights.to(tl.bfloat16), acc, DOT_PRECISION)
+            else:
+                # `dot` would round both TF32 operands; Y_g is stored rounded already (ROUND_OUT), and rounding it
+                # here again costs registers (4 B spilled on triton 3.6): only the weights are rounded
+                if DOT_PRECISION == "tf32":
+                    weights = round_to_tf32(weights)
+                acc = tl.dot(y, weights, acc, input_precision=DOT_PRECISION)
     return acc
 
 
@@ -360,7 +367,7 @@ def _concat_conv1x1_fwd_kernel(
 
     if has_bias:
         acc += tl.load(bias_ptr + offs_m * stride_bias, mask=mask_m, other=0.0).to(tl.float32)[:, None]
-    planes = (pid_b * M + offs_m).to(tl.int64)  # (b, m) plane of the fp32 Y_g blocks (B M < 2^31: checked)
+    planes = (pid_b * M + offs_m).to(tl.int64)  # (b, m) plane of the Y_g blocks (B M < 2^31: checked)
     for g in range(NUM_UP):
         acc = _add_upsampled(acc, up_ptr, ups_ptr, g, NUM_UP, planes, mask_m, py, px, tile_y, tile_x, height, width,
                              DOT_PRECISION, BLOCK_N // max(TILE_W, 1), TILE_W, UP_BLOCK)
@@ -667,9 +674,11 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
-def _adjoint_dtype(dtype: torch.dtype) -> torch.dtype:
-    """D_g's dtype: bf16 for bf16 gradients (fp32's range, so that d x and d W run bf16 tensor-core products), fp32
-    otherwise (a sum of up to s^2 fp16 values may leave fp16's range under loss scaling)."""
+def _low_resolution_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the low-resolution products Y_g (forward) and adjoints D_g (backward) for data of `dtype`: bf16
+    for bf16 (fp32's range; the products that read them run on bf16 tensor cores and half the bytes move), fp32
+    otherwise (a sum of hundreds of fp16 products, or of up to s^2 fp16 gradients under loss scaling, may leave fp16's
+    range)."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
@@ -706,8 +715,9 @@ def concat_conv1x1_fwd(
         return out
     tables = plan.tables
     w_rows = _gather_columns(weight, tables["fwd_cols"], 1, plan.weight_rows, layout.rows)
-    up = torch.empty(max(layout.up_elements, 1), dtype=torch.float32, device=device)
+    up = torch.empty(max(layout.up_elements, 1), dtype=_low_resolution_dtype(dtype), device=device)
     precision = plan.signature.precision
+    round_up = up.dtype == torch.float32 and precision == "tf32"  # Y_g is a TF32 operand of the epilogue
 
     def launch(group, out_view, stride_ob, stride_om, num_up):
         epilogue = out_view is out
@@ -725,7 +735,7 @@ def concat_conv1x1_fwd(
             m, group.height, group.width, group.pixels,
             int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
             PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles.constexprs(),
-            UP_BLOCK=UP_BLOCK, ROUND_OUT=not epilogue and precision == "tf32", num_warps=tiles.warps,
+            UP_BLOCK=UP_BLOCK, ROUND_OUT=not epilogue and round_up, num_warps=tiles.warps,
             num_stages=tiles.stages,
         )
 
@@ -761,9 +771,10 @@ def _adjoint_options(dtype: torch.dtype, precision: str, vectorised: bool) -> di
 
 
 def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
-    """D_g = U_g^T dZ of every low-resolution group, in one buffer of (B, M, h_g, w_g) blocks (`_adjoint_dtype`)."""
+    """D_g = U_g^T dZ of every low-resolution group, in one buffer of (B, M, h_g, w_g) blocks
+    (`_low_resolution_dtype`)."""
     batch, m, height, width = dz.shape
-    d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_adjoint_dtype(dz.dtype), device=dz.device)
+    d = torch.empty(max(plan.uniques.up_elements, 1), dtype=_low_resolution_dtype(dz.dtype), device=dz.device)
     table = plan.tables["adjoint"]
     vectorised = (dz.data_ptr() % 16 == 0 and dz.stride(0) % ALIGN_ELEMENTS == 0 and dz.stride(1) % ALIGN_ELEMENTS == 0
                   and width % ALIGN_ELEMENTS == 0)

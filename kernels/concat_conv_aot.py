@@ -1,6 +1,6 @@
 """Every launch configuration of kernels/concat_conv.py, for the ahead-of-time compile checks (kernels/_aot.py,
 tests/kernels/test_compile.py) and the static report: per dtype, the pixel layout (PIXEL_CONTIG), the product
-precision (fp32: TF32 or IEEE per torch.backends.cudnn.allow_tf32), the operand types (fp32 Y_g, D_g) and the tiles
+precision (fp32: TF32 or IEEE per torch.backends.cudnn.allow_tf32), the operand types (Y_g, D_g) and the tiles
 the plan picks (kernels/concat_conv_plan.py)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .concat_conv_plan import FWD_BLOCK_M, MIN_BLOCK_M, backward_tiles, forward_
 
 _TYPED_POINTERS = {**dict.fromkeys(("rows_ptr", "dxrows_ptr"), "i32"),  # row tables (int64 past 2^31: same code)
                    **dict.fromkeys(("ups_ptr", "cols_ptr", "map_ptr"), "i64"),
-                   **dict.fromkeys(("up_ptr", "part_ptr"), "fp32")}  # int64 tables, fp32 buffers
+                   "part_ptr": "fp32"}  # int64 tables, fp32 buffers
 _UNIT_STRIDES = ("stride_wk",)  # the merge kernel's weight, when contiguous
 # The numbers of low-resolution groups (NUM_UP, a compile-time constant) of the full-resolution launch covered: 1 and
 # the aggregation's 3 (every count compiles alike).
@@ -58,21 +58,26 @@ def _config(kernel, dtype: torch.dtype, constexprs: dict, warps: int, stages: in
 
 
 def _forward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfig]:
-    """The forward launches: low-resolution (fp32 Y_g out), full-resolution with the upsampling epilogue, and
-    without (every output-channel tile size); vectorised where the rows can be (contiguous pixels), with the
-    divisibility the launcher checks before it picks those tiles (concat_conv_plan.vectorised_launch)."""
+    """The forward launches: low-resolution (Y_g out, op._low_resolution_dtype), full-resolution with the upsampling
+    epilogue (Y_g in), and without (every output-channel tile size); vectorised where the rows can be (contiguous
+    pixels), with the divisibility the launcher checks before it picks those tiles
+    (concat_conv_plan.vectorised_launch)."""
     mma = precision != "ieee"
+    y = TRITON_DTYPE_NAMES[op._low_resolution_dtype(dtype)]
     flags = dict(PIXEL_CONTIG=contig, DOT_PRECISION=precision, UP_BLOCK=op.UP_BLOCK)
     configs, seen = [], set()
+    y_buffer = {"up_ptr": y}  # every launch takes the Y_g buffer; the low-resolution ones store into it
     for vectorised in (True, False) if contig else (False,):
-        launches = [(forward_tiles(FWD_BLOCK_M[True], precision, False, vectorised), 0, {"out_ptr": "fp32"}, ", Y")]
-        launches += [(forward_tiles(FWD_BLOCK_M[True], precision, True, vectorised), n, {}, "") for n in AOT_NUM_UPS]
-        launches += [(forward_tiles(m, precision, False, vectorised), 0, {}, "") for m in AOT_OUT_CHANNELS]
+        launches = [(forward_tiles(FWD_BLOCK_M[True], precision, False, vectorised), 0, {**y_buffer, "out_ptr": y},
+                     ", Y")]
+        launches += [(forward_tiles(FWD_BLOCK_M[True], precision, True, vectorised), n, y_buffer, "")
+                     for n in AOT_NUM_UPS]
+        launches += [(forward_tiles(m, precision, False, vectorised), 0, y_buffer, "") for m in AOT_OUT_CHANNELS]
         for tiles, num_up, typed, label in launches:
             key = (tiles, num_up, label, vectorised)
             if key not in seen:
                 seen.add(key)
-                round_out = label == ", Y" and precision == "tf32"  # Y_g stored as the epilogue's TF32 operand
+                round_out = label == ", Y" and y == "fp32" and precision == "tf32"  # the epilogue's TF32 operand
                 configs.append(_config(
                     op._concat_conv1x1_fwd_kernel, dtype,
                     dict(flags, NUM_UP=num_up, ROUND_OUT=round_out, **tiles.constexprs()),
@@ -83,10 +88,10 @@ def _forward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfig
 
 
 def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfig]:
-    """The adjoint, d x and d W launches, on dZ (the input dtype) and on D_g (op._adjoint_dtype); vectorised as in
-    the forward."""
+    """The adjoint, d x and d W launches, on dZ (the input dtype) and on D_g (op._low_resolution_dtype); vectorised as
+    in the forward."""
     mma = precision != "ieee"
-    adjoint = TRITON_DTYPE_NAMES[op._adjoint_dtype(dtype)]
+    adjoint = TRITON_DTYPE_NAMES[op._low_resolution_dtype(dtype)]
     z_types = [({}, "")] + ([({"z_ptr": adjoint}, f", {adjoint} Z")] if adjoint != TRITON_DTYPE_NAMES[dtype] else [])
     configs = []
     if contig:  # the adjoint and d x read dZ and D_g, whose pixels are always contiguous
@@ -105,7 +110,7 @@ def _backward(dtype: torch.dtype, precision: str, contig: bool) -> list[AotConfi
         label = ", vectorised" if vectorised else ""
         dx = backward_tiles("dx", dtype.itemsize, precision, vectorised)
         for typed, z_label in z_types:
-            z_size = op._adjoint_dtype(dtype).itemsize if typed else dtype.itemsize
+            z_size = op._low_resolution_dtype(dtype).itemsize if typed else dtype.itemsize
             dw = backward_tiles("dw", max(dtype.itemsize, z_size), precision, vectorised)
             if contig:
                 configs.append(_config(
