@@ -17,7 +17,9 @@ the widths of the local-memory stores (STL) and loads (LDL): Triton kernels use 
 
 Loops and trip counts. Loops in SASS are the spans of backward branches, nested by containment. Their trip counts
 come from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for program 0 from
-the launch's scalar arguments, grid and constants (`_LoopBounds`); loops whose bounds need a loaded value or a loop
+the launch's scalar arguments, grid and constants, and from scalar loads of its small integer tables (`_LoopBounds`);
+an inner loop whose bounds depend on an enclosing loop's induction variable is evaluated for each of its iterations
+and counted by its average trips per iteration (`_average_trips`); loops whose bounds need a tensor load or a loop
 result stay unknown. The TTIR loops are matched to the SASS loops in program order, level by level, after rewriting a
 TTIR level as the backend may have compiled it where the counts differ (`assign_trips`); where the nests still
 disagree, the SASS loops count as one iteration and the figures that depend on trips are lower estimates.
@@ -41,6 +43,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from kernels._cubin import Instruction, instructions, resources, spill_bytes, width_bytes
@@ -69,6 +72,7 @@ class Specialisation:
     scalars: tuple  # per non-constant argument in order: its value (int, float) or None for a tensor
     tensors: tuple  # per non-constant argument in order: (data_ptr, bytes spanned) of a tensor, else None
     grid: tuple
+    tables: tuple = ()  # per non-constant argument in order: a small integer tensor's values (`_table`), else None
 
     def key(self) -> tuple:
         """Identifies the compiled kernel (not the grid or scalar values)."""
@@ -115,7 +119,8 @@ class Specialiser:
         values = [value for kind, value in zip(signature.values(), bound.values()) if kind != "constexpr"]
         tensors = tuple((v.data_ptr(), _span_bytes(v)) if hasattr(v, "data_ptr") else None for v in values)
         scalars = tuple(None if tensor else value for tensor, value in zip(tensors, values))
-        return Specialisation(kernel, signature, constexprs, attrs, options, scalars, tensors, grid)
+        tables = tuple(_table(v) if tensor else None for tensor, v in zip(tensors, values))
+        return Specialisation(kernel, signature, constexprs, attrs, options, scalars, tensors, grid, tables)
 
     def compile(self, spec: Specialisation):
         import triton
@@ -145,6 +150,19 @@ class Specialiser:
             with open(canonical, "w") as f:
                 f.write(str(module))
             return triton.compile(canonical, target=self.target, options=spec.options.__dict__)
+
+
+# Integer tensors of at most this many elements are read as tables: the values a kernel loads from them to bound its
+# loops (the concat conv's per-group sizes) take part in the trip counts.
+TABLE_ELEMENTS = 4096
+
+
+def _table(tensor) -> tuple | None:
+    """The values of a small contiguous integer tensor from its first element on, else None."""
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.numel() > TABLE_ELEMENTS \
+            or not tensor.is_contiguous():
+        return None
+    return tuple(tensor.flatten().tolist())
 
 
 def _span_bytes(tensor) -> int:
@@ -224,7 +242,7 @@ class IrLoop:
     children: list
 
 
-_TTIR_FOR = re.compile(r"scf\.for %\S+ = (%[\w.#]+) to (%[\w.#]+) step (%[\w.#]+)")
+_TTIR_FOR = re.compile(r"scf\.for (%\S+) = (%[\w.#]+) to (%[\w.#]+) step (%[\w.#]+)")
 _TTIR_LOOP_RESULTS = re.compile(r"^\s*(%[\w.]+)(?::(\d+))? = scf\.for .*?iter_args\((.*?)\) ->")
 _TTIR_IF = re.compile(r"scf\.if (%[\w.#]+)")
 _TTIR_MEMORY = re.compile(r"\btt\.(?:load|store) (%[\w.#]+)")
@@ -247,10 +265,19 @@ def _number(text: str) -> int | float:
     return float(text) if any(c in text for c in ".e") else int(text)
 
 
+@dataclass(frozen=True)
+class _Pointer:
+    """A scalar pointer into a table argument: the argument's index and an offset in elements."""
+
+    argument: int
+    offset: int
+
+
 class _LoopBounds:
     """Evaluates the scalar SSA values of a TTIR function for program 0 of a launch: constants, arguments and
-    integer and floating-point arithmetic on them (in Python's precision); anything else (loads, loop results) is
-    unknown (None)."""
+    integer and floating-point arithmetic on them (in Python's precision), and scalar loads from the launch's tables
+    (`Specialisation.tables`); anything else (tensor loads, loop results) is unknown (None). Loop induction variables
+    are unknown too, unless bound by `under`."""
 
     _BINARY = {
         "arith.addi": lambda a, b: a + b, "arith.subi": lambda a, b: a - b, "arith.muli": lambda a, b: a * b,
@@ -270,26 +297,43 @@ class _LoopBounds:
                 "ult": lambda a, b: a < b, "ule": lambda a, b: a <= b, "ugt": lambda a, b: a > b,
                 "uge": lambda a, b: a >= b}
 
-    def __init__(self, ttir: str, scalars: tuple, grid: tuple):
+    def __init__(self, ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()):
         self.defs: dict[str, tuple[str, str]] = {}
-        self.values: dict[str, int | None] = {}
         for line in ttir.splitlines():
             found = _TTIR_DEF.match(line)
             if found:
                 self.defs[found.group(1)] = (found.group(2), found.group(3))
         header = _TTIR_FUNC.search(ttir)
         self.arguments = _TTIR_ARG.findall(header.group(1)) if header else []
-        self.values.update((name, value if isinstance(value, (int, float)) else None)
-                           for name, value in zip(self.arguments, scalars))
+        self.tables = dict(enumerate(tables))
+        self.inputs = {name: value if isinstance(value, (int, float)) else
+                       _Pointer(index, 0) if self.tables.get(index) is not None else None
+                       for index, (name, value) in enumerate(zip(self.arguments, scalars))}
+        self.values: dict = dict(self.inputs)
         self.grid = grid
 
-    def __call__(self, name: str) -> int | None:
+    def __call__(self, name: str):
         if name not in self.values:
             self.values[name] = None  # guards against cycles
-            self.values[name] = self._evaluate(name)
+            self.values[name] = self._evaluate(name, self)
         return self.values[name]
 
-    def _evaluate(self, name: str) -> int | None:
+    def under(self, bindings: dict) -> Callable[[str], object]:
+        """The evaluation with loop induction variables bound (name -> value); its own cache, as everything computed
+        from them differs per binding."""
+        if not bindings:
+            return self
+        values = {**self.inputs, **bindings}
+
+        def lookup(name: str):
+            if name not in values:
+                values[name] = None
+                values[name] = self._evaluate(name, lookup)
+            return values[name]
+
+        return lookup
+
+    def _evaluate(self, name: str, lookup: Callable[[str], object]):
         if name not in self.defs:
             return None
         op, rest = self.defs[name]
@@ -300,8 +344,18 @@ class _LoopBounds:
             return 0
         if op == "tt.get_num_programs":
             return self.grid["xyz".index(rest.split()[0])]
-        values = [self(o) for o in _TTIR_VALUE.findall(rest.split(" : ")[0])]
+        operands, _, types = rest.partition(" : ")
+        values = [lookup(o) for o in _TTIR_VALUE.findall(operands)]
         if any(v is None for v in values):
+            return None
+        if op == "arith.select" and len(values) == 3:
+            return values[1] if values[0] else values[2]
+        if op == "tt.addptr" and len(values) == 2 and isinstance(values[0], _Pointer):
+            return _Pointer(values[0].argument, values[0].offset + values[1])
+        if op == "tt.load" and len(values) == 1 and isinstance(values[0], _Pointer) and types.startswith("!tt.ptr"):
+            table = self.tables[values[0].argument]
+            return table[values[0].offset] if 0 <= values[0].offset < len(table) else None
+        if any(isinstance(v, _Pointer) for v in values):
             return None
         if op in self._BINARY and len(values) == 2:
             return self._BINARY[op](*values)
@@ -312,8 +366,6 @@ class _LoopBounds:
             return float(values[0])
         if op in ("arith.fptosi", "arith.fptoui") and len(values) == 1:
             return int(values[0])
-        if op == "arith.select" and len(values) == 3:
-            return values[1] if values[0] else values[2]
         if op == "arith.cmpi" and len(values) == 2:
             predicate = rest.split(",")[0].strip()
             return int(self._COMPARE[predicate](*values)) if predicate in self._COMPARE else None
@@ -328,17 +380,105 @@ class _Region:
     condition: int | None = None  # of an scf.if, when known
 
 
-def read_ttir(ttir: str, scalars: tuple, grid: tuple) -> tuple[list[IrLoop], dict[int, int]]:
-    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for program 0; the bytes program 0
-    loads and stores through each pointer argument, by the argument's index): every tt.load/tt.store counted at its
-    tile size, times the trips of the loops around it, and not at all inside a branch whose condition is known
-    false. Regions close at the `}` with their opening line's indentation."""
-    values = _LoopBounds(ttir, scalars, grid)
+# Loop nests evaluated iteration by iteration (where an inner loop's bounds depend on an outer one's induction
+# variable) up to this many evaluations of inner bounds; beyond it, inner loops whose bounds need them stay unknown.
+MAX_EVALUATED_ITERATIONS = 20000
+
+
+@dataclass
+class _ForLoop:
+    """An scf.for of the TTIR, in program order: its induction variable, its bounds' SSA names, the enclosing loop."""
+
+    variable: str
+    bounds: tuple  # (lower, upper, step)
+    parent: int | None  # index of the enclosing loop in program order
+
+
+def _for_loops(ttir: str) -> list[_ForLoop]:
+    loops: list[_ForLoop] = []
+    open_regions: list[tuple[int, int | None]] = []  # (indent, loop index or None for another region)
+    for line in ttir.splitlines():
+        indent, text = len(line) - len(line.lstrip()), line.strip()
+        if text.startswith("}") and open_regions and open_regions[-1][0] == indent:
+            if not text.startswith("} else {"):
+                open_regions.pop()
+            continue
+        if not text.endswith("{"):
+            continue
+        found = _TTIR_FOR.search(text)
+        if found:
+            parent = next((index for _, index in reversed(open_regions) if index is not None), None)
+            loops.append(_ForLoop(found.group(1), found.groups()[1:], parent))
+            open_regions.append((indent, len(loops) - 1))
+        else:
+            open_regions.append((indent, None))
+    return loops
+
+
+def _trips(loop: _ForLoop, lookup: Callable[[str], object]) -> int | None:
+    lower, upper, step = (lookup(v) for v in loop.bounds)
+    if not all(isinstance(v, (int, float)) for v in (lower, upper, step)) or step <= 0:
+        return None
+    return max(0, math.ceil((upper - lower) / step))
+
+
+def _average_trips(loops: list[_ForLoop], values: _LoopBounds) -> list[int | float | None]:
+    """Per loop in program order, its trips per iteration of the enclosing loop for program 0, averaged over those
+    iterations where its bounds depend on an enclosing loop's induction variable (the concat conv's window of
+    low-resolution rows per group): the product of the averages down a nest is then the innermost body's count."""
+    children: dict = {}
+    for index, loop in enumerate(loops):
+        children.setdefault(loop.parent, []).append(index)
+    executions = [0] * len(loops)  # body executions per program, summed over the enclosing iterations
+    known = [True] * len(loops)
+    budget = [MAX_EVALUATED_ITERATIONS]
+
+    def subtree(index: int) -> list[int]:
+        return [index] + [d for child in children.get(index, []) for d in subtree(child)]
+
+    def visit(index: int, bindings: dict, repeats: int) -> None:
+        """Loop `index` run `repeats` times alike under `bindings` (the enclosing induction variables)."""
+        loop, lookup = loops[index], values.under(bindings)
+        trips = _trips(loop, lookup)
+        known[index] &= trips is not None
+        trips = 1 if trips is None else trips  # a loop of unknown trips counts as one
+        executions[index] += trips * repeats
+        inner = children.get(index, [])
+        lower, step = lookup(loop.bounds[0]), lookup(loop.bounds[2])
+        # iterate only where an inner bound needs this loop's variable (else every iteration is alike)
+        iterate = (known[index] and isinstance(lower, (int, float)) and trips <= budget[0]
+                   and any(_trips(loops[d], lookup) is None for child in inner for d in subtree(child)))
+        if iterate:
+            budget[0] -= trips
+        for child in inner:
+            if iterate:
+                for i in range(trips):
+                    visit(child, {**bindings, loop.variable: lower + i * step}, repeats)
+            else:
+                visit(child, bindings, repeats * trips)
+
+    for index in children.get(None, []):
+        visit(index, {}, 1)
+    averages: list[int | float | None] = []
+    for index, loop in enumerate(loops):
+        outer = 1 if loop.parent is None else executions[loop.parent]
+        average = executions[index] / outer if outer else 0
+        averages.append(None if not known[index] else int(average) if average == int(average) else average)
+    return averages
+
+
+def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()) -> tuple[list[IrLoop], dict[int, int]]:
+    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for program 0 (`_average_trips`);
+    the bytes program 0 loads and stores through each pointer argument, by the argument's index): every
+    tt.load/tt.store counted at its tile size, times the trips of the loops around it, and not at all inside a branch
+    whose condition is known false. Regions close at the `}` with their opening line's indentation."""
+    values = _LoopBounds(ttir, scalars, grid, tables)
+    trips = iter(_average_trips(_for_loops(ttir), values))
     aliases = _loop_aliases(ttir)
     arguments = {name: index for index, name in enumerate(values.arguments)}
     top: list[IrLoop] = []
     regions: list[_Region] = []
-    traffic: dict[int, int] = {}
+    traffic: dict[int, float] = {}
     for line in ttir.splitlines():
         indent, text = len(line) - len(line.lstrip()), line.strip()
         if text.startswith("}") and regions and regions[-1].indent == indent:
@@ -357,25 +497,24 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple) -> tuple[list[IrLoop], dic
             continue
         loop_bounds, branch = _TTIR_FOR.search(text), _TTIR_IF.search(text)
         if loop_bounds:
-            lower, upper, step = (values(v) for v in loop_bounds.groups())
-            trips = None if None in (lower, upper, step) or step <= 0 else max(0, math.ceil((upper - lower) / step))
-            constant = all(values.defs.get(v, ("",))[0] == "arith.constant" for v in loop_bounds.groups())
-            loop = IrLoop(trips, constant, [])
+            loop_trips = next(trips)
+            constant = all(values.defs.get(v, ("",))[0] == "arith.constant" for v in loop_bounds.groups()[1:])
+            loop = IrLoop(loop_trips, constant, [])
             parent = next((r.loop for r in reversed(regions) if r.loop), None)
             (parent.children if parent else top).append(loop)
-            regions.append(_Region(indent, 1 if trips is None else trips, loop=loop))
+            regions.append(_Region(indent, 1 if loop_trips is None else loop_trips, loop=loop))
         elif branch:
             condition = values(branch.group(1))
             regions.append(_Region(indent, 1 if condition is None else int(bool(condition)), condition=condition))
         else:
             regions.append(_Region(indent, 1))
-    return top, traffic
+    return top, {argument: round(nbytes) for argument, nbytes in traffic.items()}
 
 
-def decided_branches(ttir: str, scalars: tuple, grid: tuple) -> dict[str, bool]:
+def decided_branches(ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()) -> dict[str, bool]:
     """The conditions of the kernel's `scf.if`s that program 0's arguments decide (a runtime switch, a test of the
     program id), by SSA name, with their values."""
-    values = _LoopBounds(ttir, scalars, grid)
+    values = _LoopBounds(ttir, scalars, grid, tables)
     decided = {name: values(name) for name in set(_TTIR_IF.findall(ttir))}
     return {name: bool(value) for name, value in decided.items() if value is not None}
 
@@ -545,7 +684,7 @@ def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
     main loop's static size and trips (the top-level loop issuing the most: static size times trips)."""
     listing = code.listing
     loops = sass_loops(list(listing))
-    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid)
+    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid, spec.tables)
     matched = assign_trips(loops, ir_loops)
     weights = _weights(listing, loops)
     programs = spec.grid[0] * spec.grid[1] * spec.grid[2]

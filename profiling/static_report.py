@@ -285,7 +285,7 @@ def distinct(launches: list) -> list[tuple]:
     """(specialisation, count) of the distinct launches, in first-launch order."""
     counts: dict = {}
     for spec in launches:
-        key = (spec.key(), spec.grid, spec.scalars, tuple(t and t[1] for t in spec.tensors))
+        key = (spec.key(), spec.grid, spec.scalars, tuple(t and t[1] for t in spec.tensors), spec.tables)
         if key in counts:
             counts[key][1] += 1
         else:
@@ -320,7 +320,7 @@ class Compiler:
         from profiling import _sass
 
         code = self.code(spec)
-        decided = _sass.decided_branches(code.ttir, spec.scalars, spec.grid)
+        decided = _sass.decided_branches(code.ttir, spec.scalars, spec.grid, spec.tables)
         if not decided:
             return code, 0
         key = (spec.key(), tuple(sorted(decided.items())))

@@ -135,6 +135,44 @@ def test_loop_trips_and_memory_from_the_ir():
     assert _sass.dram_bytes(traffic, ((0x1000, 1000), None), programs=8) == 1000  # at most the tensor's extent
 
 
+# A loop over 3 groups whose inner loop runs over a group size loaded from a table argument, and a loop over its rows
+# whose inner loop's bound depends on the row (a triangle).
+TABLE_TTIR = """
+  tt.func public @k(%x_ptr: !tt.ptr<bf16> loc("x"), %sizes_ptr: !tt.ptr<i64> loc("sizes")) attributes {} {
+    %c0_i32 = arith.constant 0 : i32 loc(#loc)
+    %c1_i32 = arith.constant 1 : i32 loc(#loc)
+    %c3_i32 = arith.constant 3 : i32 loc(#loc)
+    %ptrs = tt.splat %x_ptr : !tt.ptr<bf16> -> tensor<32x!tt.ptr<bf16>> loc(#loc)
+    scf.for %g = %c0_i32 to %c3_i32 step %c1_i32  : i32 {
+      %size_ptr = tt.addptr %sizes_ptr, %g : !tt.ptr<i64>, i32 loc(#loc)
+      %size_64 = tt.load %size_ptr : !tt.ptr<i64> loc(#loc)
+      %size = arith.trunci %size_64 : i64 to i32 loc(#loc)
+      scf.for %r = %c0_i32 to %size step %c1_i32  : i32 {
+        %end = arith.addi %r, %c1_i32 : i32 loc(#loc)
+        scf.for %c = %c0_i32 to %end step %c1_i32  : i32 {
+          %v = tt.load %ptrs : tensor<32x!tt.ptr<bf16>> loc(#loc)
+        } loc(#loc)
+      } loc(#loc)
+    } loc(#loc)
+  } loc(#loc)"""
+
+
+def test_loop_trips_from_tables_and_enclosing_induction_variables(monkeypatch):
+    """Group sizes 2, 4, 3 loaded from the table: 9 rows over 3 groups (3 per group on average) and 3 + 10 + 6 = 19
+    triangle cells over 9 rows: the product of the averages is the innermost body's count, which the bytes follow.
+    Without the table (or past the iteration budget) the inner loops stay unknown."""
+    loops, traffic = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, (2, 4, 3)))
+    (group,) = loops
+    (row,) = group.children
+    (cell,) = row.children
+    assert (group.trips, row.trips, cell.trips) == (3, 3, pytest.approx(19 / 9))
+    assert traffic == {0: 19 * 32 * 2, 1: 3 * 8}  # the tiles, and the three sizes
+    for table, budget in ((None, _sass.MAX_EVALUATED_ITERATIONS), ((2, 4, 3), 2)):
+        monkeypatch.setattr(_sass, "MAX_EVALUATED_ITERATIONS", budget)
+        loops, _ = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, table))
+        assert (loops[0].trips, loops[0].children[0].trips, loops[0].children[0].children[0].trips) == (3, None, None)
+
+
 def test_program_zero_path_makes_the_decided_conditions_constants():
     """The branch on n == 0 is decided by n's value (not taken for n = 100, taken for n = 0) and undecided without
     it; the path's TTIR branches on a constant defined at the top of the function, and nothing else changes."""
