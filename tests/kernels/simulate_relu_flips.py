@@ -5,10 +5,11 @@ what the parity check makes of them with the reference's own mask or with the ke
     PYTHONPATH=. python tests/kernels/simulate_relu_flips.py [--dtype bf16|fp16] [--batch 4] [--seed 0]
 
 Simulated roundings: inputs, weight, bias, residual and upstream gradient in the dtype; the low-resolution products
-Y_g in fp32, fed to the epilogue's TF32 products rounded to nearest (kernels/_triton.py's `dot`; "truncated": as the
-tensor core would read them unrounded); outputs, D_g and every gradient rounded once to the dtype; everything else
-exact. `eager` instead rounds the upsampled inputs to the dtype and mixes them exactly, as torch's interpolate + cuDNN
-convolution do.
+Y_g rounded once, to bf16 for bf16 data, else to the TF32 operands of the epilogue's products, to nearest
+(kernels/_triton.py's `dot`; "truncated": as the tensor core would read them unrounded); outputs, D_g and every
+gradient rounded once to the dtype; everything else exact (the bilinear weights of these power-of-two factors are
+exact in bf16). `eager` instead rounds the upsampled inputs to the dtype and mixes them exactly, as torch's
+interpolate + cuDNN convolution do.
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ def main() -> None:
     z = mix(leaves[4], torch.cat([leaves[0], *map(up, leaves[1:4])], 1)) + leaves[5] + leaves[6]
 
     def kernel(nearest):
-        low = (up(tf32(mix(w, x).float(), nearest).double()) for w, x in zip(weights[1:], xs[1:]))
-        return mix(weights[0], xs[0]) + sum(low)
+        def low_product(w, x):  # Y_g as the epilogue reads it (kernels/concat_conv.py's _low_resolution_dtype)
+            y = mix(w, x)
+            return rounded(y) if dtype == torch.bfloat16 else tf32(y.float(), nearest).double()
 
-    products = {"eager": mix(weight, torch.cat([xs[0], *(rounded(up(x)) for x in xs[1:])], 1)),
-                "kernel, TF32 operands truncated": kernel(False), "kernel": kernel(True)}
+        return mix(weights[0], xs[0]) + sum(up(low_product(w, x)) for w, x in zip(weights[1:], xs[1:]))
+
+    products = {"eager": mix(weight, torch.cat([xs[0], *(rounded(up(x)) for x in xs[1:])], 1)), "kernel": kernel(True)}
+    if dtype != torch.bfloat16:
+        products["kernel, TF32 operands truncated"] = kernel(False)
     outs = {path: rounded(torch.relu(product + bias + residual)) for path, product in products.items()}
     for path, out in outs.items():
         flips = ((out > 0) != (z > 0)).sum().item()

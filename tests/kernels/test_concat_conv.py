@@ -104,10 +104,10 @@ def _check_against_reference(inputs, weight, bias, residual, activation, out_siz
     """Output and gradients against the float64 reference. With ReLU, the reference's backward takes the kernel's
     decisions (the sign of its output): where the pre-activation Z lies within rounding of 0 the derivative is
     ill-conditioned, and at the GPU tests' sizes any rounding flips some. tests/kernels/simulate_relu_flips.py
-    simulates the bf16 path at test_gpu_hrnet_head's shapes in float64 (batch 4, 20.7 M outputs): 453 flips from
-    the TF32 products of the fp32 Y_g (944 with the operands truncated; torch's own bf16 interpolate + conv: 4,214),
-    and the gradients then miss KERNEL_TOL by up to 26x against the reference's mask (one flip fails d residual),
-    0.11x of it against the kernel's. The output check still bounds every flipped element's Z within the tolerance
+    simulates the bf16 path at test_gpu_hrnet_head's shapes in float64 (batch 4, 20.7 M outputs): 4,059 flips from
+    the bf16 Y_g (torch's own bf16 interpolate + conv: 4,214; 453 when Y_g was a TF32 operand), and the gradients
+    then miss KERNEL_TOL by up to 31x against the reference's mask (one flip fails d residual), 0.09x of it against
+    the kernel's. The output check still bounds every flipped element's Z within the tolerance
     of 0, and a kernel that masks by anything but its output's sign still fails."""
     with kernels.use_backend("triton"):
         out, grads, upstream = _run(kernels.concat_conv1x1, inputs, weight, bias, residual, activation, out_size)
