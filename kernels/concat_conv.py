@@ -87,15 +87,15 @@ Precision of every product (fp32 accumulation everywhere; outputs rounded once t
     range), fp32 otherwise (a sum of hundreds of fp16 products, or of up to s^2 fp16 gradients under loss scaling,
     may leave fp16's range). A bf16 Y_g is one rounding of a sum, where the reference rounds each upsampled input
     channel to bf16 before its sum: errors of one order. The epilogue's products of Y_g with the bilinear weights, and
-    the d x and d W products of D_g, take operands in e': bf16 tensor cores, or TF32 for fp32 Y_g and D_g of fp16
-    data (a 10-bit mantissa, finer than fp16's upsampled inputs in the reference, with the fp32 range). Every TF32
-    operand is rounded to nearest first (kernels/_triton.py's `dot`): the tensor core itself would truncate it, a bias
-    that adds up over a sum of products. An fp32 Y_g is stored so rounded by its own launch (ROUND_OUT), where
-    registers are free, and the epilogue rounds only the weights. The bilinear weights are exact in bf16 at
-    power-of-two factors (products of multiples of 1 / 2s), as in the model; at others their bf16 rounding is of the
-    order of the reference's rounding of its upsampled inputs. The adjoint's banded product takes dZ as it is and the
-    band in the same dtype. The bilinear taps and the partials are fp32; merged columns are summed in fp32 and rounded
-    once.
+    the d x and d W products of D_g, take operands in e': bf16 tensor cores for bf16 data; fp32 operands otherwise, as
+    TF32 for fp16 data (a 10-bit mantissa, finer than fp16's upsampled inputs in the reference, with the fp32 range)
+    and at the full-resolution precision above for fp32 data. Every TF32 operand is rounded to nearest first
+    (kernels/_triton.py's `dot`): the tensor core itself would truncate it, a bias that adds up over a sum of
+    products. An fp32 Y_g is stored so rounded by its own launch (ROUND_OUT), where registers are free, and the
+    epilogue rounds only the weights. The bilinear weights are exact in bf16 at power-of-two factors (products of
+    multiples of 1 / 2s), as in the model; at others their bf16 rounding is of the order of the reference's rounding
+    of its upsampled inputs. The adjoint's banded product takes dZ as it is and the band in the same dtype. The
+    bilinear taps and the partials are fp32; merged columns are summed in fp32 and rounded once.
 
 Anchors: the multi-pointer split-K of Inductor's mm_plus_mm template and the pointer table of Triton's grouped GEMM
 tutorial (here a table per K row instead of per GEMM); Liger's and fla's fp32 (programs, C) partial buffers for
