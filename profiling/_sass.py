@@ -679,6 +679,11 @@ def _weights(listing, loops: list[Loop]) -> list[int]:
     return weights
 
 
+def _unknown_trips(loops: list[Loop]) -> int:
+    """How many loops of a nest have no trip count (each counted as one iteration)."""
+    return sum((loop.trips is None) + _unknown_trips(loop.children) for loop in loops)
+
+
 def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
     """Launch-wide estimates (all programs): the SASS weighted by loop trips for this launch's arguments, plus the
     main loop's static size and trips (the top-level loop issuing the most: static size times trips)."""
@@ -700,6 +705,7 @@ def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
         loop_instructions=_span_size(listing, main) if main else 0,
         loop_trips=main.trips if main else None,
         trips_matched=matched,
+        unknown_trip_loops=_unknown_trips(loops),
         issued_instructions=sum(weights) * warps,
         requested_bytes=32 * warps * sum(width_bytes(ins) * w for ins, w in zip(listing, weights)
                                          if ins.opcode in memory),

@@ -19,7 +19,8 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     tensor_core_ops, async_copies, vector_loads (LDG .128/.64), scalar_loads (LDG 32/16/8-bit), mufu,
     sass_instructions (the kernel), loop_instructions and loop_trips (its main loop, the top-level loop issuing the
     most: static instructions, trips per program for this launch), trips_matched (the SASS and TTIR loop nests
-    agreed; else dynamic counts are low)
+    agreed), unknown_trip_loops (SASS loops without a trip count, each counted as one iteration); where the nests
+    disagree or a loop's trips are unknown, the dynamic counts are low
     decided_branches: the kernel's branches whose conditions program 0's arguments decide
     issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
     estimates for the whole launch (SASS counts weighted by loop trips, of program 0's path where decided_branches:
@@ -494,6 +495,12 @@ def call_table(records: list[dict], baseline: list[dict] | None, measured: dict)
     return lines
 
 
+def _trips_known(record: dict) -> bool:
+    """Whether every loop of the launch has its trip count (records before `unknown_trip_loops` say only whether the
+    nests matched)."""
+    return record["trips_matched"] and not record.get("unknown_trip_loops")
+
+
 def launch_table(records: list[dict]) -> list[str]:
     """One row per distinct launch, the slowest predicted first."""
     lines = ["| kernel | op call | dir | grid | warps/stages | regs | spill B | smem KB | CTAs/SM | waves | MMA "
@@ -506,7 +513,7 @@ def launch_table(records: list[dict]) -> list[str]:
             f"{r['num_warps']}/{r['num_stages']} | {r['registers']} | {r['spill_bytes']} | "
             f"{r['shared_bytes'] / 1024:.1f} | {r['ctas_per_sm']} | {r['waves']} | {r['tensor_core_ops']} | "
             f"{r['async_copies']} | {r['vector_loads']}/{r['scalar_loads']} | {r['mufu']} | {r['sass_instructions']} | "
-            f"{r['loop_instructions']} x {trips}{'' if r['trips_matched'] else ' (?)'} | {_us(r['predicted_us'])} | "
+            f"{r['loop_instructions']} x {trips}{'' if _trips_known(r) else ' (?)'} | {_us(r['predicted_us'])} | "
             f"{r['bound_by']} |")
     return lines
 
@@ -533,7 +540,8 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
         "regs: registers per thread; spill B: bytes stored to local memory; smem KB: shared memory per CTA; MMA, "
         "async, LDG, MUFU, SASS: static SASS instruction counts (tensor-core, cp.async/TMA, global loads by width, "
         "special-function, all); loop x trips: the main loop's static instructions and its trips per program "
-        "for this launch ((?): loop nests of SASS and TTIR disagreed, dynamic counts are low).",
+        "for this launch ((?): loop nests of SASS and TTIR disagreed, or some loop's trips are unknown and counted "
+        "once: dynamic counts are low).",
         "",
         *launch_table(records),
         "",

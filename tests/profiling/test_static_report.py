@@ -33,8 +33,8 @@ TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY
 BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
-          "mufu", "sass_instructions", "loop_instructions", "decided_branches", "bytes", "flops", "floor_us",
-          "predicted_us", "host_us", "host_floor_us")
+          "mufu", "sass_instructions", "loop_instructions", "unknown_trip_loops", "decided_branches", "bytes", "flops",
+          "floor_us", "predicted_us", "host_us", "host_floor_us")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,11 @@ def test_tiny_report_has_every_field_of_every_launch(tiny_report):
     assert state["decided_branches"] and state["issued_instructions"] and state["trips_matched"]
     markdown = tiny_report.with_suffix(".md").read_text()
     assert "not measurements" in markdown and all(r["kernel"] in markdown for r in records)
+    # a launch with a loop counted once, its trips unknown (nests that disagree leave some), is marked as low
+    for r in records:
+        (row,) = [line for line in markdown.splitlines() if line.startswith(f"| {r['kernel']} | {r['case']} | ")
+                  and f"| {r['direction']} |" in line]
+        assert ("(?)" in row) == (not r["trips_matched"] or r["unknown_trip_loops"] > 0), row
 
 
 def test_predictions_are_the_cost_model_of_the_records_fields(tiny_report):
