@@ -16,13 +16,16 @@ registers, stack and static shared memory (`-res-usage`), and the instruction li
 the widths of the local-memory stores (STL) and loads (LDL): Triton kernels use local memory for nothing else.
 
 Loops and trip counts. Loops in SASS are the spans of backward branches, nested by containment. Their trip counts
-come from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for program 0 from
+come from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for one program from
 the launch's scalar arguments, grid and constants, and from scalar loads of its small integer tables (`_LoopBounds`);
 an inner loop whose bounds depend on an enclosing loop's induction variable is evaluated for each of its iterations
 and counted by its average trips per iteration (`_average_trips`); loops whose bounds need a tensor load or a loop
-result stay unknown. The TTIR loops are matched to the SASS loops in program order, level by level, after rewriting a
-TTIR level as the backend may have compiled it where the counts differ (`assign_trips`); where the nests still
-disagree, the SASS loops count as one iteration and the figures that depend on trips are lower estimates.
+result stay unknown. This is done for program 0 and up to 15 programs spread over the grid (`sampled_programs`): the
+launch's figures are their mean, and the heaviest's are kept beside them (`dynamic_counts`), for the cost model's
+bound on launches of uneven programs. The TTIR loops are matched to the SASS loops in program order, level by
+level, after rewriting a TTIR level as the backend may have compiled it where the counts differ (`assign_trips`);
+where the nests still disagree, the SASS loops count as one iteration and the figures that depend on trips are lower
+estimates.
 Dynamic counts (instructions issued per warp, bytes requested, tensor-core FLOPs) weight each SASS instruction by the
 trip counts of the loops around it.
 
@@ -274,7 +277,8 @@ class _Pointer:
 
 
 class _LoopBounds:
-    """Evaluates the scalar SSA values of a TTIR function for program 0 of a launch: constants, arguments and
+    """Evaluates the scalar SSA values of a TTIR function for one program of a launch (`program`: its x, y, z ids;
+    program 0 by default): constants, arguments and
     integer and floating-point arithmetic on them (in Python's precision), and scalar loads from the launch's tables
     (`Specialisation.tables`); anything else (tensor loads, loop results) is unknown (None). Loop induction variables
     are unknown too, unless bound by `under`."""
@@ -297,7 +301,7 @@ class _LoopBounds:
                 "ult": lambda a, b: a < b, "ule": lambda a, b: a <= b, "ugt": lambda a, b: a > b,
                 "uge": lambda a, b: a >= b}
 
-    def __init__(self, ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()):
+    def __init__(self, ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), program: tuple = (0, 0, 0)):
         self.defs: dict[str, tuple[str, str]] = {}
         for line in ttir.splitlines():
             found = _TTIR_DEF.match(line)
@@ -311,6 +315,7 @@ class _LoopBounds:
                        for index, (name, value) in enumerate(zip(self.arguments, scalars))}
         self.values: dict = dict(self.inputs)
         self.grid = grid
+        self.program = program
 
     def __call__(self, name: str):
         if name not in self.values:
@@ -341,7 +346,7 @@ class _LoopBounds:
             found = _TTIR_NUMBER.match(rest)
             return None if found is None else _number(found.group(1))
         if op == "tt.get_program_id":
-            return 0
+            return self.program["xyz".index(rest.split()[0])]
         if op == "tt.get_num_programs":
             return self.grid["xyz".index(rest.split()[0])]
         operands, _, types = rest.partition(" : ")
@@ -423,8 +428,8 @@ def _trips(loop: _ForLoop, lookup: Callable[[str], object]) -> int | None:
 
 
 def _average_trips(loops: list[_ForLoop], values: _LoopBounds) -> list[int | float | None]:
-    """Per loop in program order, its trips per iteration of the enclosing loop for program 0, averaged over those
-    iterations where its bounds depend on an enclosing loop's induction variable (the concat conv's window of
+    """Per loop in program order, its trips per iteration of the enclosing loop for `values`' program, averaged over
+    those iterations where its bounds depend on an enclosing loop's induction variable (the concat conv's window of
     low-resolution rows per group): the product of the averages down a nest is then the innermost body's count."""
     children: dict = {}
     for index, loop in enumerate(loops):
@@ -467,12 +472,13 @@ def _average_trips(loops: list[_ForLoop], values: _LoopBounds) -> list[int | flo
     return averages
 
 
-def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()) -> tuple[list[IrLoop], dict[int, int]]:
-    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for program 0 (`_average_trips`);
-    the bytes program 0 loads and stores through each pointer argument, by the argument's index): every
+def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (),
+              program: tuple = (0, 0, 0)) -> tuple[list[IrLoop], dict[int, int]]:
+    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for `program` (`_average_trips`);
+    the bytes it loads and stores through each pointer argument, by the argument's index): every
     tt.load/tt.store counted at its tile size, times the trips of the loops around it, and not at all inside a branch
     whose condition is known false. Regions close at the `}` with their opening line's indentation."""
-    values = _LoopBounds(ttir, scalars, grid, tables)
+    values = _LoopBounds(ttir, scalars, grid, tables, program)
     trips = iter(_average_trips(_for_loops(ttir), values))
     aliases = _loop_aliases(ttir)
     arguments = {name: index for index, name in enumerate(values.arguments)}
@@ -684,40 +690,86 @@ def _unknown_trips(loops: list[Loop]) -> int:
     return sum((loop.trips is None) + _unknown_trips(loop.children) for loop in loops)
 
 
-def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
-    """Launch-wide estimates (all programs): the SASS weighted by loop trips for this launch's arguments, plus the
-    main loop's static size and trips (the top-level loop issuing the most: static size times trips)."""
+# Programs of a launch whose loop trips are evaluated (`sampled_programs`): a program's loops may depend on where it
+# lies (the concat conv's upsampling windows are clamped at the image border, where program 0 lies) or on how much of
+# the work is left to it (the window attention backward's last programs hold fewer windows or none).
+SAMPLED_PROGRAMS = 16
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def sampled_programs(grid: tuple) -> tuple[tuple[int, int, int], ...]:
+    """Program 0 and up to SAMPLED_PROGRAMS - 1 others, as (x, y, z) ids: linear indices (x fastest) spread over the
+    grid by the golden-ratio sequence, which no regular stride of a launch's tiling aliases (evenly spaced samples
+    of the aggregation's 10,800 programs would all fall on its first column of tiles)."""
+    total = math.prod(grid)
+    linear = sorted({0, *(int(k * _GOLDEN % 1.0 * total) for k in range(1, SAMPLED_PROGRAMS))})
+    return tuple((i % grid[0], i // grid[0] % grid[1], i // (grid[0] * grid[1])) for i in linear)
+
+
+def _program_counts(code: KernelCode, spec: Specialisation, program: tuple) -> dict:
+    """One program's SASS weighted by its loop trips, per warp, and its bytes per pointer argument."""
     listing = code.listing
     loops = sass_loops(list(listing))
-    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid, spec.tables)
+    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid, spec.tables, program)
     matched = assign_trips(loops, ir_loops)
     weights = _weights(listing, loops)
-    programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
-    warps = programs * spec.options.num_warps
-    tensor_flops: dict[str, int] = {}
+    tensor_flops: dict[str, float] = {}
     for ins, weight in zip(listing, weights):
         kind, flops = mma_flops(ins) if ins.opcode in TENSOR_CORE_OPCODES else ("", 0)
         if flops:
-            tensor_flops[kind] = tensor_flops.get(kind, 0) + flops * weight * warps
+            tensor_flops[kind] = tensor_flops.get(kind, 0) + flops * weight
     memory = ("LDG", "STG", "LDGSTS")
-    main = max(loops, key=lambda loop: _span_size(listing, loop) * (loop.trips or 1), default=None)
+    return dict(
+        loops=loops, matched=matched, traffic=traffic, tensor_flops=tensor_flops,
+        issued_instructions=sum(weights),
+        requested_bytes=32 * sum(width_bytes(ins) * w for ins, w in zip(listing, weights) if ins.opcode in memory),
+        mufu_ops=sum(w for ins, w in zip(listing, weights) if ins.opcode == "MUFU"),
+    )
+
+
+_PER_PROGRAM = ("issued_instructions", "requested_bytes", "mufu_ops")
+
+
+def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
+    """Launch-wide estimates (all programs, each the mean of the sampled programs): the SASS weighted by loop trips for
+    this launch's arguments; the heaviest sampled program's own figures (`heaviest_program`: a launch whose programs'
+    work is uneven takes at least its time); program 0's main loop, static size and trips (the top-level loop issuing
+    the most: static size times trips)."""
+    listing = code.listing
+    samples = [_program_counts(code, spec, program) for program in sampled_programs(spec.grid)]
+    first = samples[0]
+    programs = math.prod(spec.grid)
+    warps = programs * spec.options.num_warps
+
+    def mean(values) -> float:
+        return sum(values) / len(samples)
+
+    kinds = sorted({kind for c in samples for kind in c["tensor_flops"]})
+
+    heaviest = max(samples, key=lambda c: c["issued_instructions"])
+    per_program = spec.options.num_warps
+    traffic = {argument: mean(c["traffic"].get(argument, 0) for c in samples)
+               for argument in {a for c in samples for a in c["traffic"]}}
+    main = max(first["loops"], key=lambda loop: _span_size(listing, loop) * (loop.trips or 1), default=None)
     return dict(
         loop_instructions=_span_size(listing, main) if main else 0,
         loop_trips=main.trips if main else None,
-        trips_matched=matched,
-        unknown_trip_loops=_unknown_trips(loops),
-        issued_instructions=sum(weights) * warps,
-        requested_bytes=32 * warps * sum(width_bytes(ins) * w for ins, w in zip(listing, weights)
-                                         if ins.opcode in memory),
-        tensor_flops=tensor_flops,
-        mufu_ops=warps * sum(w for ins, w in zip(listing, weights) if ins.opcode == "MUFU"),
-        dram_bytes=dram_bytes(traffic, spec.tensors, programs),
+        trips_matched=all(c["matched"] for c in samples),
+        unknown_trip_loops=max(_unknown_trips(c["loops"]) for c in samples),
+        **{name: round(mean(c[name] for c in samples) * warps) for name in _PER_PROGRAM},
+        tensor_flops={kind: round(mean(c["tensor_flops"].get(kind, 0) for c in samples) * warps) for kind in kinds},
+        heaviest_program=dict(
+            **{name: round(heaviest[name] * per_program) for name in _PER_PROGRAM},
+            tensor_flops={kind: round(flops * per_program) for kind, flops in sorted(heaviest["tensor_flops"].items())},
+        ),
+        dram_bytes=round(dram_bytes(traffic, spec.tensors, programs)),
     )
 
 
 def dram_bytes(traffic: dict, tensors: tuple, programs: int) -> int:
     """Bytes the launch moves to or from memory, at least once each: per tensor (arguments sharing a pointer are
-    one), the bytes all programs load and store through it (program 0's times the programs), at most its extent.
+    one), the bytes all programs load and store through it (the sampled programs' mean times the programs), at most
+    its extent.
     Re-reads within the extent are L2 traffic; a tensor reached through another argument's pointer and an offset
     table (the concat conv's inputs beyond the first of a group) is counted within that argument's extent."""
     requested: dict[int, int] = {}

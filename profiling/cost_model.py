@@ -15,9 +15,9 @@ kernel the reference runs in eager mode, plus LAUNCH_US each, summed.
 Prediction of a launch (`predicted_us`): the busiest SM's work against its share of each of the chip's rates, the
 slowest of them, plus a fixed cost per launch:
     predicted_us = LAUNCH_US + max(issue, tensor, mufu, dram, l2)
-Per program the work is the launch's total over its P programs (program 0's figures, assumed for all). The busiest SM
-runs ceil(waves) waves of `resident` = min(ctas_per_sm, ceil(P / SMS)) CTAs each, i.e. `per_sm` = ceil(waves) *
-resident programs, and the terms are
+Per program the work is the launch's total over its P programs, each priced as the mean of up to 16 programs sampled
+over the grid (profiling/_sass.py's `sampled_programs`). The busiest SM runs ceil(waves) waves of `resident` =
+min(ctas_per_sm, ceil(P / SMS)) CTAs each, i.e. `per_sm` = ceil(waves) * resident programs, and the terms are
     issue   per_sm * warp instructions per program / (ISSUE_PER_CLOCK * CLOCK_HZ) * max(1, LATENCY_WARPS / warps):
             4 schedulers issue one warp instruction per clock each when each has LATENCY_WARPS / 4 warps to pick
             from; with fewer resident warps (`warps` = resident * num_warps) the issue rate falls in proportion;
@@ -29,6 +29,11 @@ resident programs, and the terms are
     l2      per_sm * bytes requested per program / (L2_BANDWIDTH / SMS): every global load and store issued (LDG,
             STG, LDGSTS), at its width, re-reads included (TMA copies are not counted: their size is not in the
             instruction).
+Every term but dram is at least `resident` times the heaviest sampled program's work: in a launch whose programs'
+work is uneven (the window attention backward's first programs hold whole ranges of windows, its last ones fewer or
+none), the heavy programs of the first wave share SMs, so the busiest SM runs that much; with many waves the mean
+decides (the aggregation's 82 waves), with about one it is the heaviest programs' (as pricing every program as
+program 0 did, where program 0 is the heaviest).
 Instructions, requested bytes, tensor-core FLOPs and MUFU operations are the SASS counts weighted by the loops' trip
 counts for the launch, along program 0's path where its arguments decide a branch (profiling/_sass.py): where
 programs take one of two arms by their id (the linear attention's non-fused source pass: dk programs and dv
@@ -95,22 +100,29 @@ def eager_us(kernels: list) -> float:
 def terms_us(record: dict) -> dict:
     """The five terms of the module docstring, in microseconds on the busiest SM, from a record's compile-time fields:
     grid, num_warps, ctas_per_sm, and per launch (all programs) issued_instructions, tensor_flops (operand type ->
-    FLOPs), mufu_ops, dram_bytes and requested_bytes."""
+    FLOPs), mufu_ops, dram_bytes and requested_bytes; each term but dram at least `resident` programs' of the
+    heaviest's work (`heaviest_program`, the same fields for one program, where recorded)."""
     programs = math.prod(record["grid"])
     ctas = record["ctas_per_sm"]
     if not ctas:
         return dict.fromkeys(("issue", "tensor", "mufu", "dram", "l2"), math.inf)
     resident = min(ctas, math.ceil(programs / SMS))
     busiest = math.ceil(waves(programs, ctas)) * resident / programs  # the busiest SM's share of the launch
-    warps = resident * record["num_warps"]
-    seconds = dict(
-        issue=record["issued_instructions"] / (ISSUE_PER_CLOCK * CLOCK_HZ) * max(1.0, LATENCY_WARPS / warps),
-        tensor=sum(flops / (TENSOR_FLOPS[kind] / SMS) for kind, flops in record["tensor_flops"].items()),
-        mufu=record["mufu_ops"] * 32 / (MUFU_PER_CLOCK * CLOCK_HZ),
-        dram=record["dram_bytes"] / (BANDWIDTH / SMS),
-        l2=record["requested_bytes"] / (L2_BANDWIDTH / SMS),
-    )
-    return {name: busiest * value * 1e6 for name, value in seconds.items()}
+    latency = max(1.0, LATENCY_WARPS / (resident * record["num_warps"]))
+
+    def seconds(work: dict) -> dict:
+        return dict(
+            issue=work["issued_instructions"] / (ISSUE_PER_CLOCK * CLOCK_HZ) * latency,
+            tensor=sum(flops / (TENSOR_FLOPS[kind] / SMS) for kind, flops in work["tensor_flops"].items()),
+            mufu=work["mufu_ops"] * 32 / (MUFU_PER_CLOCK * CLOCK_HZ),
+            l2=work["requested_bytes"] / (L2_BANDWIDTH / SMS),
+        )
+
+    launch = {name: busiest * value for name, value in seconds(record).items()}
+    heaviest = seconds(record["heaviest_program"]) if record.get("heaviest_program") else {}
+    terms = {name: max(value, resident * heaviest.get(name, 0.0)) for name, value in launch.items()}
+    terms["dram"] = busiest * record["dram_bytes"] / (BANDWIDTH / SMS)
+    return {name: value * 1e6 for name, value in terms.items()}
 
 
 def predicted_us(record: dict) -> float:

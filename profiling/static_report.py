@@ -23,9 +23,9 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     disagree or a loop's trips are unknown, the dynamic counts are low
     decided_branches: the kernel's branches whose conditions program 0's arguments decide
     issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
-    estimates for the whole launch (SASS counts weighted by loop trips, of program 0's path where decided_branches:
-    profiling/_sass.py); dram_bytes (each tensor the launch reads or writes, once: profiling/_sass.py's
-    `dram_bytes`)
+    estimates for the whole launch (SASS counts weighted by loop trips, the mean of sampled programs, along program
+    0's path where decided_branches: profiling/_sass.py); heaviest_program: the same four for the heaviest sampled
+    program alone; dram_bytes (each tensor the launch reads or writes, once: profiling/_sass.py's `dram_bytes`)
     bytes, flops, floor_us: the op call's minimal bytes and FLOPs in this direction (bench/costs.py) and its floor
     eager_us: the reference's eager run of the op call predicted (profiling/cost_model.py `eager_us`), where modelled
     predicted_us, bound_by: the launch's predicted time and its largest term

@@ -33,8 +33,8 @@ TINY = ["--size", "64", "96", "--batch", "1", "--repeats", "1", "--cases", *TINY
 BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
-          "mufu", "sass_instructions", "loop_instructions", "unknown_trip_loops", "decided_branches", "bytes", "flops",
-          "floor_us", "predicted_us", "host_us", "host_floor_us")
+          "mufu", "sass_instructions", "loop_instructions", "unknown_trip_loops", "decided_branches",
+          "heaviest_program", "bytes", "flops", "floor_us", "predicted_us", "host_us", "host_floor_us")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,38 @@ def test_loop_trips_and_memory_from_the_ir():
     assert _sass.assign_trips(sass, loops)
     assert (sass[0].trips, sass[0].children[0].trips, sass[1].trips) == (13, 4, 100)
     assert _sass.dram_bytes(traffic, ((0x1000, 1000), None), programs=8) == 1000  # at most the tensor's extent
+
+
+def test_loop_trips_per_program_and_the_programs_sampled():
+    """The loop from the program id to n = 100 by the program count runs 13 trips in programs 0-3 of 8 and 12 in
+    programs 4-7, and the bytes follow; the loop that only program 0 enters runs in no other (nor its inner loop,
+    counted 0 there). A grid of fewer
+    programs than SAMPLED_PROGRAMS is sampled whole; a large one is not sampled along a stride of its own (the
+    aggregation's 9 channel tiles per pixel tile: the samples fall on many pixel tiles)."""
+    for program, trips in ((0, 13), (3, 13), (4, 12), (7, 12)):
+        loops, traffic = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1), program=(program, 0, 0))
+        assert [(loop.trips, [c.trips for c in loop.children]) for loop in loops] == \
+            [(trips, [4]), (1, [100]) if program == 0 else (0, [0])]
+        assert traffic == {0: trips * 4 * 32 * 2}
+    assert _sass.sampled_programs((8, 1, 1)) == tuple((p, 0, 0) for p in range(8))
+    sample = _sass.sampled_programs((10800, 1, 1))
+    assert len(sample) == _sass.SAMPLED_PROGRAMS and sample[0] == (0, 0, 0)
+    assert len({x // 9 for x, _, _ in sample}) == _sass.SAMPLED_PROGRAMS
+
+
+def test_an_uneven_launch_takes_at_least_its_heaviest_program():
+    """Two programs on two SMs, one doing all the work: the mean over the launch would halve the time; the heaviest
+    program's own issue time bounds it (one resident program per SM). Many waves of even work: the launch's share
+    decides."""
+    work = dict(issued_instructions=8e6, requested_bytes=0, tensor_flops={}, mufu_ops=0)
+    record = dict(grid=(2, 1, 1), num_warps=8, ctas_per_sm=1, dram_bytes=0, **work, heaviest_program=work)
+    issue = cost_model.terms_us(record)["issue"]
+    per_sm = work["issued_instructions"] / (cost_model.ISSUE_PER_CLOCK * cost_model.CLOCK_HZ) * 1e6
+    assert issue == pytest.approx(per_sm * cost_model.LATENCY_WARPS / 8)
+    assert cost_model.terms_us({**record, "heaviest_program": None})["issue"] == pytest.approx(issue / 2)
+    even = dict(record, grid=(cost_model.SMS * 10, 1, 1), issued_instructions=8e6 * cost_model.SMS * 10,
+                heaviest_program=dict(work, issued_instructions=8e6))
+    assert cost_model.terms_us(even)["issue"] == pytest.approx(10 * per_sm * cost_model.LATENCY_WARPS / 8)
 
 
 # A loop over 3 groups whose inner loop runs over a group size loaded from a table argument, and a loop over its rows
