@@ -278,10 +278,9 @@ class _Pointer:
 
 class _LoopBounds:
     """Evaluates the scalar SSA values of a TTIR function for one program of a launch (`program`: its x, y, z ids;
-    program 0 by default): constants, arguments and
-    integer and floating-point arithmetic on them (in Python's precision), and scalar loads from the launch's tables
-    (`Specialisation.tables`); anything else (tensor loads, loop results) is unknown (None). Loop induction variables
-    are unknown too, unless bound by `under`."""
+    program 0 by default): constants, arguments and integer and floating-point arithmetic on them (in Python's
+    precision), and scalar loads from the launch's tables (`Specialisation.tables`); anything else (tensor loads, loop
+    results) is unknown (None). Loop induction variables are unknown too, unless bound by `under`."""
 
     _BINARY = {
         "arith.addi": lambda a, b: a + b, "arith.subi": lambda a, b: a - b, "arith.muli": lambda a, b: a * b,
@@ -699,8 +698,8 @@ _GOLDEN = (5**0.5 - 1) / 2
 
 def sampled_programs(grid: tuple) -> tuple[tuple[int, int, int], ...]:
     """Program 0 and up to SAMPLED_PROGRAMS - 1 others, as (x, y, z) ids: linear indices (x fastest) spread over the
-    grid by the golden-ratio sequence, which no regular stride of a launch's tiling aliases (evenly spaced samples
-    of the aggregation's 10,800 programs would all fall on its first column of tiles)."""
+    grid by the golden-ratio sequence, which no regular stride of a launch's tiling aliases (16 evenly spaced samples
+    of the aggregation's 10,800 programs, 675 apart, would land on 2 of its 150 pixel tiles)."""
     total = math.prod(grid)
     linear = sorted({0, *(int(k * _GOLDEN % 1.0 * total) for k in range(1, SAMPLED_PROGRAMS))})
     return tuple((i % grid[0], i // grid[0] % grid[1], i // (grid[0] * grid[1])) for i in linear)
