@@ -54,13 +54,14 @@ def compile_for_hopper(config: AotConfig) -> AotReport:
     from triton.compiler import ASTSource
 
     from ._cubin import instructions, resources, spill_bytes
+    from ._launch import COMPILE_OPTIONS
 
     attrs = {(i,): [["tt.divisibility", 16]] for i, param in enumerate(config.kernel.params)
              if param.name in config.divisible}
     source = ASTSource(fn=config.kernel, signature=config.signature, constexprs=config.constexprs, attrs=attrs)
     compiled = triton.compile(
         source, target=GPUTarget(*HOPPER),
-        options=dict(num_warps=config.num_warps, num_stages=config.num_stages, **config.extra),
+        options=dict(num_warps=config.num_warps, num_stages=config.num_stages, **COMPILE_OPTIONS, **config.extra),
     )
     cubin = compiled.asm["cubin"]
     used = resources(cubin)

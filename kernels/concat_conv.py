@@ -113,7 +113,7 @@ import triton.language as tl
 from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import check_concat_conv1x1
-from ._launch import INT32_MAX, best_split, ceil_div, check_kernel_dtype, sm_count
+from ._launch import COMPILE_OPTIONS, INT32_MAX, best_split, ceil_div, check_kernel_dtype, sm_count
 from ._library import custom_op
 from ._triton import cdiv, check_device, dot, round_to_tf32, sum_
 from .concat_conv_plan import (
@@ -692,7 +692,7 @@ def _gather_columns(weight: torch.Tensor, cols: torch.Tensor, max_repeats: int, 
         grid = (ceil_div(rows_out, SMALL_BLOCK_M) * ceil_div(columns, SMALL_BLOCK_N),)
         _concat_conv1x1_merge_kernel[grid](
             weight2d, weight2d.stride(0), weight2d.stride(1), cols, max_repeats, out, weight2d.shape[0], rows_out,
-            columns, BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
+            columns, BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS, **COMPILE_OPTIONS,
         )
     return out
 
@@ -736,7 +736,7 @@ def concat_conv1x1_fwd(
             int(epilogue and bias is not None), int(epilogue and residual is not None), int(epilogue and relu),
             PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, NUM_UP=num_up, **tiles.constexprs(),
             UP_BLOCK=UP_BLOCK, ROUND_OUT=not epilogue and round_up, num_warps=tiles.warps,
-            num_stages=tiles.stages,
+            num_stages=tiles.stages, **COMPILE_OPTIONS,
         )
 
     for group in layout.low_groups:  # Y_g = W_g X_g at each low resolution (fp32), before the epilogue
@@ -756,7 +756,7 @@ def _grad_dz(grad_out: torch.Tensor, out: torch.Tensor | None, relu: bool) -> to
     grid = (batch * m, ceil_div(height * width, EW_BLOCK))
     _concat_conv1x1_bwd_dz_kernel[grid](
         grad_out, *grad_out.stride(), out if relu else dz, dz, m, width, height * width, int(relu),
-        BLOCK=EW_BLOCK, num_warps=EW_WARPS,
+        BLOCK=EW_BLOCK, num_warps=EW_WARPS, **COMPILE_OPTIONS,
     )
     return dz
 
@@ -785,7 +785,7 @@ def _adjoint(plan: Plan, dz: torch.Tensor, precision: str) -> torch.Tensor:
             m, height, width, programs,
             DOT_PRECISION=precision, NUM_GROUPS=num_groups, MAX_GROUPS=MAX_ADJOINT_GROUPS,
             BLOCK_C=UP_BLOCK_C[precision], BLOCK_J=ADJOINT_BLOCK_J, SPAN=UP_SPAN, ALIGN=UP_ALIGN,
-            num_warps=UP_WARPS, num_stages=UP_STAGES, **options,
+            num_warps=UP_WARPS, num_stages=UP_STAGES, **options, **COMPILE_OPTIONS,
         )
     return d
 
@@ -809,6 +809,7 @@ def _grad_inputs(plan: Plan, grads, w_merged, dz, d, precision) -> None:
             z, stride_zb, stride_zm, w_merged, w_merged.stride(0), w_merged.stride(1),
             base, *slots, rows, plan.uniques.rows, unit, group.row0, group.num_rows, plan.out_channels, group.pixels,
             DOT_PRECISION=precision, **tiles.gemm_constexprs(), num_warps=tiles.warps, num_stages=tiles.stages,
+            **COMPILE_OPTIONS,
         )
 
 
@@ -837,7 +838,7 @@ def _reduce(partials: torch.Tensor, column_map: torch.Tensor, out: torch.Tensor,
     grid = (ceil_div(m, SMALL_BLOCK_M) * ceil_div(n, SMALL_BLOCK_N),)
     _concat_conv1x1_bwd_reduce_kernel[grid](
         partials, splits, partials.stride(0), partials.stride(1), column_map, out, stride_om, stride_on, m, n,
-        BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS,
+        BLOCK_M=SMALL_BLOCK_M, BLOCK_N=SMALL_BLOCK_N, num_warps=EW_WARPS, **COMPILE_OPTIONS,
     )
 
 
@@ -863,7 +864,7 @@ def _grad_params(plan: Plan, uniques, weight, bias, dz, d, precision) -> tuple:
             m, plan.batch, group.width, group.pixels, ceil_div(blocks, splits),
             int(index == 0 and bias is not None),
             PIXEL_CONTIG=group.pixel_contig, DOT_PRECISION=precision, **tiles.gemm_constexprs(),
-            num_warps=tiles.warps, num_stages=tiles.stages,
+            num_warps=tiles.warps, num_stages=tiles.stages, **COMPILE_OPTIONS,
         )
     column_map = plan.tables["column_map"]
     grad_weight = torch.empty(weight.shape, dtype=weight.dtype, device=device)

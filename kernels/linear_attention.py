@@ -89,6 +89,7 @@ from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import Stackable, check_linear_cross_attention
 from ._launch import (
+    COMPILE_OPTIONS,
     INT32_MAX,
     JIT_DIVISIBILITY,
     TRITON_DTYPE_NAMES,
@@ -708,8 +709,8 @@ class KernelLaunch:
     max_registers: int | None = None
 
     def options(self) -> dict:
-        """The launch options of a kernel call (num_warps, num_stages and, where capped, maxnreg)."""
-        options = dict(num_warps=self.num_warps, num_stages=self.num_stages)
+        """The launch options of a kernel call (num_warps, num_stages, COMPILE_OPTIONS and, where capped, maxnreg)."""
+        options = dict(num_warps=self.num_warps, num_stages=self.num_stages, **COMPILE_OPTIONS)
         if self.max_registers:
             options["maxnreg"] = self.max_registers
         return options

@@ -95,6 +95,7 @@ from ._autocast import autocast_aware
 from ._call_memo import CallMemo, memo_key
 from ._checks import check_window_attention
 from ._launch import (
+    COMPILE_OPTIONS,
     INT32_MAX,
     JIT_DIVISIBILITY,
     TRITON_DTYPE_NAMES,
@@ -510,8 +511,9 @@ def _bwd_aligned(args: tuple) -> bool:
 
 
 def _bwd_launch(dtype: torch.dtype, head_dim: int, args: tuple) -> dict:
-    """The backward's launch options for these arguments: its warps and, where capped and aligned, maxnreg."""
-    options = dict(num_warps=_bwd_num_warps(dtype, head_dim))
+    """The backward's launch options for these arguments: its warps, COMPILE_OPTIONS and, where capped and aligned,
+    maxnreg."""
+    options = dict(num_warps=_bwd_num_warps(dtype, head_dim), **COMPILE_OPTIONS)
     if _bwd_capped(dtype, head_dim) and _bwd_aligned(args):
         options["maxnreg"] = BWD_MAX_REGISTERS
     return options
@@ -520,7 +522,8 @@ def _bwd_launch(dtype: torch.dtype, head_dim: int, args: tuple) -> dict:
 def _slot_bias(rel_bias: torch.Tensor, window_size: int) -> torch.Tensor:
     """The (heads, BLOCK_N, BLOCK_N) fp32 slot bias table both passes read (`_slot_bias_kernel`): one small launch."""
     table = torch.empty(rel_bias.shape[0], BLOCK_N, BLOCK_N, device=rel_bias.device, dtype=torch.float32)
-    _slot_bias_kernel[(rel_bias.shape[0],)](rel_bias, table, *rel_bias.stride(), WINDOW=window_size, BLOCK_N=BLOCK_N)
+    _slot_bias_kernel[(rel_bias.shape[0],)](rel_bias, table, *rel_bias.stride(), WINDOW=window_size, BLOCK_N=BLOCK_N,
+                                            **COMPILE_OPTIONS)
     return table
 
 
@@ -564,7 +567,7 @@ def window_attention_fwd(
         NUM_HEADS=num_heads, HEAD_DIM=head_dim, HEADS_PER_PROGRAM=heads_per_program, WINDOW=window_size,
         SHIFT=shift_size, HAS_PAD=qkv_pad is not None, ROW_ALIGN=_row_align(qkv, out), BLOCK_N=BLOCK_N,
         BLOCK_D=_block_d(head_dim, FWD_MAX_BLOCK_D),
-        DOT_PRECISION=DOT_PRECISION, num_warps=FWD_NUM_WARPS, num_stages=NUM_STAGES,
+        DOT_PRECISION=DOT_PRECISION, num_warps=FWD_NUM_WARPS, num_stages=NUM_STAGES, **COMPILE_OPTIONS,
     )
     return out, table
 

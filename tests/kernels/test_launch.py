@@ -1,12 +1,19 @@
-"""The launchers' shared helpers (kernels/_launch.py): how many splits share a reduction's blocks."""
+"""The launchers' shared helpers (kernels/_launch.py): how many splits share a reduction's blocks, and the compile
+options every launch passes."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
+import torch
 
-from kernels._launch import best_split
+import kernels
+from kernels._launch import COMPILE_OPTIONS, best_split
+
+window_attention, linear_attention, concat_conv = (importlib.import_module(f"kernels.{name}") for name in
+                                                   ("window_attention", "linear_attention", "concat_conv"))
 
 
 def busiest_sm_blocks(splits: int, launches: tuple) -> int:
@@ -45,3 +52,46 @@ def test_split_counts_what_each_split_adds():
     split on 132 slots fill three waves best at 22 splits, but at about a block per split one wave of 7 wins."""
     assert best_split(((2400, 18, 132),), 32) == 22
     assert best_split(((2400, 18, 132),), 32, 1.0) == 7
+
+
+def _small_calls(generator: torch.Generator) -> list:
+    """Calls that launch every kernel of the three ops, forward and backward: a shifted, padded window attention;
+    linear attentions with the state one channel tile (the fused kernels) and wider (the others); a concat conv of two
+    resolutions with bias and ReLU."""
+    def randn(*shape):
+        return torch.randn(shape, generator=generator, requires_grad=True)
+
+    wide = linear_attention.BLOCK_C + 8
+    return [
+        ("window_attention", (randn(1, 9, 9, 36), randn(2, 49, 49), randn(36)),
+         dict(num_heads=2, window_size=7, shift_size=3)),
+        ("linear_cross_attention", (randn(2, 8, 20), randn(2, 8, 12), randn(2, 8, 12)), {}),
+        ("linear_cross_attention", (randn(2, wide, 20), randn(2, wide, 12), randn(2, wide, 12)), {}),
+        ("concat_conv1x1", ([randn(1, 4, 8, 8), randn(1, 4, 4, 4)], randn(6, 8), randn(6)), dict(activation="relu")),
+    ]
+
+
+def test_every_launch_passes_the_compile_options(monkeypatch):
+    """Every kernel launch of the three ops, forward and backward, asks for fused multiply-adds itself rather than
+    leave them to the installed Triton's default (off from Triton 3.10): the launches of calls that reach every kernel
+    of the op modules are recorded as the interpreter runs them."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    launches = []
+    run = InterpretedFunction.run
+
+    def recording_run(self, *args, **kwargs):
+        launches.append((self.fn.__name__, kwargs))
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(InterpretedFunction, "run", recording_run)
+    generator = torch.Generator().manual_seed(0)
+    for op, args, kwargs in _small_calls(generator):
+        out = kernels.get_op(op, "triton")(*args, **kwargs)
+        out.backward(torch.randn(out.shape, generator=generator))
+    defined = {name for module in (window_attention, linear_attention, concat_conv)
+               for name, value in vars(module).items()
+               if isinstance(value, InterpretedFunction) and name.endswith("_kernel")}  # not the @jit helpers
+    assert {name for name, _ in launches} == defined
+    missing = sorted({name for name, options in launches if not COMPILE_OPTIONS.items() <= options.items()})
+    assert COMPILE_OPTIONS["enable_fp_fusion"] is True and not missing, missing

@@ -12,6 +12,7 @@ import torch
 
 import kernels
 from bench.shapes import model_op_calls
+from kernels._launch import COMPILE_OPTIONS
 from kernels.reference import window_attention_ref
 from tests._utils import assert_kernel_close, grads, record_calls
 
@@ -94,7 +95,7 @@ def test_backward_caps_registers_only_where_aligned(monkeypatch, offset):
     shifted = buffer[offset:].view(qkv.shape).copy_(qkv)
     run_and_compare((shifted, rel_bias, qkv_pad), num_heads=heads, window_size=7, shift_size=3, dtype=torch.bfloat16)
     capped = dict(maxnreg=wa.BWD_MAX_REGISTERS) if offset == 0 else {}
-    assert options == [dict(num_warps=wa.BWD_NUM_WARPS, **capped)]
+    assert options == [dict(num_warps=wa.BWD_NUM_WARPS, **COMPILE_OPTIONS, **capped)]
 
 
 @pytest.mark.parametrize("sms, programs", [(1, 1), (5, 5)], ids=["one-program", "uneven-ranges"])
