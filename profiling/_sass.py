@@ -732,8 +732,8 @@ _PER_PROGRAM = ("issued_instructions", "requested_bytes", "mufu_ops")
 def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
     """Launch-wide estimates (all programs, each the mean of the sampled programs): the SASS weighted by loop trips for
     this launch's arguments; the heaviest sampled program's own figures (`heaviest_program`: a launch whose programs'
-    work is uneven takes at least its time); program 0's main loop, static size and trips (the top-level loop issuing
-    the most: static size times trips)."""
+    work is uneven takes at least its time); the main loop's static size and trips, the mean of the sampled programs'
+    (program 0's top-level loop issuing the most: static size times trips)."""
     listing = code.listing
     samples = [_program_counts(code, spec, program) for program in sampled_programs(spec.grid)]
     first = samples[0]
@@ -749,10 +749,12 @@ def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
     per_program = spec.options.num_warps
     traffic = {argument: mean(c["traffic"].get(argument, 0) for c in samples)
                for argument in {a for c in samples for a in c["traffic"]}}
-    main = max(first["loops"], key=lambda loop: _span_size(listing, loop) * (loop.trips or 1), default=None)
+    main = max(range(len(first["loops"])), default=None,
+               key=lambda i: _span_size(listing, first["loops"][i]) * (first["loops"][i].trips or 1))
+    main_trips = [] if main is None else [c["loops"][main].trips for c in samples]  # one listing: the same nests
     return dict(
-        loop_instructions=_span_size(listing, main) if main else 0,
-        loop_trips=main.trips if main else None,
+        loop_instructions=0 if main is None else _span_size(listing, first["loops"][main]),
+        loop_trips=None if main is None or None in main_trips else round(mean(main_trips), 2),
         trips_matched=all(c["matched"] for c in samples),
         unknown_trip_loops=max(_unknown_trips(c["loops"]) for c in samples),
         **{name: round(mean(c[name] for c in samples) * warps) for name in _PER_PROGRAM},

@@ -18,9 +18,9 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     ctas_per_sm, waves                                                            (profiling/cost_model.py)
     tensor_core_ops, async_copies, vector_loads (LDG .128/.64), scalar_loads (LDG 32/16/8-bit), mufu,
     sass_instructions (the kernel), loop_instructions and loop_trips (its main loop, the top-level loop issuing the
-    most: static instructions, trips per program for this launch), trips_matched (the SASS and TTIR loop nests
-    agreed), unknown_trip_loops (SASS loops without a trip count, each counted as one iteration); where the nests
-    disagree or a loop's trips are unknown, the dynamic counts are low
+    most: static instructions, trips per program for this launch, the sampled programs' mean), trips_matched (the
+    SASS and TTIR loop nests agreed), unknown_trip_loops (SASS loops without a trip count, each counted as one
+    iteration); where the nests disagree or a loop's trips are unknown, the dynamic counts are low
     decided_branches: the kernel's branches whose conditions program 0's arguments decide
     issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
     estimates for the whole launch (SASS counts weighted by loop trips, the mean of sampled programs, along program
@@ -540,8 +540,8 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
         "regs: registers per thread; spill B: bytes stored to local memory; smem KB: shared memory per CTA; MMA, "
         "async, LDG, MUFU, SASS: static SASS instruction counts (tensor-core, cp.async/TMA, global loads by width, "
         "special-function, all); loop x trips: the main loop's static instructions and its trips per program "
-        "for this launch ((?): loop nests of SASS and TTIR disagreed, or some loop's trips are unknown and counted "
-        "once: dynamic counts are low).",
+        "for this launch, the mean of the sampled programs ((?): loop nests of SASS and TTIR disagreed, or some "
+        "loop's trips are unknown and counted once: dynamic counts are low).",
         "",
         *launch_table(records),
         "",
