@@ -53,14 +53,19 @@ PLAN_CACHE_SIZE = 64
 # (105-125 registers: one CTA of 16 warps per SM; on 8 warps they took 227-239); where they do not (every load scalar,
 # each with its own address), 64 x 64 on 8 warps, which the compiler fits in 128 registers. IEEE fp32 products hold
 # their operands in registers: half the tiles, on 8 warps. A small output-channel count (the classifiers' 1-40) takes
-# a matching BLOCK_M and longer pixel tiles, so that the weight, re-read by every pixel tile, costs less than the
-# pixels. (Registers measured in the ahead-of-time compile on triton 3.8, sm_90.)
+# a matching BLOCK_M on SMALL_M_WARPS: such tiles are light (40-101 registers at 128 pixels), several CTAs share an
+# SM, and a launch that streams its input once ends in a less empty last wave. The model's classifiers (1,200 tiles)
+# run 1.8 waves where the compile fits 5 CTAs per SM (1 and 3 channels on triton 3.8, 1 on 3.6, 3 on 3.9; the other
+# gets 4 or 6: 2.3 or 1.5 waves) and 4.5 waves of 2 CTAs at 40 channels; 256-pixel tiles on 16 warps ran 2.3 waves of
+# 2 CTAs, the last a quarter full (predicted 149 -> 124 us where 5 CTAs fit, the same elsewhere). (Registers measured
+# in the ahead-of-time compile on triton 3.8, sm_90.)
 FWD_BLOCK_M = {True: 128, False: 64}  # vectorised loads or not
 FWD_BLOCK_N = {True: 128, False: 64}
 FWD_WARPS = {True: 16, False: 8}
 FWD_BLOCK_K = 32
 FWD_STAGES = 3
-SMALL_M_BLOCK_N = {True: 256, False: 64}
+SMALL_M_BLOCK_N = {True: 128, False: 64}
+SMALL_M_WARPS = 8
 MIN_BLOCK_M = 16  # the tensor cores' smallest tile
 EPILOGUE_TILE_W = 32
 # Backward GEMM tiles: d x is input rows x pixels x output channels (K), d W output channels x input rows x pixels
@@ -119,13 +124,13 @@ def forward_tiles(out_channels: int, precision: str, epilogue_up: bool, vectoris
     ieee = precision == "ieee"
     block_m = FWD_BLOCK_M[vectorised] // (2 if ieee else 1)
     block_n = FWD_BLOCK_N[vectorised]
+    warps = FWD_WARPS[vectorised and not ieee]
     if out_channels <= block_m // 2 and not epilogue_up:
         block_m = max(MIN_BLOCK_M, next_power_of_2(out_channels))
-        block_n = SMALL_M_BLOCK_N[vectorised]
+        block_n, warps = SMALL_M_BLOCK_N[vectorised], SMALL_M_WARPS
     if ieee:
         block_n //= 2
-    return Tiles(block_m, block_n, FWD_BLOCK_K, EPILOGUE_TILE_W if epilogue_up else 0,
-                 FWD_WARPS[vectorised and not ieee], FWD_STAGES)
+    return Tiles(block_m, block_n, FWD_BLOCK_K, EPILOGUE_TILE_W if epilogue_up else 0, warps, FWD_STAGES)
 
 
 @functools.cache
