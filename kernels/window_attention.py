@@ -36,8 +36,9 @@ dqkv (B, H, W, 3C), a padded token's to an fp32 (B, Hp Wp - H W, 3C) buffer of t
 right band, row-major; rows per image rounded up to JIT_DIVISIBILITY), whose fixed-order sum is d qkv_pad: no
 reduction in the kernel. delta comes from P and dP in registers, so the backward needs neither O nor a log-sum-exp:
 it saves qkv, rel_bias, qkv_pad and the table and recomputes P. (A saved log-sum-exp, as FlashAttention keeps, would
-spare the backward its row max and sum, 8% of its loop's SASS at head dim 3, but costs the forward more: storing a
-row statistic from the scores' layout took its loop from 356 to 486-607 SASS instructions per head, triton 3.8.)
+spare the backward its row max and sum, 8% of its loop's SASS at head dim 3, but costs the forward more: tried,
+storing a row statistic from the scores' layout took its loop from 356 to 486-607 SASS instructions per head, triton
+3.8.)
 
 Forward (grid (windows per row, window rows, B x head groups)): a program per window and group of heads (all
 heads when the head is one chunk and the windows alone give MIN_PROGRAMS_PER_SM programs per SM, else one), so a

@@ -71,6 +71,7 @@ def _small_calls(generator: torch.Generator) -> list:
     ]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="records the launches as the interpreter runs them")
 def test_every_launch_passes_the_compile_options(monkeypatch):
     """Every kernel launch of the three ops, forward and backward, asks for fused multiply-adds itself rather than
     leave them to the installed Triton's default (off from Triton 3.10): the launches of calls that reach every kernel
@@ -92,6 +93,6 @@ def test_every_launch_passes_the_compile_options(monkeypatch):
     defined = {name for module in (window_attention, linear_attention, concat_conv)
                for name, value in vars(module).items()
                if isinstance(value, InterpretedFunction) and name.endswith("_kernel")}  # not the @jit helpers
-    assert {name for name, _ in launches} == defined
+    assert defined and {name for name, _ in launches} == defined
     missing = sorted({name for name, options in launches if not COMPILE_OPTIONS.items() <= options.items()})
     assert COMPILE_OPTIONS["enable_fp_fusion"] is True and not missing, missing
