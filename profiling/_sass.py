@@ -41,6 +41,7 @@ kernel does it: kernels keep such work inside the branch (the concat conv's d bi
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
@@ -301,13 +302,8 @@ class _LoopBounds:
                 "uge": lambda a, b: a >= b}
 
     def __init__(self, ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), program: tuple = (0, 0, 0)):
-        self.defs: dict[str, tuple[str, str]] = {}
-        for line in ttir.splitlines():
-            found = _TTIR_DEF.match(line)
-            if found:
-                self.defs[found.group(1)] = (found.group(2), found.group(3))
-        header = _TTIR_FUNC.search(ttir)
-        self.arguments = _TTIR_ARG.findall(header.group(1)) if header else []
+        parsed = _parse_ttir(ttir)
+        self.defs, self.arguments = parsed.defs, parsed.arguments
         self.tables = dict(enumerate(tables))
         self.inputs = {name: value if isinstance(value, (int, float)) else
                        _Pointer(index, 0) if self.tables.get(index) is not None else None
@@ -378,7 +374,6 @@ class _LoopBounds:
 
 @dataclass
 class _Region:
-    indent: int  # of the line that opened it; its closing brace has the same
     factor: int  # executions per execution of the enclosing region: trips (unknown: 1), or 0/1 for a known branch
     loop: IrLoop | None = None
     condition: int | None = None  # of an scf.if, when known
@@ -398,24 +393,64 @@ class _ForLoop:
     parent: int | None  # index of the enclosing loop in program order
 
 
-def _for_loops(ttir: str) -> list[_ForLoop]:
-    loops: list[_ForLoop] = []
-    open_regions: list[tuple[int, int | None]] = []  # (indent, loop index or None for another region)
+@dataclass(frozen=True)
+class _Ttir:
+    """A TTIR function parsed once (`_parse_ttir`) for the evaluations of every sampled program.
+
+    events: its structure in program order: ("memory", pointer, tile bytes) at a tt.load or tt.store; at a line that
+    opens a region ("for", induction variable, (lower, upper, step)), ("if", condition) or ("open",); ("else",) at
+    `} else {`; ("close",) at the `}` that closes a region (the one with its opening line's indentation)."""
+
+    defs: dict  # SSA name -> (operation, the rest of its line)
+    arguments: list  # the function's arguments' SSA names, in order
+    aliases: dict  # `_loop_aliases`
+    events: tuple
+    for_loops: tuple  # the scf.for loops in program order (`_ForLoop`)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_ttir(ttir: str) -> _Ttir:
+    defs: dict[str, tuple[str, str]] = {}
+    events: list[tuple] = []
+    indents: list[int] = []  # of the open regions' opening lines
     for line in ttir.splitlines():
+        found = _TTIR_DEF.match(line)
+        if found:
+            defs[found.group(1)] = (found.group(2), found.group(3))
         indent, text = len(line) - len(line.lstrip()), line.strip()
-        if text.startswith("}") and open_regions and open_regions[-1][0] == indent:
-            if not text.startswith("} else {"):
-                open_regions.pop()
+        if text.startswith("}") and indents and indents[-1] == indent:
+            if text.startswith("} else {"):
+                events.append(("else",))
+            else:
+                indents.pop()
+                events.append(("close",))
             continue
+        memory = _TTIR_MEMORY.search(text)
+        if memory:
+            events.append(("memory", memory.group(1), _tile_bytes(text)))
         if not text.endswith("{"):
             continue
-        found = _TTIR_FOR.search(text)
-        if found:
-            parent = next((index for _, index in reversed(open_regions) if index is not None), None)
-            loops.append(_ForLoop(found.group(1), found.groups()[1:], parent))
-            open_regions.append((indent, len(loops) - 1))
-        else:
-            open_regions.append((indent, None))
+        indents.append(indent)
+        loop, branch = _TTIR_FOR.search(text), _TTIR_IF.search(text)
+        events.append(("for", loop.group(1), loop.groups()[1:]) if loop else ("if", branch.group(1)) if branch
+                      else ("open",))
+    header = _TTIR_FUNC.search(ttir)
+    arguments = _TTIR_ARG.findall(header.group(1)) if header else []
+    return _Ttir(defs, arguments, _loop_aliases(ttir), tuple(events), tuple(_for_loops(events)))
+
+
+def _for_loops(events: tuple) -> list[_ForLoop]:
+    loops: list[_ForLoop] = []
+    open_regions: list[int | None] = []  # per open region: its loop's index, None for another region
+    for event in events:
+        if event[0] == "close":
+            open_regions.pop()
+        elif event[0] == "for":
+            parent = next((index for index in reversed(open_regions) if index is not None), None)
+            loops.append(_ForLoop(event[1], event[2], parent))
+            open_regions.append(len(loops) - 1)
+        elif event[0] in ("if", "open"):
+            open_regions.append(None)
     return loops
 
 
@@ -426,7 +461,7 @@ def _trips(loop: _ForLoop, lookup: Callable[[str], object]) -> int | None:
     return max(0, math.ceil((upper - lower) / step))
 
 
-def _average_trips(loops: list[_ForLoop], values: _LoopBounds) -> list[int | float | None]:
+def _average_trips(loops: tuple, values: _LoopBounds) -> list[int | float | None]:
     """Per loop in program order, its trips per iteration of the enclosing loop for `values`' program, averaged over
     those iterations where its bounds depend on an enclosing loop's induction variable (the concat conv's window of
     low-resolution rows per group): the product of the averages down a nest is then the innermost body's count."""
@@ -476,43 +511,36 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (),
     """(the kernel's scf.for loops, nested as in the IR, with their trip counts for `program` (`_average_trips`);
     the bytes it loads and stores through each pointer argument, by the argument's index): every
     tt.load/tt.store counted at its tile size, times the trips of the loops around it, and not at all inside a branch
-    whose condition is known false. Regions close at the `}` with their opening line's indentation."""
+    whose condition is known false. The TTIR is parsed once for all programs (`_parse_ttir`)."""
+    parsed = _parse_ttir(ttir)
     values = _LoopBounds(ttir, scalars, grid, tables, program)
-    trips = iter(_average_trips(_for_loops(ttir), values))
-    aliases = _loop_aliases(ttir)
-    arguments = {name: index for index, name in enumerate(values.arguments)}
+    trips = iter(_average_trips(parsed.for_loops, values))
+    arguments = {name: index for index, name in enumerate(parsed.arguments)}
     top: list[IrLoop] = []
     regions: list[_Region] = []
     traffic: dict[int, float] = {}
-    for line in ttir.splitlines():
-        indent, text = len(line) - len(line.lstrip()), line.strip()
-        if text.startswith("}") and regions and regions[-1].indent == indent:
-            if text.startswith("} else {"):
-                condition = regions[-1].condition
-                regions[-1].factor = 1 if condition is None else int(not condition)
-            else:
-                regions.pop()
-            continue
-        memory = _TTIR_MEMORY.search(text)
-        if memory:
-            argument = _pointer_argument(memory.group(1), values.defs, aliases, arguments)
+    for kind, *details in parsed.events:
+        if kind == "else":
+            condition = regions[-1].condition
+            regions[-1].factor = 1 if condition is None else int(not condition)
+        elif kind == "close":
+            regions.pop()
+        elif kind == "memory":
+            argument = _pointer_argument(details[0], parsed.defs, parsed.aliases, arguments)
             if argument is not None:
-                traffic[argument] = traffic.get(argument, 0) + _tile_bytes(text) * math.prod(r.factor for r in regions)
-        if not text.endswith("{"):
-            continue
-        loop_bounds, branch = _TTIR_FOR.search(text), _TTIR_IF.search(text)
-        if loop_bounds:
+                traffic[argument] = traffic.get(argument, 0) + details[1] * math.prod(r.factor for r in regions)
+        elif kind == "for":
             loop_trips = next(trips)
-            constant = all(values.defs.get(v, ("",))[0] == "arith.constant" for v in loop_bounds.groups()[1:])
+            constant = all(parsed.defs.get(v, ("",))[0] == "arith.constant" for v in details[1])
             loop = IrLoop(loop_trips, constant, [])
             parent = next((r.loop for r in reversed(regions) if r.loop), None)
             (parent.children if parent else top).append(loop)
-            regions.append(_Region(indent, 1 if loop_trips is None else loop_trips, loop=loop))
-        elif branch:
-            condition = values(branch.group(1))
-            regions.append(_Region(indent, 1 if condition is None else int(bool(condition)), condition=condition))
+            regions.append(_Region(1 if loop_trips is None else loop_trips, loop=loop))
+        elif kind == "if":
+            condition = values(details[0])
+            regions.append(_Region(1 if condition is None else int(bool(condition)), condition=condition))
         else:
-            regions.append(_Region(indent, 1))
+            regions.append(_Region(1))
     return top, {argument: round(nbytes) for argument, nbytes in traffic.items()}
 
 

@@ -143,9 +143,9 @@ def test_loop_trips_and_memory_from_the_ir():
 def test_loop_trips_per_program_and_the_programs_sampled():
     """The loop from the program id to n = 100 by the program count runs 13 trips in programs 0-3 of 8 and 12 in
     programs 4-7, and the bytes follow; the loop that only program 0 enters runs in no other (nor its inner loop,
-    counted 0 there). A grid of fewer
-    programs than SAMPLED_PROGRAMS is sampled whole; a large one is not sampled along a stride of its own (the
-    aggregation's 9 channel tiles per pixel tile: the samples fall on many pixel tiles)."""
+    counted 0 there). A grid of fewer programs than SAMPLED_PROGRAMS is sampled whole; a large one is not sampled
+    along a stride of its own (the aggregation's 9 channel tiles per pixel tile: the samples fall on many pixel
+    tiles)."""
     for program, trips in ((0, 13), (3, 13), (4, 12), (7, 12)):
         loops, traffic = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1), program=(program, 0, 0))
         assert [(loop.trips, [c.trips for c in loop.children]) for loop in loops] == \
