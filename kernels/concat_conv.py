@@ -25,7 +25,9 @@ The upsampling epilogue. The full-resolution launch tiles the image in blocks of
 tile reads, of Y_g at a factor s, a window of about TILE_H / s + 2 source rows and TILE_W / s + 2 columns. For every
 source row r of the window and block of UP_BLOCK source columns c it adds the tensor-core product
 Y_g[:, r, c] . (w_y(r) w_x(c)), the (UP_BLOCK, pixels) bilinear weights built in registers from the tap formula: each
-window value is read once per tile (no per-output gather of four taps), and the weights cost a few multiplies.
+window value is read once per tile (no per-output gather of four taps), and the weights cost a few multiplies. The
+full-resolution launch holds one CTA per SM, whose warps meet at a barrier every step: each step's block of Y_g is
+loaded during the step before, so that its latency is not exposed once per step.
 
 VJP, with dY the upstream gradient and U_g the (P x P_g) bilinear interpolation matrix of group g:
 
@@ -272,22 +274,55 @@ def _add_upsampled(
     c_first, _, _ = _source_index(tile_x, scale_x, up_w)
     _, c_last, _ = _source_index(tl.minimum(tile_x + TILE_W, width) - 1, scale_x, up_w)
     plane = up_ptr + up_offset + planes * (up_h * up_w)
-    for r in range(r_first, r_last + 1):
-        w_y = _tap_weights(lo_y, hi_y, lam_y, r)
-        for c0 in range(c_first, c_last + 1, UP_BLOCK):
-            offs_c = c0 + tl.arange(0, UP_BLOCK)
-            y = tl.load(plane[:, None] + (r * up_w + offs_c)[None, :],
-                        mask=mask_m[:, None] & (offs_c <= c_last)[None, :], other=0.0)
-            weights = _tap_weights(lo_x[None, :], hi_x[None, :], lam_x[None, :], offs_c[:, None]) * w_y[None, :]
-            if y.dtype == tl.bfloat16:
-                # bf16 products; the weights are exact in bf16 at power-of-two factors (module docstring)
-                acc = dot(y, weights.to(tl.bfloat16), acc, DOT_PRECISION)
-            else:
-                # `dot` would round both TF32 operands; Y_g is stored rounded already (ROUND_OUT), and rounding it
-                # here again costs registers (4 B spilled on triton 3.6): only the weights are rounded
-                if DOT_PRECISION == "tf32":
-                    weights = round_to_tf32(weights)
-                acc = tl.dot(y, weights, acc, input_precision=DOT_PRECISION)
+    # The window's (row, column block) steps in one loop, row by row, each step's Y_g block loaded one step ahead:
+    # its load is in flight during the previous step's product and barriers, which at one CTA per SM no other warps
+    # would hide. Not for IEEE products, whose operands sit in registers: the block loaded ahead spilled there (4 B,
+    # triton 3.9), so their next block is loaded after the product, as an unpipelined loop would. The last step is
+    # peeled off: it loads nothing.
+    ahead: tl.constexpr = DOT_PRECISION != "ieee"
+    steps = (r_last + 1 - r_first) * cdiv(c_last + 1 - c_first, UP_BLOCK)
+    r = r_first
+    c0 = c_first
+    y = _window_block(plane, mask_m, r, c0, c_last, up_w, UP_BLOCK)
+    for _ in range(steps - 1):
+        row_done = c0 + UP_BLOCK > c_last
+        next_r = tl.where(row_done, r + 1, r)
+        next_c0 = tl.where(row_done, c_first, c0 + UP_BLOCK)
+        if ahead:
+            y_next = _window_block(plane, mask_m, next_r, next_c0, c_last, up_w, UP_BLOCK)
+        acc = _add_window_product(acc, y, r, c0, lo_y, hi_y, lam_y, lo_x, hi_x, lam_x, DOT_PRECISION, UP_BLOCK)
+        if not ahead:
+            y_next = _window_block(plane, mask_m, next_r, next_c0, c_last, up_w, UP_BLOCK)
+        y = y_next
+        r = next_r
+        c0 = next_c0
+    return _add_window_product(acc, y, r, c0, lo_y, hi_y, lam_y, lo_x, hi_x, lam_x, DOT_PRECISION, UP_BLOCK)
+
+
+@triton.jit
+def _window_block(plane, mask_m, r, c0, c_last, up_w, UP_BLOCK: tl.constexpr):
+    """Y_g[planes, r, c0:c0 + UP_BLOCK] of the epilogue's window (columns to c_last)."""
+    offs_c = c0 + tl.arange(0, UP_BLOCK)
+    return tl.load(plane[:, None] + (r * up_w + offs_c)[None, :], mask=mask_m[:, None] & (offs_c <= c_last)[None, :],
+                   other=0.0)
+
+
+@triton.jit
+def _add_window_product(acc, y, r, c0, lo_y, hi_y, lam_y, lo_x, hi_x, lam_x, DOT_PRECISION: tl.constexpr,
+                        UP_BLOCK: tl.constexpr):
+    """acc + y . (w_y(r) w_x(c)) for the window block y = Y_g[:, r, c0:c0 + UP_BLOCK] (see `_add_upsampled`)."""
+    offs_c = c0 + tl.arange(0, UP_BLOCK)
+    w_y = _tap_weights(lo_y, hi_y, lam_y, r)
+    weights = _tap_weights(lo_x[None, :], hi_x[None, :], lam_x[None, :], offs_c[:, None]) * w_y[None, :]
+    if y.dtype == tl.bfloat16:
+        # bf16 products; the weights are exact in bf16 at power-of-two factors (module docstring)
+        acc = dot(y, weights.to(tl.bfloat16), acc, DOT_PRECISION)
+    else:
+        # `dot` would round both TF32 operands; Y_g is stored rounded already (ROUND_OUT), and rounding it here
+        # again costs registers (4 B spilled on triton 3.6): only the weights are rounded
+        if DOT_PRECISION == "tf32":
+            weights = round_to_tf32(weights)
+        acc = tl.dot(y, weights, acc, input_precision=DOT_PRECISION)
     return acc
 
 
