@@ -157,6 +157,30 @@ def test_loop_trips_per_program_and_the_programs_sampled():
     assert len({x // 9 for x, _, _ in sample}) == _sass.SAMPLED_PROGRAMS
 
 
+def test_the_main_loop_and_the_work_are_the_sampled_programs_mean():
+    """TTIR's kernel as SASS: the loop nest over windows (13 trips in programs 0-3 of 8, 12 in 4-7, an inner loop of
+    4) and the loop of n = 100 trips that only program 0 runs. The main loop is program 0's heaviest (100 trips of 2
+    instructions); its trips and the instructions issued are the mean over the 8 programs, not program 0's; the
+    heaviest program is program 0."""
+    def ins(address, opcode="IADD3", target=None):
+        return _sass.Instruction(address, opcode, (), target)
+
+    listing = (ins(0x00), ins(0x10), ins(0x20), ins(0x30, "BRA", 0x20), ins(0x40, "BRA", 0x10),  # windows, k
+               ins(0x50), ins(0x60, "BRA", 0x50), ins(0x70, "EXIT"))  # the loop of program 0
+    code = _sass.KernelCode("k", {}, 0, listing, TTIR)
+    spec = _sass.Specialisation(kernel=None, signature={}, constexprs={}, attrs={},
+                                options=type("Options", (), {"num_warps": 4})(), scalars=(None, 100),
+                                tensors=((0x1000, 10**6), None), grid=(8, 1, 1))
+    counts = _sass.dynamic_counts(code, spec)
+    assert (counts["loop_instructions"], counts["loop_trips"]) == (2, 100 / 8)
+    # per program and warp: 0x00 and 0x70 once, 0x10 and 0x40 per window, 0x20 and 0x30 per window and k step, 0x50
+    # and 0x60 per trip of the loop program 0 runs
+    windows = {p: 13 if p < 4 else 12 for p in range(8)}
+    issued = {p: 2 + 2 * windows[p] + 2 * 4 * windows[p] + (2 * 100 if p == 0 else 0) for p in range(8)}
+    assert counts["issued_instructions"] == round(sum(issued.values()) / 8 * 8 * 4)
+    assert counts["heaviest_program"]["issued_instructions"] == issued[0] * 4
+
+
 def test_an_uneven_launch_takes_at_least_its_heaviest_program():
     """Two programs on two SMs, one doing all the work: the mean over the launch would halve the time; the heaviest
     program's own issue time bounds it (one resident program per SM). Many waves of even work: the launch's share
