@@ -27,7 +27,7 @@ source row r of the window and block of UP_BLOCK source columns c it adds the te
 Y_g[:, r, c] . (w_y(r) w_x(c)), the (UP_BLOCK, pixels) bilinear weights built in registers from the tap formula: each
 window value is read once per tile (no per-output gather of four taps), and the weights cost a few multiplies. The
 full-resolution launch holds one CTA per SM, whose warps meet at a barrier every step: each step's block of Y_g is
-loaded during the step before, so that its latency is not exposed once per step.
+loaded during the step before (bf16 and TF32 products), so that its latency is not exposed once per step.
 
 VJP, with dY the upstream gradient and U_g the (P x P_g) bilinear interpolation matrix of group g:
 
