@@ -37,8 +37,10 @@ program 0 did, where program 0 is the heaviest).
 Instructions, requested bytes, tensor-core FLOPs and MUFU operations are the SASS counts weighted by the loops' trip
 counts for the launch, along program 0's path where its arguments decide a branch (profiling/_sass.py): where
 programs take one of two arms by their id (the linear attention's non-fused source pass: dk programs and dv
-programs), every program is priced as program 0's arm. The model ignores memory latency beyond the LATENCY_WARPS
-rule, L2 hit rates, bank conflicts and the overlap of launches; the GPU session's measurements judge it.
+programs), every program is priced as program 0's arm; a branch inside a loop whose condition changes from trip to
+trip is counted as taken at every trip (an overestimate: README, static cost). The model ignores memory latency
+beyond the LATENCY_WARPS rule, L2 hit rates, bank conflicts and the overlap of launches; the GPU session's
+measurements judge it.
 """
 
 from __future__ import annotations
