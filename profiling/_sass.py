@@ -15,17 +15,17 @@ Resources and SASS come from the cubin the compile produced (kernels/_cubin.py, 
 registers, stack and static shared memory (`-res-usage`), and the instruction listing (`-sass`). Spilled bytes are
 the widths of the local-memory stores (STL) and loads (LDL): Triton kernels use local memory for nothing else.
 
-Loops and trip counts. Loops in SASS are the spans of backward branches, nested by containment. Their trip counts
-come from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for one program from
-the launch's scalar arguments, grid and constants, and from scalar loads of its small integer tables (`_LoopBounds`);
-an inner loop whose bounds depend on an enclosing loop's induction variable is evaluated for each of its iterations
-and counted by its average trips per iteration (`_average_trips`); loops whose bounds need a tensor load or a loop
-result stay unknown. This is done for program 0 and up to 15 programs spread over the grid (`sampled_programs`): the
-launch's figures are their mean, and the heaviest's are kept beside them (`dynamic_counts`), for the cost model's
-bound on launches of uneven programs. The TTIR loops are matched to the SASS loops in program order, level by
-level, after rewriting a TTIR level as the backend may have compiled it where the counts differ (`assign_trips`);
-where the nests still disagree, the SASS loops count as one iteration and the figures that depend on trips are lower
-estimates.
+Loops and trip counts. Loops in SASS are the spans of backward branches, nested by containment. Their trip counts come
+from the Triton IR of the same compile (TTIR): the bounds of every `scf.for` are evaluated for one program from the
+launch's scalar arguments, grid and constants, and from scalar loads of its small integer tables (`_LoopBounds`); an
+inner loop whose bounds depend on an enclosing loop's induction variable (or on a scalar it carries from trip to trip)
+is evaluated for each of its iterations and counted by its average trips per iteration (`_evaluate_loops`); loops whose
+bounds need a tensor load or a loop's result stay unknown. This is done for program 0 and up to 15 programs spread over
+the grid (`sampled_programs`): the launch's figures are their mean, and the heaviest's are kept beside them
+(`dynamic_counts`), for the cost model's bound on launches of uneven programs. The TTIR loops are matched to the SASS
+loops in program order, level by level, after rewriting a TTIR level as the backend may have compiled it where the
+counts differ (`assign_trips`); where the nests still disagree, the SASS loops count as one iteration and the figures
+that depend on trips are lower estimates.
 Dynamic counts (instructions issued per warp, bytes requested, tensor-core FLOPs) weight each SASS instruction by the
 trip counts of the loops around it.
 
@@ -37,6 +37,16 @@ arguments decide (`decided_branches`) has that condition as a constant (`program
 arms program 0 does not run. Registers, shared memory and the static counts stay those of the kernel itself. Work
 that the kernel does before a branch only for an arm program 0 skips is dropped from that compile too, while the
 kernel does it: kernels keep such work inside the branch (the concat conv's d bias row sums).
+
+Branches in loops. A branch in a loop's body whose condition changes from trip to trip (the aggregation adjoint
+stores a source row only when the output row moves past it; the window attention backward masks only the windows
+that cross the shifted image's border) would count its arm on every trip. Its condition is evaluated trip by trip,
+with the loop's scalar iteration arguments carried as the body yields them (`_evaluate_loops`), which gives the
+share of trips that take it; the bytes in its arms count at that share and the rest. For the SASS, which cannot be
+split into arms reliably, the kernel is compiled once more without the branch (taken never: `program_zero_path`
+with its condition false); the difference of the two compiles' weighted counts is what the arm adds on every trip,
+and only its share is counted (`_with_branch_shares`). A branch nested in another branch of the loop keeps its
+arms counted in full.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 from kernels._cubin import Instruction, instructions, resources, spill_bytes, width_bytes
 
@@ -249,6 +260,9 @@ class IrLoop:
 _TTIR_FOR = re.compile(r"scf\.for (%\S+) = (%[\w.#]+) to (%[\w.#]+) step (%[\w.#]+)")
 _TTIR_LOOP_RESULTS = re.compile(r"^\s*(%[\w.]+)(?::(\d+))? = scf\.for .*?iter_args\((.*?)\) ->")
 _TTIR_IF = re.compile(r"scf\.if (%[\w.#]+)")
+_TTIR_ITER_ARGS = re.compile(r"iter_args\((.*?)\) ->")
+_TTIR_PAIR = re.compile(r"(%[\w.#]+) = (%[\w.#]+)")
+_TTIR_YIELD = re.compile(r"^scf\.yield ([^:]*)")
 _TTIR_MEMORY = re.compile(r"\btt\.(?:load|store) (%[\w.#]+)")
 _TTIR_POINTER_TYPE = re.compile(r"(?:tensor<([\dx]+)x)?!tt\.ptr<(\w+)>")
 _TTIR_VALUE = re.compile(r"%[\w.#]+")
@@ -290,7 +304,8 @@ class _LoopBounds:
         "arith.minsi": min, "arith.maxsi": max, "arith.minui": min, "arith.maxui": max,
         "arith.ceildivsi": lambda a, b: -(-a // b) if b else None,
         "arith.floordivsi": lambda a, b: a // b if b else None,
-        "arith.andi": lambda a, b: a & b, "arith.ori": lambda a, b: a | b, "arith.shli": lambda a, b: a << b,
+        "arith.andi": lambda a, b: a & b, "arith.ori": lambda a, b: a | b, "arith.xori": lambda a, b: a ^ b,
+        "arith.shli": lambda a, b: a << b,
         "arith.shrsi": lambda a, b: a >> b, "arith.shrui": lambda a, b: a >> b,
         "arith.addf": lambda a, b: a + b, "arith.subf": lambda a, b: a - b, "arith.mulf": lambda a, b: a * b,
         "arith.divf": lambda a, b: a / b if b else None, "arith.minimumf": min, "arith.maximumf": max,
@@ -374,9 +389,9 @@ class _LoopBounds:
 
 @dataclass
 class _Region:
-    factor: int  # executions per execution of the enclosing region: trips (unknown: 1), or 0/1 for a known branch
+    factor: float  # executions per execution of the enclosing region: trips (unknown: 1), or a branch's share
     loop: IrLoop | None = None
-    condition: int | None = None  # of an scf.if, when known
+    taken: float | None = None  # of an scf.if: the share of its executions that take it (0/1 where decided)
 
 
 # Loop nests evaluated iteration by iteration (where an inner loop's bounds depend on an outer one's induction
@@ -386,26 +401,41 @@ MAX_EVALUATED_ITERATIONS = 20000
 
 @dataclass
 class _ForLoop:
-    """An scf.for of the TTIR, in program order: its induction variable, its bounds' SSA names, the enclosing loop."""
+    """An scf.for of the TTIR, in program order: its induction variable, its bounds' SSA names, the enclosing loop, its
+    iteration arguments (name, initial value) and what its body yields for them."""
 
     variable: str
     bounds: tuple  # (lower, upper, step)
     parent: int | None  # index of the enclosing loop in program order
+    carried: tuple = ()  # ((name, initial value's name), ...)
+    yields: tuple = ()  # the names the body yields, one per carried value
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """An scf.if of the TTIR, in program order: its condition's SSA name and the innermost loop around it, if it lies
+    directly in that loop's body (not inside another branch of it: its share of the loop's trips would then be a share
+    of the enclosing branch's)."""
+
+    condition: str
+    loop: int | None  # index of the loop in program order; None outside loops or nested in a branch of the loop
 
 
 @dataclass(frozen=True)
 class _Ttir:
     """A TTIR function parsed once (`_parse_ttir`) for the evaluations of every sampled program.
 
-    events: its structure in program order: ("memory", pointer, tile bytes) at a tt.load or tt.store; at a line that
-    opens a region ("for", induction variable, (lower, upper, step)), ("if", condition) or ("open",); ("else",) at
-    `} else {`; ("close",) at the `}` that closes a region (the one with its opening line's indentation)."""
+    events: its structure in program order: ("memory", pointer, tile bytes) at a tt.load or tt.store; ("yield",
+    operands) at an scf.yield; at a line that opens a region ("for", induction variable, (lower, upper, step),
+    ((iteration argument, initial value), ...)), ("if", condition) or ("open",); ("else",) at `} else {`; ("close",)
+    at the `}` that closes a region (the one with its opening line's indentation)."""
 
     defs: dict  # SSA name -> (operation, the rest of its line)
     arguments: list  # the function's arguments' SSA names, in order
     aliases: dict  # `_loop_aliases`
     events: tuple
     for_loops: tuple  # the scf.for loops in program order (`_ForLoop`)
+    branches: tuple  # the scf.if branches in program order (`_Branch`)
 
 
 @functools.lru_cache(maxsize=8)
@@ -425,33 +455,45 @@ def _parse_ttir(ttir: str) -> _Ttir:
                 indents.pop()
                 events.append(("close",))
             continue
-        memory = _TTIR_MEMORY.search(text)
+        memory, yielded = _TTIR_MEMORY.search(text), _TTIR_YIELD.match(text)
         if memory:
             events.append(("memory", memory.group(1), _tile_bytes(text)))
+        if yielded:
+            events.append(("yield", tuple(_TTIR_VALUE.findall(yielded.group(1)))))
         if not text.endswith("{"):
             continue
         indents.append(indent)
-        loop, branch = _TTIR_FOR.search(text), _TTIR_IF.search(text)
-        events.append(("for", loop.group(1), loop.groups()[1:]) if loop else ("if", branch.group(1)) if branch
-                      else ("open",))
+        loop, branch, carried = _TTIR_FOR.search(text), _TTIR_IF.search(text), _TTIR_ITER_ARGS.search(text)
+        events.append(("for", loop.group(1), loop.groups()[1:],
+                       tuple(_TTIR_PAIR.findall(carried.group(1))) if carried else ()) if loop
+                      else ("if", branch.group(1)) if branch else ("open",))
     header = _TTIR_FUNC.search(ttir)
     arguments = _TTIR_ARG.findall(header.group(1)) if header else []
-    return _Ttir(defs, arguments, _loop_aliases(ttir), tuple(events), tuple(_for_loops(events)))
+    loops, branches = _structure(events)
+    return _Ttir(defs, arguments, _loop_aliases(ttir), tuple(events), tuple(loops), tuple(branches))
 
 
-def _for_loops(events: tuple) -> list[_ForLoop]:
+def _structure(events: tuple) -> tuple[list[_ForLoop], list[_Branch]]:
+    """The scf.for loops and scf.if branches of `events`, in program order."""
     loops: list[_ForLoop] = []
-    open_regions: list[int | None] = []  # per open region: its loop's index, None for another region
+    branches: list[_Branch] = []
+    open_regions: list[tuple[str, int | None]] = []  # per open region: its kind and, for a loop, its index
     for event in events:
         if event[0] == "close":
             open_regions.pop()
+        elif event[0] == "yield" and open_regions and open_regions[-1][0] == "for":
+            loops[open_regions[-1][1]].yields = event[1]
         elif event[0] == "for":
-            parent = next((index for index in reversed(open_regions) if index is not None), None)
-            loops.append(_ForLoop(event[1], event[2], parent))
-            open_regions.append(len(loops) - 1)
-        elif event[0] in ("if", "open"):
-            open_regions.append(None)
-    return loops
+            parent = next((index for kind, index in reversed(open_regions) if kind == "for"), None)
+            loops.append(_ForLoop(event[1], event[2], parent, event[3]))
+            open_regions.append(("for", len(loops) - 1))
+        elif event[0] == "if":
+            directly = bool(open_regions) and open_regions[-1][0] == "for"
+            branches.append(_Branch(event[1], open_regions[-1][1] if directly else None))
+            open_regions.append(("if", None))
+        elif event[0] == "open":
+            open_regions.append(("open", None))
+    return loops, branches
 
 
 def _trips(loop: _ForLoop, lookup: Callable[[str], object]) -> int | None:
@@ -461,22 +503,53 @@ def _trips(loop: _ForLoop, lookup: Callable[[str], object]) -> int | None:
     return max(0, math.ceil((upper - lower) / step))
 
 
-def _average_trips(loops: tuple, values: _LoopBounds) -> list[int | float | None]:
-    """Per loop in program order, its trips per iteration of the enclosing loop for `values`' program, averaged over
-    those iterations where its bounds depend on an enclosing loop's induction variable (the concat conv's window of
-    low-resolution rows per group): the product of the averages down a nest is then the innermost body's count."""
+@dataclass(frozen=True)
+class _Evaluation:
+    """What `_evaluate_loops` finds for one program: per loop in program order its trips per iteration of the
+    enclosing loop (None: unknown), per branch in program order the share of its executions that take it (None:
+    unknown, or not directly in a loop's body)."""
+
+    trips: list
+    taken: list
+
+
+def _evaluate_loops(parsed: _Ttir, values: _LoopBounds) -> _Evaluation:
+    """The loops' trips and the in-loop branches' shares for `values`' program. A loop's trips are averaged over the
+    iterations of the enclosing loop where its bounds depend on an enclosing loop's induction variable (the concat
+    conv's window of low-resolution rows per group): the product of the averages down a nest is then the innermost
+    body's count. A loop is evaluated iteration by iteration, with its induction variable and its scalar iteration
+    arguments bound (each trip's from what the previous one yields), where an inner loop's bounds or the condition of
+    a branch in its body need them: the aggregation adjoint's row loop stores a source row only when the output row
+    moves past it (the carried row), the window attention backward masks only the windows that cross the shifted
+    image's border (the carried window coordinates)."""
+    loops = parsed.for_loops
     children: dict = {}
     for index, loop in enumerate(loops):
         children.setdefault(loop.parent, []).append(index)
+    own: dict = {}  # loop index -> indices of the branches directly in its body
+    for index, branch in enumerate(parsed.branches):
+        if branch.loop is not None:
+            own.setdefault(branch.loop, []).append(index)
     executions = [0] * len(loops)  # body executions per program, summed over the enclosing iterations
     known = [True] * len(loops)
+    taken, evaluated = [0] * len(parsed.branches), [0] * len(parsed.branches)
+    decided = [True] * len(parsed.branches)
     budget = [MAX_EVALUATED_ITERATIONS]
 
     def subtree(index: int) -> list[int]:
         return [index] + [d for child in children.get(index, []) for d in subtree(child)]
 
+    def count(index: int, lookup: Callable[[str], object], repeats: int) -> None:
+        """The branches directly in loop `index`'s body, run `repeats` times alike under `lookup`."""
+        for b in own.get(index, []):
+            condition = lookup(parsed.branches[b].condition)
+            decided[b] &= condition is not None
+            taken[b] += repeats * bool(condition)
+            evaluated[b] += repeats
+
     def visit(index: int, bindings: dict, repeats: int) -> None:
-        """Loop `index` run `repeats` times alike under `bindings` (the enclosing induction variables)."""
+        """Loop `index` run `repeats` times alike under `bindings` (enclosing induction variables and carried
+        values)."""
         loop, lookup = loops[index], values.under(bindings)
         trips = _trips(loop, lookup)
         known[index] &= trips is not None
@@ -484,17 +557,24 @@ def _average_trips(loops: tuple, values: _LoopBounds) -> list[int | float | None
         executions[index] += trips * repeats
         inner = children.get(index, [])
         lower, step = lookup(loop.bounds[0]), lookup(loop.bounds[2])
-        # iterate only where an inner bound needs this loop's variable (else every iteration is alike)
+        # iterate only where an inner bound or a branch needs this loop's variables (else every iteration is alike)
         iterate = (known[index] and isinstance(lower, (int, float)) and trips <= budget[0]
-                   and any(_trips(loops[d], lookup) is None for child in inner for d in subtree(child)))
-        if iterate:
-            budget[0] -= trips
-        for child in inner:
-            if iterate:
-                for i in range(trips):
-                    visit(child, {**bindings, loop.variable: lower + i * step}, repeats)
-            else:
+                   and (any(_trips(loops[d], lookup) is None for child in inner for d in subtree(child))
+                        or any(lookup(parsed.branches[b].condition) is None for b in own.get(index, []))))
+        if not iterate:
+            count(index, lookup, repeats * trips)
+            for child in inner:
                 visit(child, bindings, repeats * trips)
+            return
+        budget[0] -= trips
+        carried = {name: lookup(initial) for name, initial in loop.carried}
+        for i in range(trips):
+            trip = {**bindings, **carried, loop.variable: lower + i * step}
+            trip_lookup = values.under(trip)
+            count(index, trip_lookup, repeats)
+            for child in inner:
+                visit(child, trip, repeats)
+            carried = {name: trip_lookup(y) for (name, _), y in zip(loop.carried, loop.yields)}
 
     for index in children.get(None, []):
         visit(index, {}, 1)
@@ -503,26 +583,37 @@ def _average_trips(loops: tuple, values: _LoopBounds) -> list[int | float | None
         outer = 1 if loop.parent is None else executions[loop.parent]
         average = executions[index] / outer if outer else 0
         averages.append(None if not known[index] else int(average) if average == int(average) else average)
-    return averages
+    shares = [taken[b] / evaluated[b] if decided[b] and evaluated[b] else None for b in range(len(parsed.branches))]
+    return _Evaluation(averages, shares)
 
 
-def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (),
-              program: tuple = (0, 0, 0)) -> tuple[list[IrLoop], dict[int, int]]:
-    """(the kernel's scf.for loops, nested as in the IR, with their trip counts for `program` (`_average_trips`);
-    the bytes it loads and stores through each pointer argument, by the argument's index): every
-    tt.load/tt.store counted at its tile size, times the trips of the loops around it, and not at all inside a branch
-    whose condition is known false. The TTIR is parsed once for all programs (`_parse_ttir`)."""
+class IrReading(NamedTuple):
+    """What `read_ttir` finds for one program."""
+
+    loops: list  # the kernel's scf.for loops, nested as in the IR, with their trips (`IrLoop`)
+    traffic: dict  # bytes loaded and stored through each pointer argument, by the argument's index
+    taken: dict  # condition -> the share of its executions that take it, of each branch in a loop's body that the
+    # program's arguments alone do not decide (the rest are `decided_branches`) and whose share is known
+
+
+def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), program: tuple = (0, 0, 0)) -> IrReading:
+    """The kernel's loops with their trip counts for `program` and the branches' shares (`_evaluate_loops`), and
+    the bytes it moves: every tt.load/tt.store counted at its tile size, times the trips of the loops around it, times
+    the share of the branches around it that take its arm (0 in an arm known not taken, 1 where unknown). The TTIR is
+    parsed once for all programs (`_parse_ttir`)."""
     parsed = _parse_ttir(ttir)
     values = _LoopBounds(ttir, scalars, grid, tables, program)
-    trips = iter(_average_trips(parsed.for_loops, values))
+    evaluation = _evaluate_loops(parsed, values)
+    trips, branches = iter(evaluation.trips), iter(zip(parsed.branches, evaluation.taken))
     arguments = {name: index for index, name in enumerate(parsed.arguments)}
     top: list[IrLoop] = []
     regions: list[_Region] = []
     traffic: dict[int, float] = {}
+    shares: dict[str, float] = {}
     for kind, *details in parsed.events:
         if kind == "else":
-            condition = regions[-1].condition
-            regions[-1].factor = 1 if condition is None else int(not condition)
+            taken = regions[-1].taken
+            regions[-1].factor = 1 if taken is None else 1 - taken
         elif kind == "close":
             regions.pop()
         elif kind == "memory":
@@ -537,11 +628,15 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (),
             (parent.children if parent else top).append(loop)
             regions.append(_Region(1 if loop_trips is None else loop_trips, loop=loop))
         elif kind == "if":
-            condition = values(details[0])
-            regions.append(_Region(1 if condition is None else int(bool(condition)), condition=condition))
-        else:
+            branch, share = next(branches)
+            condition = values(branch.condition)
+            taken = share if condition is None else int(bool(condition))
+            if condition is None and share is not None:
+                shares[branch.condition] = share
+            regions.append(_Region(1 if taken is None else taken, taken=taken))
+        elif kind != "yield":
             regions.append(_Region(1))
-    return top, {argument: round(nbytes) for argument, nbytes in traffic.items()}
+    return IrReading(top, {argument: round(nbytes) for argument, nbytes in traffic.items()}, shares)
 
 
 def decided_branches(ttir: str, scalars: tuple, grid: tuple, tables: tuple = ()) -> dict[str, bool]:
@@ -570,7 +665,7 @@ def _loop_aliases(ttir: str) -> dict[str, str]:
         if not found:
             continue
         result, count, pairs = found.groups()
-        inits = re.findall(r"(%[\w.#]+) = (%[\w.#]+)", pairs)
+        inits = _TTIR_PAIR.findall(pairs)
         aliases.update(inits)
         names = [f"{result}#{i}" for i in range(int(count))] if count else [result]
         aliases.update(zip(names, (init for _, init in inits)))
@@ -737,7 +832,7 @@ def _program_counts(code: KernelCode, spec: Specialisation, program: tuple) -> d
     """One program's SASS weighted by its loop trips, per warp, and its bytes per pointer argument."""
     listing = code.listing
     loops = sass_loops(list(listing))
-    ir_loops, traffic = read_ttir(code.ttir, spec.scalars, spec.grid, spec.tables, program)
+    ir_loops, traffic, taken = read_ttir(code.ttir, spec.scalars, spec.grid, spec.tables, program)
     matched = assign_trips(loops, ir_loops)
     weights = _weights(listing, loops)
     tensor_flops: dict[str, float] = {}
@@ -747,7 +842,7 @@ def _program_counts(code: KernelCode, spec: Specialisation, program: tuple) -> d
             tensor_flops[kind] = tensor_flops.get(kind, 0) + flops * weight
     memory = ("LDG", "STG", "LDGSTS")
     return dict(
-        loops=loops, matched=matched, traffic=traffic, tensor_flops=tensor_flops,
+        loops=loops, matched=matched, traffic=traffic, taken=taken, tensor_flops=tensor_flops,
         issued_instructions=sum(weights),
         requested_bytes=32 * sum(width_bytes(ins) * w for ins, w in zip(listing, weights) if ins.opcode in memory),
         mufu_ops=sum(w for ins, w in zip(listing, weights) if ins.opcode == "MUFU"),
@@ -757,13 +852,39 @@ def _program_counts(code: KernelCode, spec: Specialisation, program: tuple) -> d
 _PER_PROGRAM = ("issued_instructions", "requested_bytes", "mufu_ops")
 
 
-def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
+def _with_branch_shares(counts: dict, skipped: Callable[[str], dict]) -> dict:
+    """One program's counts with each branch of `counts["taken"]` weighted by its share: the SASS counts every
+    branch's arm as run on each trip of the loops around it; the kernel compiled without the arm (`skipped`: its counts
+    for this program) tells what the arm adds, of which only the share is run. An arm never counts as less than
+    nothing (the compiler may lay out the two compiles' common code differently)."""
+    weighted = dict(counts, tensor_flops=dict(counts["tensor_flops"]))
+    for condition, share in counts["taken"].items():
+        if share >= 1:
+            continue
+        without = skipped(condition)
+        weighted["matched"] &= without["matched"]
+        for name in _PER_PROGRAM:
+            weighted[name] -= (1 - share) * max(0, counts[name] - without[name])
+        for kind, flops in counts["tensor_flops"].items():
+            weighted["tensor_flops"][kind] -= (1 - share) * max(0, flops - without["tensor_flops"].get(kind, 0))
+    return weighted
+
+
+def dynamic_counts(code: KernelCode, spec: Specialisation,
+                   skipping: Callable[[str], KernelCode] | None = None) -> dict:
     """Launch-wide estimates (all programs, each the mean of the sampled programs): the SASS weighted by loop trips for
-    this launch's arguments; the heaviest sampled program's own figures (`heaviest_program`: a launch whose programs'
-    work is uneven takes at least its time); the main loop's static size and trips, the mean of the sampled programs'
-    (program 0's top-level loop issuing the most: static size times trips)."""
+    this launch's arguments, and by the shares of the branches in loop bodies that take their arms, where `skipping`
+    (condition -> the kernel compiled with that branch never taken) is given (`_with_branch_shares`); the heaviest
+    sampled program's own figures (`heaviest_program`: a launch whose programs' work is uneven takes at least its
+    time); the main loop's static size and trips, the mean of the sampled programs' (program 0's top-level loop
+    issuing the most: static size times trips); `branch_shares`: per branch in a loop's body that some sampled program
+    does not always take, in program order, the mean share that takes it (over the programs where it is known)."""
     listing = code.listing
     samples = [_program_counts(code, spec, program) for program in sampled_programs(spec.grid)]
+    if skipping is not None:
+        without = functools.cache(lambda condition, program: _program_counts(skipping(condition), spec, program))
+        samples = [_with_branch_shares(c, functools.partial(without, program=program))
+                   for c, program in zip(samples, sampled_programs(spec.grid))]
     first = samples[0]
     programs = math.prod(spec.grid)
     warps = programs * spec.options.num_warps
@@ -780,6 +901,8 @@ def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
     main = max(range(len(first["loops"])), default=None,
                key=lambda i: _span_size(listing, first["loops"][i]) * (first["loops"][i].trips or 1))
     main_trips = [] if main is None else [c["loops"][main].trips for c in samples]  # one listing: the same nests
+    partial = list(dict.fromkeys(condition for c in samples for condition, share in c["taken"].items() if share < 1))
+    shares = [[c["taken"][condition] for c in samples if condition in c["taken"]] for condition in partial]
     return dict(
         loop_instructions=0 if main is None else _span_size(listing, first["loops"][main]),
         loop_trips=None if main is None or None in main_trips else round(mean(main_trips), 2),
@@ -792,6 +915,7 @@ def dynamic_counts(code: KernelCode, spec: Specialisation) -> dict:
             tensor_flops={kind: round(flops * per_program) for kind, flops in sorted(heaviest["tensor_flops"].items())},
         ),
         dram_bytes=round(dram_bytes(traffic, spec.tensors, programs)),
+        branch_shares=[round(sum(share) / len(share), 3) for share in shares],
     )
 
 

@@ -25,7 +25,8 @@ min(ctas_per_sm, ceil(P / SMS)) CTAs each, i.e. `per_sm` = ceil(waves) * residen
     mufu    per_sm * MUFU warp instructions per program * 32 / (MUFU_PER_CLOCK * CLOCK_HZ);
     dram    per_sm * DRAM bytes per program / (BANDWIDTH / SMS): each tensor the launch loads or stores, once, as far
             as it is touched (profiling/_sass.py's `dram_bytes`: Triton IR loads and stores per pointer argument,
-            weighted by loop trips, skipping branches known not taken, capped at the tensor's extent);
+            weighted by loop trips and by the shares of trips that take the branches around them, none in an arm
+            known not taken, capped at the tensor's extent);
     l2      per_sm * bytes requested per program / (L2_BANDWIDTH / SMS): every global load and store issued (LDG,
             STG, LDGSTS), at its width, re-reads included (TMA copies are not counted: their size is not in the
             instruction).
@@ -38,7 +39,8 @@ Instructions, requested bytes, tensor-core FLOPs and MUFU operations are the SAS
 counts for the launch, along program 0's path where its arguments decide a branch (profiling/_sass.py): where
 programs take one of two arms by their id (the linear attention's non-fused source pass: dk programs and dv
 programs), every program is priced as program 0's arm; a branch inside a loop whose condition changes from trip to
-trip is counted as taken at every trip (an overestimate: README, static cost). The model ignores memory latency
+trip is counted at the share of trips that take it (a third compile without its arm: profiling/_sass.py, "Branches
+in loops"). The model ignores memory latency
 beyond the LATENCY_WARPS rule, L2 hit rates, bank conflicts and the overlap of launches; the GPU session's
 measurements judge it.
 """

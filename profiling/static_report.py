@@ -22,10 +22,13 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     SASS and TTIR loop nests agreed), unknown_trip_loops (SASS loops without a trip count, each counted as one
     iteration); where the nests disagree or a loop's trips are unknown, the dynamic counts are low
     decided_branches: the kernel's branches whose conditions program 0's arguments decide
+    branch_shares: per branch in a loop's body that the arguments do not decide (its condition changes from trip to
+    trip), the share of its executions that take it, where some program does not always take it
     issued_instructions, requested_bytes (global loads and stores at their widths), tensor_flops, mufu_ops: dynamic
-    estimates for the whole launch (SASS counts weighted by loop trips, the mean of sampled programs, along program
-    0's path where decided_branches: profiling/_sass.py); heaviest_program: the same four for the heaviest sampled
-    program alone; dram_bytes (each tensor the launch reads or writes, once: profiling/_sass.py's `dram_bytes`)
+    estimates for the whole launch (SASS counts weighted by loop trips and by branch_shares, the mean of sampled
+    programs, along program 0's path where decided_branches: profiling/_sass.py); heaviest_program: the same four for
+    the heaviest sampled program alone; dram_bytes (each tensor the launch reads or writes, once:
+    profiling/_sass.py's `dram_bytes`)
     bytes, flops, floor_us: the op call's minimal bytes and FLOPs in this direction (bench/costs.py) and its floor
     eager_us: the reference's eager run of the op call predicted (profiling/cost_model.py `eager_us`), where modelled
     predicted_us, bound_by: the launch's predicted time and its largest term
@@ -315,20 +318,25 @@ class Compiler:
         return self._codes[key]
 
     def path_code(self, spec) -> tuple:
-        """(the code program 0 of the launch runs, the number of branches its arguments decide): the kernel compiled
-        again from its TTIR with those branches taken as decided (`_sass.program_zero_path`), or the kernel's own
-        code where none is."""
+        """(the code program 0 of the launch runs, the number of branches its arguments decide, the code without one
+        more branch: condition -> code): the kernel compiled again from its TTIR with those branches taken as
+        decided (`_sass.program_zero_path`), or the kernel's own code where none is; the third compiles, when first
+        asked, the path with that branch never taken too (for `_sass.dynamic_counts`)."""
         from profiling import _sass
 
         code = self.code(spec)
         decided = _sass.decided_branches(code.ttir, spec.scalars, spec.grid, spec.tables)
-        if not decided:
-            return code, 0
-        key = (spec.key(), tuple(sorted(decided.items())))
-        if key not in self._codes:
-            self._codes[key] = _sass.kernel_code(
-                self.specialiser.compile_ttir(_sass.program_zero_path(code.ttir, decided), spec))
-        return self._codes[key], len(decided)
+
+        def path(branches: dict):
+            if not branches:
+                return code
+            key = (spec.key(), tuple(sorted(branches.items())))
+            if key not in self._codes:
+                self._codes[key] = _sass.kernel_code(
+                    self.specialiser.compile_ttir(_sass.program_zero_path(code.ttir, branches), spec))
+            return self._codes[key]
+
+        return path(decided), len(decided), lambda condition: path({**decided, condition: False})
 
 
 def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict | None,
@@ -338,7 +346,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
 
     code = compiler.code(spec)
     static = _sass.static_counts(code)
-    path, decided = compiler.path_code(spec)
+    path, decided, skipping = compiler.path_code(spec)
     programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
     ctas = cost_model.ctas_per_sm(static["registers"], static["shared_bytes"], spec.options.num_warps)
     nbytes, flops = costs[direction]
@@ -346,7 +354,8 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         kind="launch", op=call.op, kernel=spec.kernel.__name__, case=call.case, direction=direction,
         calls_per_step=call.count, launches=count, grid=list(spec.grid), num_warps=spec.options.num_warps,
         num_stages=spec.options.num_stages, constexprs=_constexpr_names(spec), **static, ctas_per_sm=ctas,
-        waves=round(cost_model.waves(programs, ctas), 3), decided_branches=decided, **_sass.dynamic_counts(path, spec),
+        waves=round(cost_model.waves(programs, ctas), 3), decided_branches=decided,
+        **_sass.dynamic_counts(path, spec, skipping),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
         eager_us=round(cost_model.eager_us(eager[direction]), 2) if eager else None,
         host_us=round(host_seconds * 1e6, 1), host_floor_us=round(host_floor_seconds * 1e6, 1),

@@ -34,7 +34,7 @@ BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
           "mufu", "sass_instructions", "loop_instructions", "unknown_trip_loops", "decided_branches",
-          "heaviest_program", "bytes", "flops", "floor_us", "predicted_us", "host_us", "host_floor_us")
+          "branch_shares", "heaviest_program", "bytes", "flops", "floor_us", "predicted_us", "host_us", "host_floor_us")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,11 @@ def test_tiny_report_has_every_field_of_every_launch(tiny_report):
     # the linear attention's state pass branches on its program id: counted along program 0's path, a second compile
     (state,) = [r for r in records if r["kernel"] == "_linear_cross_attention_state_kernel"]
     assert state["decided_branches"] and state["issued_instructions"] and state["trips_matched"]
+    # the window attention backward masks only the windows that cross the shifted image's border (3 x 4 windows:
+    # the last row and column): its branch weighted by the share of windows that take it, from a third compile
+    (backward,) = [r for r in records if r["kernel"] == "_window_attention_bwd_kernel"]
+    assert len(backward["branch_shares"]) == 1 and 0 < backward["branch_shares"][0] < 1
+    assert all(r["branch_shares"] == [] for r in records if r is not backward)
     markdown = tiny_report.with_suffix(".md").read_text()
     assert "not measurements" in markdown and all(r["kernel"] in markdown for r in records)
     # a launch with a loop counted once, its trips unknown (nests that disagree leave some), is marked as low
@@ -131,7 +136,7 @@ def test_eager_prediction_of_the_aggregation():
 def test_loop_trips_and_memory_from_the_ir():
     """Bounds from arguments, constants and program 0; a loop of one trip flattened, as the backend compiles it; bytes
     per pointer argument weighted by trips, none in a branch known not taken."""
-    loops, traffic = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1))
+    loops, traffic, _ = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1))
     assert [(loop.trips, [child.trips for child in loop.children]) for loop in loops] == [(13, [4]), (1, [100])]
     assert traffic == {0: 13 * 4 * 32 * 2}
     sass = [_sass.Loop(0x100, 0x400, [_sass.Loop(0x200, 0x300, [])]), _sass.Loop(0x500, 0x600, [])]
@@ -147,7 +152,7 @@ def test_loop_trips_per_program_and_the_programs_sampled():
     along a stride of its own (the aggregation's 9 channel tiles per pixel tile: the samples fall on many pixel
     tiles)."""
     for program, trips in ((0, 13), (3, 13), (4, 12), (7, 12)):
-        loops, traffic = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1), program=(program, 0, 0))
+        loops, traffic, _ = _sass.read_ttir(TTIR, (None, 100), (8, 1, 1), program=(program, 0, 0))
         assert [(loop.trips, [c.trips for c in loop.children]) for loop in loops] == \
             [(trips, [4]), (1, [100]) if program == 0 else (0, [0])]
         assert traffic == {0: trips * 4 * 32 * 2}
@@ -196,6 +201,69 @@ def test_an_uneven_launch_takes_at_least_its_heaviest_program():
     assert cost_model.terms_us(even)["issue"] == pytest.approx(10 * per_sm * cost_model.LATENCY_WARPS / 8)
 
 
+# A loop over rows that stores a source row (lo = y / 3, carried from trip to trip) when the row moves past it, and
+# loads one otherwise; and stores once more on the last row.
+CARRIED_TTIR = """
+  tt.func public @k(%x_ptr: !tt.ptr<bf16> loc("x"), %n: i32 loc("n")) attributes {} {
+    %c0_i32 = arith.constant 0 : i32 loc(#loc)
+    %c1_i32 = arith.constant 1 : i32 loc(#loc)
+    %c3_i32 = arith.constant 3 : i32 loc(#loc)
+    %c11_i32 = arith.constant 11 : i32 loc(#loc)
+    %ptrs = tt.splat %x_ptr : !tt.ptr<bf16> -> tensor<32x!tt.ptr<bf16>> loc(#loc)
+    %rows = scf.for %y = %c0_i32 to %n step %c1_i32 iter_args(%row = %c0_i32) -> (i32)  : i32 {
+      %lo = arith.divsi %y, %c3_i32 : i32 loc(#loc)
+      %moved = arith.cmpi ne, %lo, %row : i32 loc(#loc)
+      scf.if %moved {
+        tt.store %ptrs, %v : tensor<32x!tt.ptr<bf16>> loc(#loc)
+      } else {
+        %w = tt.load %ptrs : tensor<32x!tt.ptr<bf16>> loc(#loc)
+      } loc(#loc)
+      %last = arith.cmpi eq, %y, %c11_i32 : i32 loc(#loc)
+      scf.if %last {
+        tt.store %ptrs, %v : tensor<32x!tt.ptr<bf16>> loc(#loc)
+      } loc(#loc)
+      scf.yield %lo : i32 loc(#loc)
+    } loc(#loc)
+  } loc(#loc)"""
+
+
+def test_a_branch_on_a_carried_value_counts_at_the_share_that_takes_it():
+    """Rows y = 0..11 read source rows 0, 0, 0, 1, 1, 1, ...: the row moves past the carried one at y = 3, 6, 9, a
+    share of 1/4 (the first trip compares with the initial 0). The store counts at that share, the load in the other
+    arm at the rest, the last row's store once; without n the loop's trips and the shares are unknown and every arm
+    counts in full."""
+    loops, traffic, taken = _sass.read_ttir(CARRIED_TTIR, (None, 12), (1, 1, 1))
+    assert [loop.trips for loop in loops] == [12] and taken == {"%moved": 0.25, "%last": pytest.approx(1 / 12)}
+    assert traffic == {0: 12 * 64 // 4 + 12 * 64 * 3 // 4 + 64}
+    loops, traffic, taken = _sass.read_ttir(CARRIED_TTIR, (None, None), (1, 1, 1))
+    assert [loop.trips for loop in loops] == [None] and taken == {} and traffic == {0: 3 * 64}
+
+
+def test_an_arm_run_on_a_share_of_the_trips_is_weighted_by_it():
+    """The SASS counts the arms' instructions (two of the row store, one of the last row's) on every one of the 12
+    trips; the compile without an arm tells what it adds, of which its share runs (each arm against the kernel's
+    full count, not against what is left after another's). Without those compiles the arms count in full."""
+    def ins(address, opcode="IADD3", target=None):
+        return _sass.Instruction(address, opcode, (), target)
+
+    row_store, last_store = (ins(0x20), ins(0x30)), (ins(0x48),)
+    loop = (ins(0x10), *row_store, ins(0x40), *last_store, ins(0x50, "BRA", 0x10))
+
+    def kernel(body, skipped):
+        return _sass.KernelCode("k", {}, 0, (ins(0x00), *body, ins(0x60, "EXIT")),
+                                _sass.program_zero_path(CARRIED_TTIR, skipped))
+
+    without = {"%moved": kernel([i for i in loop if i not in row_store], {"%moved": False}),
+               "%last": kernel([i for i in loop if i not in last_store], {"%last": False})}
+    spec = _sass.Specialisation(kernel=None, signature={}, constexprs={}, attrs={},
+                                options=type("Options", (), {"num_warps": 4})(), scalars=(None, 12),
+                                tensors=((0x1000, 10**6), None), grid=(1, 1, 1))
+    counts = _sass.dynamic_counts(kernel(loop, {}), spec, without.__getitem__)
+    assert counts["branch_shares"] == [0.25, 0.083] and counts["trips_matched"]
+    assert counts["issued_instructions"] == (2 + 3 * 12 + 2 * 12 // 4 + 1) * 4
+    assert _sass.dynamic_counts(kernel(loop, {}), spec)["issued_instructions"] == (2 + 6 * 12) * 4
+
+
 # A loop over 3 groups whose inner loop runs over a group size loaded from a table argument, and a loop over its rows
 # whose inner loop's bound depends on the row (a triangle).
 TABLE_TTIR = """
@@ -222,7 +290,7 @@ def test_loop_trips_from_tables_and_enclosing_induction_variables(monkeypatch):
     """Group sizes 2, 4, 3 loaded from the table: 9 rows over 3 groups (3 per group on average) and 3 + 10 + 6 = 19
     triangle cells over 9 rows: the product of the averages is the innermost body's count, which the bytes follow.
     Without the table (or past the iteration budget) the inner loops stay unknown."""
-    loops, traffic = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, (2, 4, 3)))
+    loops, traffic, _ = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, (2, 4, 3)))
     (group,) = loops
     (row,) = group.children
     (cell,) = row.children
@@ -230,7 +298,7 @@ def test_loop_trips_from_tables_and_enclosing_induction_variables(monkeypatch):
     assert traffic == {0: 19 * 32 * 2, 1: 3 * 8}  # the tiles, and the three sizes
     for table, budget in ((None, _sass.MAX_EVALUATED_ITERATIONS), ((2, 4, 3), 2)):
         monkeypatch.setattr(_sass, "MAX_EVALUATED_ITERATIONS", budget)
-        loops, _ = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, table))
+        loops, _, _ = _sass.read_ttir(TABLE_TTIR, (None, None), (1, 1, 1), (None, table))
         assert (loops[0].trips, loops[0].children[0].trips, loops[0].children[0].children[0].trips) == (3, None, None)
 
 
