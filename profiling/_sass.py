@@ -43,10 +43,10 @@ stores a source row only when the output row moves past it; the window attention
 that cross the shifted image's border) would count its arm on every trip. Its condition is evaluated trip by trip,
 with the loop's scalar iteration arguments carried as the body yields them (`_evaluate_loops`), which gives the
 share of trips that take it; the bytes in its arms count at that share and the rest. For the SASS, which cannot be
-split into arms reliably, the kernel is compiled once more without the branch (taken never: `program_zero_path`
-with its condition false); the difference of the two compiles' weighted counts is what the arm adds on every trip,
-and only its share is counted (`_with_branch_shares`). A branch nested in another branch of the loop keeps its
-arms counted in full.
+split into arms reliably, the kernel is compiled once more with the condition false (`program_zero_path`), and, if
+the branch has an else arm, once with it true: the difference of the weighted counts of the kernel and of such a
+compile is what the arm that compile drops adds on every trip, and only its share is counted
+(`_with_branch_shares`). A branch nested in another branch of the loop keeps its arms counted in full.
 """
 
 from __future__ import annotations
@@ -411,14 +411,15 @@ class _ForLoop:
     yields: tuple = ()  # the names the body yields, one per carried value
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Branch:
-    """An scf.if of the TTIR, in program order: its condition's SSA name and the innermost loop around it, if it lies
+    """An scf.if of the TTIR, in program order: its condition's SSA name, the innermost loop around it, if it lies
     directly in that loop's body (not inside another branch of it: its share of the loop's trips would then be a share
-    of the enclosing branch's)."""
+    of the enclosing branch's), and whether it has an else arm."""
 
     condition: str
     loop: int | None  # index of the loop in program order; None outside loops or nested in a branch of the loop
+    has_else: bool = False
 
 
 @dataclass(frozen=True)
@@ -477,10 +478,12 @@ def _structure(events: tuple) -> tuple[list[_ForLoop], list[_Branch]]:
     """The scf.for loops and scf.if branches of `events`, in program order."""
     loops: list[_ForLoop] = []
     branches: list[_Branch] = []
-    open_regions: list[tuple[str, int | None]] = []  # per open region: its kind and, for a loop, its index
+    open_regions: list[tuple[str, int | None]] = []  # per open region: its kind and, for a loop or branch, its index
     for event in events:
         if event[0] == "close":
             open_regions.pop()
+        elif event[0] == "else":
+            branches[open_regions[-1][1]].has_else = True
         elif event[0] == "yield" and open_regions and open_regions[-1][0] == "for":
             loops[open_regions[-1][1]].yields = event[1]
         elif event[0] == "for":
@@ -490,7 +493,7 @@ def _structure(events: tuple) -> tuple[list[_ForLoop], list[_Branch]]:
         elif event[0] == "if":
             directly = bool(open_regions) and open_regions[-1][0] == "for"
             branches.append(_Branch(event[1], open_regions[-1][1] if directly else None))
-            open_regions.append(("if", None))
+            open_regions.append(("if", len(branches) - 1))
         elif event[0] == "open":
             open_regions.append(("open", None))
     return loops, branches
@@ -592,8 +595,9 @@ class IrReading(NamedTuple):
 
     loops: list  # the kernel's scf.for loops, nested as in the IR, with their trips (`IrLoop`)
     traffic: dict  # bytes loaded and stored through each pointer argument, by the argument's index
-    taken: dict  # condition -> the share of its executions that take it, of each branch in a loop's body that the
-    # program's arguments alone do not decide (the rest are `decided_branches`) and whose share is known
+    taken: dict  # condition -> (the share of its executions that take it, whether it has an else arm), of each
+    # branch in a loop's body that the program's arguments alone do not decide (the rest are `decided_branches`) and
+    # whose share is known
 
 
 def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), program: tuple = (0, 0, 0)) -> IrReading:
@@ -609,7 +613,7 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), progra
     top: list[IrLoop] = []
     regions: list[_Region] = []
     traffic: dict[int, float] = {}
-    shares: dict[str, float] = {}
+    shares: dict[str, tuple[float, bool]] = {}
     for kind, *details in parsed.events:
         if kind == "else":
             taken = regions[-1].taken
@@ -632,7 +636,7 @@ def read_ttir(ttir: str, scalars: tuple, grid: tuple, tables: tuple = (), progra
             condition = values(branch.condition)
             taken = share if condition is None else int(bool(condition))
             if condition is None and share is not None:
-                shares[branch.condition] = share
+                shares[branch.condition] = share, branch.has_else
             regions.append(_Region(1 if taken is None else taken, taken=taken))
         elif kind != "yield":
             regions.append(_Region(1))
@@ -852,38 +856,43 @@ def _program_counts(code: KernelCode, spec: Specialisation, program: tuple) -> d
 _PER_PROGRAM = ("issued_instructions", "requested_bytes", "mufu_ops")
 
 
-def _with_branch_shares(counts: dict, skipped: Callable[[str], dict]) -> dict:
-    """One program's counts with each branch of `counts["taken"]` weighted by its share: the SASS counts every
-    branch's arm as run on each trip of the loops around it; the kernel compiled without the arm (`skipped`: its counts
-    for this program) tells what the arm adds, of which only the share is run. An arm never counts as less than
-    nothing (the compiler may lay out the two compiles' common code differently)."""
+def _with_branch_shares(counts: dict, fixed: Callable[[str, bool], dict]) -> dict:
+    """One program's counts with each arm of the branches of `counts["taken"]` weighted by its share: the SASS counts
+    both arms as run on each trip of the loops around them; the kernel compiled with the branch's condition constant
+    (`fixed`: its counts for this program) tells what the other arm adds, of which only its share is run. Each arm
+    is measured against the kernel's full count, and never counts as less than nothing (the compiler may lay out the
+    two compiles' common code differently)."""
     weighted = dict(counts, tensor_flops=dict(counts["tensor_flops"]))
-    for condition, share in counts["taken"].items():
-        if share >= 1:
-            continue
-        without = skipped(condition)
-        weighted["matched"] &= without["matched"]
-        for name in _PER_PROGRAM:
-            weighted[name] -= (1 - share) * max(0, counts[name] - without[name])
-        for kind, flops in counts["tensor_flops"].items():
-            weighted["tensor_flops"][kind] -= (1 - share) * max(0, flops - without["tensor_flops"].get(kind, 0))
+    for condition, (share, has_else) in counts["taken"].items():
+        arms = [(False, share)] + ([(True, 1 - share)] if has_else else [])
+        for value, runs in arms:  # the condition's constant, the share of trips that run the arm it drops
+            if runs >= 1:
+                continue
+            without = fixed(condition, value)
+            weighted["matched"] &= without["matched"]
+            for name in _PER_PROGRAM:
+                weighted[name] -= (1 - runs) * max(0, counts[name] - without[name])
+            for kind, flops in counts["tensor_flops"].items():
+                weighted["tensor_flops"][kind] -= (1 - runs) * max(0, flops - without["tensor_flops"].get(kind, 0))
     return weighted
 
 
 def dynamic_counts(code: KernelCode, spec: Specialisation,
-                   skipping: Callable[[str], KernelCode] | None = None) -> dict:
+                   fixing: Callable[[str, bool], KernelCode] | None = None) -> dict:
     """Launch-wide estimates (all programs, each the mean of the sampled programs): the SASS weighted by loop trips for
-    this launch's arguments, and by the shares of the branches in loop bodies that take their arms, where `skipping`
-    (condition -> the kernel compiled with that branch never taken) is given (`_with_branch_shares`); the heaviest
-    sampled program's own figures (`heaviest_program`: a launch whose programs' work is uneven takes at least its
-    time); the main loop's static size and trips, the mean of the sampled programs' (program 0's top-level loop
-    issuing the most: static size times trips); `branch_shares`: per branch in a loop's body that some sampled program
-    does not always take, in program order, the mean share that takes it (over the programs where it is known)."""
+    this launch's arguments, and by the shares of trips that take each arm of the branches in loop bodies, where
+    `fixing` ((condition, value) -> the kernel compiled with that branch's condition constant) is given
+    (`_with_branch_shares`); the heaviest sampled program's own figures (`heaviest_program`: a launch whose programs'
+    work is uneven takes at least its time); the main loop's static size and trips, the mean of the sampled programs'
+    (program 0's top-level loop issuing the most: static size times trips); `branch_shares`: per branch in a loop's
+    body that some sampled program does not always take, in program order, the mean share that takes it (over the
+    programs where it is known)."""
     listing = code.listing
     samples = [_program_counts(code, spec, program) for program in sampled_programs(spec.grid)]
-    if skipping is not None:
-        without = functools.cache(lambda condition, program: _program_counts(skipping(condition), spec, program))
-        samples = [_with_branch_shares(c, functools.partial(without, program=program))
+    if fixing is not None:
+        fixed = functools.cache(lambda condition, value, program: _program_counts(fixing(condition, value), spec,
+                                                                                   program))
+        samples = [_with_branch_shares(c, functools.partial(fixed, program=program))
                    for c, program in zip(samples, sampled_programs(spec.grid))]
     first = samples[0]
     programs = math.prod(spec.grid)
@@ -901,8 +910,9 @@ def dynamic_counts(code: KernelCode, spec: Specialisation,
     main = max(range(len(first["loops"])), default=None,
                key=lambda i: _span_size(listing, first["loops"][i]) * (first["loops"][i].trips or 1))
     main_trips = [] if main is None else [c["loops"][main].trips for c in samples]  # one listing: the same nests
-    partial = list(dict.fromkeys(condition for c in samples for condition, share in c["taken"].items() if share < 1))
-    shares = [[c["taken"][condition] for c in samples if condition in c["taken"]] for condition in partial]
+    partial = list(dict.fromkeys(condition for c in samples for condition, (share, _) in c["taken"].items()
+                                 if share < 1))
+    shares = [[c["taken"][condition][0] for c in samples if condition in c["taken"]] for condition in partial]
     return dict(
         loop_instructions=0 if main is None else _span_size(listing, first["loops"][main]),
         loop_trips=None if main is None or None in main_trips else round(mean(main_trips), 2),

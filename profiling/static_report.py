@@ -318,10 +318,10 @@ class Compiler:
         return self._codes[key]
 
     def path_code(self, spec) -> tuple:
-        """(the code program 0 of the launch runs, the number of branches its arguments decide, the code without one
-        more branch: condition -> code): the kernel compiled again from its TTIR with those branches taken as
-        decided (`_sass.program_zero_path`), or the kernel's own code where none is; the third compiles, when first
-        asked, the path with that branch never taken too (for `_sass.dynamic_counts`)."""
+        """(the code program 0 of the launch runs, the number of branches its arguments decide, the code with one
+        more branch's condition constant: (condition, value) -> code): the kernel compiled again from its TTIR with
+        those branches taken as decided (`_sass.program_zero_path`), or the kernel's own code where none is; the
+        third compiles, when first asked, the path with that condition constant too (for `_sass.dynamic_counts`)."""
         from profiling import _sass
 
         code = self.code(spec)
@@ -336,7 +336,7 @@ class Compiler:
                     self.specialiser.compile_ttir(_sass.program_zero_path(code.ttir, branches), spec))
             return self._codes[key]
 
-        return path(decided), len(decided), lambda condition: path({**decided, condition: False})
+        return path(decided), len(decided), lambda condition, value: path({**decided, condition: value})
 
 
 def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict | None,
@@ -346,7 +346,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
 
     code = compiler.code(spec)
     static = _sass.static_counts(code)
-    path, decided, skipping = compiler.path_code(spec)
+    path, decided, fixing = compiler.path_code(spec)
     programs = spec.grid[0] * spec.grid[1] * spec.grid[2]
     ctas = cost_model.ctas_per_sm(static["registers"], static["shared_bytes"], spec.options.num_warps)
     nbytes, flops = costs[direction]
@@ -355,7 +355,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         calls_per_step=call.count, launches=count, grid=list(spec.grid), num_warps=spec.options.num_warps,
         num_stages=spec.options.num_stages, constexprs=_constexpr_names(spec), **static, ctas_per_sm=ctas,
         waves=round(cost_model.waves(programs, ctas), 3), decided_branches=decided,
-        **_sass.dynamic_counts(path, spec, skipping),
+        **_sass.dynamic_counts(path, spec, fixing),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
         eager_us=round(cost_model.eager_us(eager[direction]), 2) if eager else None,
         host_us=round(host_seconds * 1e6, 1), host_floor_us=round(host_floor_seconds * 1e6, 1),

@@ -233,35 +233,39 @@ def test_a_branch_on_a_carried_value_counts_at_the_share_that_takes_it():
     arm at the rest, the last row's store once; without n the loop's trips and the shares are unknown and every arm
     counts in full."""
     loops, traffic, taken = _sass.read_ttir(CARRIED_TTIR, (None, 12), (1, 1, 1))
-    assert [loop.trips for loop in loops] == [12] and taken == {"%moved": 0.25, "%last": pytest.approx(1 / 12)}
+    assert [loop.trips for loop in loops] == [12]
+    assert taken == {"%moved": (0.25, True), "%last": (pytest.approx(1 / 12), False)}  # (share, has an else arm)
     assert traffic == {0: 12 * 64 // 4 + 12 * 64 * 3 // 4 + 64}
     loops, traffic, taken = _sass.read_ttir(CARRIED_TTIR, (None, None), (1, 1, 1))
     assert [loop.trips for loop in loops] == [None] and taken == {} and traffic == {0: 3 * 64}
 
 
 def test_an_arm_run_on_a_share_of_the_trips_is_weighted_by_it():
-    """The SASS counts the arms' instructions (two of the row store, one of the last row's) on every one of the 12
-    trips; the compile without an arm tells what it adds, of which its share runs (each arm against the kernel's
-    full count, not against what is left after another's). Without those compiles the arms count in full."""
+    """The SASS counts the arms' instructions (two of the row store, one of the load in its else arm, one of the last
+    row's store) on every one of the 12 trips; a compile with a condition constant tells what the arm it drops adds,
+    of which its share runs (each arm against the kernel's full count, not against what is left after another's).
+    The last row's branch has no else arm: no compile with its condition true is asked for. Without those compiles
+    the arms count in full."""
     def ins(address, opcode="IADD3", target=None):
         return _sass.Instruction(address, opcode, (), target)
 
-    row_store, last_store = (ins(0x20), ins(0x30)), (ins(0x48),)
-    loop = (ins(0x10), *row_store, ins(0x40), *last_store, ins(0x50, "BRA", 0x10))
+    row_store, row_load, last_store = (ins(0x20), ins(0x30)), (ins(0x38),), (ins(0x48),)
+    loop = (ins(0x10), *row_store, *row_load, ins(0x40), *last_store, ins(0x50, "BRA", 0x10))
 
-    def kernel(body, skipped):
-        return _sass.KernelCode("k", {}, 0, (ins(0x00), *body, ins(0x60, "EXIT")),
-                                _sass.program_zero_path(CARRIED_TTIR, skipped))
+    def kernel(constants, dropped=()):
+        return _sass.KernelCode("k", {}, 0, (ins(0x00), *(i for i in loop if i not in dropped), ins(0x60, "EXIT")),
+                                _sass.program_zero_path(CARRIED_TTIR, constants))
 
-    without = {"%moved": kernel([i for i in loop if i not in row_store], {"%moved": False}),
-               "%last": kernel([i for i in loop if i not in last_store], {"%last": False})}
+    fixed = {("%moved", False): kernel({"%moved": False}, row_store),
+             ("%moved", True): kernel({"%moved": True}, row_load),
+             ("%last", False): kernel({"%last": False}, last_store)}
     spec = _sass.Specialisation(kernel=None, signature={}, constexprs={}, attrs={},
                                 options=type("Options", (), {"num_warps": 4})(), scalars=(None, 12),
                                 tensors=((0x1000, 10**6), None), grid=(1, 1, 1))
-    counts = _sass.dynamic_counts(kernel(loop, {}), spec, without.__getitem__)
+    counts = _sass.dynamic_counts(kernel({}), spec, lambda condition, value: fixed[condition, value])
     assert counts["branch_shares"] == [0.25, 0.083] and counts["trips_matched"]
-    assert counts["issued_instructions"] == (2 + 3 * 12 + 2 * 12 // 4 + 1) * 4
-    assert _sass.dynamic_counts(kernel(loop, {}), spec)["issued_instructions"] == (2 + 6 * 12) * 4
+    assert counts["issued_instructions"] == (2 + 3 * 12 + 2 * 12 // 4 + 12 * 3 // 4 + 1) * 4
+    assert _sass.dynamic_counts(kernel({}), spec)["issued_instructions"] == (2 + 7 * 12) * 4
 
 
 # A loop over 3 groups whose inner loop runs over a group size loaded from a table argument, and a loop over its rows
