@@ -7,8 +7,8 @@ benchmarks do not have in minimal form:
   kernels/concat_conv.py), 2 B M sum_i C_i P_i forward and 4 B M sum_u C_u P_u backward over the unique inputs
   (d x and d W); bench_concat_conv.py counts the materialised convolution instead (2 B M Cin P), the work every
   provider it times is credited with.
-`eager_kernels` lists the kernels of the reference's eager run (the concat conv's), which profiling/cost_model.py
-prices at their rooflines: the bar the static report sets beside our predictions.
+The kernels of the reference's eager run, which the static report sets beside our predictions, are traced:
+bench/eager_trace.py.
 """
 
 from __future__ import annotations
@@ -64,39 +64,6 @@ def _concat_conv1x1(call: OpCall, dtype: torch.dtype) -> dict:
     forward = 2 * batch * out_channels * products(ref.index for ref in inputs)
     backward = 4 * batch * out_channels * products(uniques)
     return {"fwd": (nbytes["fwd"], forward), "bwd": (nbytes["bwd"], backward)}
-
-
-def eager_kernels(call: OpCall, dtype: torch.dtype = torch.bfloat16) -> dict[str, list] | None:
-    """direction -> [(bytes, FLOPs) of each kernel the reference runs in eager mode] for the concat conv, None for the
-    other ops (not modelled). Forward: one bilinear interpolation per low-resolution segment (reads it, writes it at
-    full size), the concatenation (reads and writes every channel at full size), the convolution with its bias
-    (reads the concatenation and the weight, writes the output; 2 B M Cin P FLOPs), the residual add and the ReLU
-    (read and write the output). Backward (autograd of the same): the ReLU mask, the convolution's input and weight
-    gradients (each 2 B M Cin P FLOPs, reading dZ and the weight or the saved concatenation), the bias gradient, one
-    interpolation backward per low-resolution segment (reads its slice of the gradient, writes it at its own size)
-    and one accumulation per extra occurrence of a repeated input."""
-    if call.op != "concat_conv1x1":
-        return None
-    e = torch.empty((), dtype=dtype).element_size()
-    inputs, weight = call.args[:2]
-    kwargs = dict(call.kwargs)
-    shapes = [call.tensors[ref.index] for ref in inputs]
-    batch, out_channels = shapes[0][0], call.tensors[weight.index][0]
-    height, width = max((s[2:] for s in shapes), key=lambda hw: hw[0] * hw[1])
-    pixels = batch * height * width
-    cin = sum(s[1] for s in shapes)
-    out, cat, w = e * out_channels * pixels, e * cin * pixels, e * out_channels * cin
-    conv_flops = 2 * out_channels * cin * pixels
-    low = [e * math.prod(s) for s in shapes if tuple(s[2:]) != (height, width)]
-    low_full = [e * s[1] * pixels for s in shapes if tuple(s[2:]) != (height, width)]
-    residual, relu = isinstance(kwargs.get("residual"), TensorRef), kwargs.get("activation") == "relu"
-    forward = [(small + full, 0) for small, full in zip(low, low_full)] + [(2 * cat, 0), (cat + w + out, conv_flops)]
-    forward += [(3 * out, 0)] * residual + [(2 * out, 0)] * relu
-    sizes = {ref.index: e * math.prod(call.tensors[ref.index]) for ref in inputs}
-    extra = [sizes[ref.index] for i, ref in enumerate(inputs) if ref.index in {r.index for r in inputs[:i]}]
-    backward = [(3 * out, 0)] * relu + [(out + w + cat, conv_flops), (out + cat + w, conv_flops), (out, 0)]
-    backward += [(full + small, 0) for small, full in zip(low, low_full)] + [(3 * size, 0) for size in extra]
-    return {"fwd": forward, "bwd": backward}
 
 
 _COSTS = {

@@ -95,7 +95,7 @@ def floor_us(nbytes: float, flops: float) -> float:
 
 
 def eager_us(kernels: list) -> float:
-    """A prediction of the reference's eager run: each of its kernels ((bytes, FLOPs), bench/costs.py's
+    """A prediction of the reference's eager run: each of its kernels ((bytes, FLOPs), bench/eager_trace.py's
     `eager_kernels`) at its roofline floor, plus a launch each. Every kernel at the ceilings: a lower bound on eager
     time, so the comparison favours eager."""
     return sum(LAUNCH_US + floor_us(nbytes, flops) for nbytes, flops in kernels)

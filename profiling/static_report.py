@@ -380,7 +380,8 @@ def _constexpr_names(spec) -> dict:
 
 def step_records(calls, repeats: int, log=print) -> list[dict]:
     """Capture, compile and price every distinct launch of `calls` (forward and backward of each)."""
-    from bench.costs import call_costs, eager_kernels
+    from bench.costs import call_costs
+    from bench.eager_trace import eager_kernels
     from profiling import _sass
 
     specialiser = _sass.Specialiser()

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from bench.costs import call_costs, eager_kernels
+from bench.costs import call_costs
+from bench.eager_trace import KernelTrace, eager_kernels
 from bench.shapes import model_op_calls
 from profiling import _sass, cost_model
 from profiling.static_report import (
@@ -119,18 +121,44 @@ def test_floors_of_the_model_calls_quoted_by_the_kernel_issues():
     assert floors["window_attention/120x160-c18-h6-shift3", "fwd"] == pytest.approx(7.4, abs=0.1)
 
 
-def test_eager_prediction_of_the_aggregation():
-    """The reference's eager run of the aggregation, each kernel at its roofline (bench/costs.eager_kernels): forward
-    an interpolation per low-resolution segment (7), the concatenation and the 358 GFLOP convolution; backward the
-    convolution's two gradients, the bias gradient, 7 interpolation gradients and 3 accumulations of the repeated
-    F1 (x3) and F2 (x2). The other ops are not modelled."""
+def test_eager_runs_traced_from_the_references():
+    """The references' eager runs, traced on meta tensors (bench/eager_trace.py), each kernel at its roofline. The
+    aggregation: forward an interpolation per low-resolution segment (7), the concatenation and the 358 GFLOP
+    convolution; backward the convolution's input, weight and bias gradients, 7 interpolation gradients and 3
+    accumulations of the repeated F1 (x3) and F2 (x2): 795 us forward and 1,176 us backward, as counted by hand
+    before the trace. The window attention's traced matrix products are the FLOPs bench/costs.py counts (4 N^2 d per
+    window and head forward, 8 backward), and so are the linear attention's forward ones."""
     calls = model_op_calls()
     aggregation = next(c for c in calls if c.case.startswith("concat_conv1x1/13in"))
     kernels = eager_kernels(aggregation)
     assert len(kernels["fwd"]) == 7 + 2 and kernels["fwd"][-1][1] == 2 * 1080 * 1080 * 8 * 120 * 160
     assert len(kernels["bwd"]) == 3 + 7 + 3
     assert cost_model.eager_us(kernels["fwd"]) == pytest.approx(795, abs=1)
-    assert all(eager_kernels(c) is None for c in calls if c.op != "concat_conv1x1")
+    assert cost_model.eager_us(kernels["bwd"]) == pytest.approx(1176, abs=1)
+    products_counted = {"window_attention": DIRECTIONS, "linear_cross_attention": ("fwd",)}
+    for call in calls:
+        kernels, costs = eager_kernels(call), call_costs(call)
+        for direction in products_counted.get(call.op, ()):
+            assert sum(flops for _, flops in kernels[direction]) == costs[direction][1], (call.case, direction)
+
+
+def test_the_trace_records_kernels_not_views():
+    """A transpose (a view), its contiguous copy, a broadcast add and a matrix product: three kernels, the broadcast
+    row read once; a convolution's backward, one ATen operation, as its input, weight and bias gradient kernels."""
+    x = torch.empty(64, 32, device="meta")
+    with KernelTrace() as trace:
+        y = x.t().contiguous() + torch.empty(1, 64, device="meta")
+        y @ x
+    assert trace.kernels == [(2 * 4 * 64 * 32, 0), (4 * (2 * 64 * 32 + 64), 0), (4 * (2 * 64 * 32 + 32 * 32),
+                                                                              2 * 32 * 64 * 32)]
+    image = torch.empty(2, 8, 5, 5, device="meta", requires_grad=True)
+    weight, bias = (torch.empty(shape, device="meta", requires_grad=True) for shape in ((4, 8, 1, 1), (4,)))
+    out = torch.nn.functional.conv2d(image, weight, bias)
+    with KernelTrace() as trace:
+        torch.autograd.grad(out, (image, weight, bias), torch.empty_like(out))
+    grad_out, flops = 4 * out.numel(), 2 * out.numel() * 8
+    assert trace.kernels == [(grad_out + 4 * (weight.numel() + image.numel()), flops),
+                             (grad_out + 4 * (image.numel() + weight.numel()), flops), (grad_out + 4 * 4, 0)]
 
 
 def test_loop_trips_and_memory_from_the_ir():
