@@ -6,7 +6,8 @@ computed) under a dispatch mode (`KernelTrace`) that records each ATen operation
   0, counts once): what the kernel moves at least;
 - FLOPs: those of matrix products (mm, bmm, addmm, baddbmm: 2 m n k per product) and convolutions (2 per
   multiply-add); other operations are priced by their bytes.
-Views (operations whose outputs alias an input without writing it) and allocations are no kernels. A convolution's
+Views (operations whose outputs alias an input without writing it), allocations and operations without a tensor
+result (type promotion) are no kernels. A convolution's
 backward is one ATen operation for what CUDA runs as up to three kernels, each reading the output gradient: cuDNN's
 input gradient and weight gradient and the bias gradient's reduction; it is recorded as those.
 
@@ -27,6 +28,7 @@ from bench.shapes import OpCall, make_args
 
 _MATRIX_PRODUCTS = {"mm": (0, 1), "bmm": (0, 1), "addmm": (1, 2), "baddbmm": (1, 2)}  # op -> its two factors
 _ALLOCATIONS = ("empty", "new_empty", "empty_like", "empty_strided")
+_UNDECLARED_VIEWS = ("_unsafe_view",)  # views whose schema declares no alias (matmul's reshape of its product)
 
 
 def spanned_bytes(tensor: torch.Tensor) -> int:
@@ -40,10 +42,13 @@ def _tensors(tree) -> list:
     return [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
 
 
-def _is_kernel(func) -> bool:
+def _is_kernel(func, outputs: list) -> bool:
+    """Whether an ATen operation with these tensor outputs launches a kernel: it returns a tensor (not a dtype or a
+    size), and not only views of its inputs nor uninitialised memory."""
     returns = func._schema.returns
-    views = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
-    return not views and func.overloadpacket.__name__ not in _ALLOCATIONS
+    views = all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+    name = func.overloadpacket.__name__
+    return bool(outputs) and not views and name not in _ALLOCATIONS and name not in _UNDECLARED_VIEWS
 
 
 def _convolution_backward(args: tuple, grads: tuple) -> list[tuple[int, int]]:
@@ -79,13 +84,13 @@ class KernelTrace(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if not _is_kernel(func):
+        outputs = _tensors(out)
+        if not _is_kernel(func, outputs):
             return out
         name = func.overloadpacket.__name__
         if name == "convolution_backward":
             self.kernels += _convolution_backward(args, out)
             return out
-        outputs = _tensors(out)
         nbytes = sum(map(spanned_bytes, _tensors((args, kwargs)))) + sum(map(spanned_bytes, outputs))
         self.kernels.append((nbytes, _flops(name, args, outputs)))
         return out
