@@ -144,13 +144,16 @@ def test_eager_runs_traced_from_the_references():
 
 def test_the_trace_records_kernels_not_views():
     """A transpose (a view), its contiguous copy, a broadcast add and a matrix product: three kernels, the broadcast
-    row read once; a convolution's backward, one ATen operation, as its input, weight and bias gradient kernels."""
+    row read once; a batched product of 4-d tensors, reshaped to 3-d and back (matmul's views): one; a convolution's
+    backward, one ATen operation, as its input, weight and bias gradient kernels."""
     x = torch.empty(64, 32, device="meta")
     with KernelTrace() as trace:
         y = x.t().contiguous() + torch.empty(1, 64, device="meta")
         y @ x
-    assert trace.kernels == [(2 * 4 * 64 * 32, 0), (4 * (2 * 64 * 32 + 64), 0), (4 * (2 * 64 * 32 + 32 * 32),
-                                                                              2 * 32 * 64 * 32)]
+        torch.empty(2, 3, 64, 32, device="meta") @ torch.empty(2, 3, 32, 8, device="meta")
+    assert trace.kernels == [(2 * 4 * 64 * 32, 0), (4 * (2 * 64 * 32 + 64), 0),
+                             (4 * (2 * 64 * 32 + 32 * 32), 2 * 32 * 64 * 32),
+                             (4 * 6 * (64 * 32 + 32 * 8 + 64 * 8), 2 * 6 * 64 * 32 * 8)]
     image = torch.empty(2, 8, 5, 5, device="meta", requires_grad=True)
     weight, bias = (torch.empty(shape, device="meta", requires_grad=True) for shape in ((4, 8, 1, 1), (4,)))
     out = torch.nn.functional.conv2d(image, weight, bias)
