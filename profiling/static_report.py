@@ -465,14 +465,15 @@ def per_call(records: list[dict]) -> dict:
     return calls
 
 
-def measured_us(results_dir: Path = MEASURED_DIR) -> dict:
-    """(case, mode) -> the newest measured GPU time (us) of the Triton provider in bf16, from bench/results/*.jsonl
-    (bench/gpu_session.py's rows: op, case, provider, mode, ms; a dry run's rows are no measurements)."""
+def measured_us(results_dir: Path = MEASURED_DIR, provider: str = "triton") -> dict:
+    """(case, mode) -> the newest measured GPU time (us) of `provider` (the Triton op, or "reference": the eager
+    reference) in bf16, from bench/results/*.jsonl (bench/gpu_session.py's rows: op, case, provider, mode, ms; a dry
+    run's rows are no measurements)."""
     newest: dict = {}
     for path in sorted(results_dir.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line) if line.strip() else {}
-            if row.get("provider") != "triton" or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
+            if row.get("provider") != provider or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
                     or row.get("dry_run"):
                 continue
             key = (row.get("case"), row.get("mode"))
@@ -489,19 +490,19 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def call_table(records: list[dict], baseline: list[dict] | None, measured: dict) -> list[str]:
-    """One row per op call and direction: floor, prediction, the baseline's prediction, the eager prediction (where
-    modelled), measured time, host time and the autograd floor's."""
+def call_table(records: list[dict], baseline: list[dict] | None, measured: dict, measured_eager: dict) -> list[str]:
+    """One row per op call and direction: floor, prediction, the baseline's prediction, measured time, the eager
+    prediction and the eager reference's measured time, host time and the autograd floor's."""
     today, before = per_call(records), per_call(baseline or [])
     lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
-             "| eager predicted us | measured us | host us | autograd floor host us |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| measured us | eager predicted us | eager measured us | host us | autograd floor host us |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
         old = before.get((op, case, direction), {}).get("predicted_us")
         lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
                      f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
-                     f"{_ratio(entry['predicted_us'], old)} | {_us(entry['eager_us'])} | "
-                     f"{_us(measured.get((case, direction)))} | "
+                     f"{_ratio(entry['predicted_us'], old)} | {_us(measured.get((case, direction)))} | "
+                     f"{_us(entry['eager_us'])} | {_us(measured_eager.get((case, direction)))} | "
                      f"{_us(entry['host_us'])} | {_us(entry['host_floor_us'])} |")
     return lines
 
@@ -529,7 +530,7 @@ def launch_table(records: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: dict) -> str:
+def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: dict, measured_eager: dict) -> str:
     """The report of one file: its header in words, then the op-call and launch tables."""
     base_head, base_records = baseline or ({}, None)
     described = (f"the kernels at {base_head['kernels_commit']}" if baseline else "no kept baseline for this version")
@@ -540,11 +541,12 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
         f"Torch {head['torch']}; report made {head['date']} by profiling/static_report.py at {head['report_commit']}. "
         f"Predictions from {head['model']} (its docstring gives the formula and constants); the baseline column is "
         f"{described}, re-predicted with today's model. Measured times, where a GPU session produced them, are "
-        f"bench/gpu_session.py's (bf16, Triton provider). Host times: one thread of {head['host_cpu']}.",
+        f"bench/gpu_session.py's (bf16, the Triton op and the eager reference). Host times: one thread of "
+        f"{head['host_cpu']}.",
         "",
         "## Per op call (predicted: the sum over its launches)",
         "",
-        *call_table(records, base_records, measured),
+        *call_table(records, base_records, measured, measured_eager),
         "",
         "## Per launch",
         "",
@@ -561,7 +563,7 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
 
 
 def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None) -> None:
-    path.write_text(markdown(head, records, baseline, measured_us()))
+    path.write_text(markdown(head, records, baseline, measured_us(), measured_us(provider="reference")))
 
 
 def baseline_path(version: str, out_dir: Path = OUT_DIR) -> Path:

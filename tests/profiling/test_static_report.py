@@ -90,18 +90,23 @@ def test_predictions_are_the_cost_model_of_the_records_fields(tiny_report):
 
 
 def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
-    """GPU rows of the Triton provider in bf16 (the newest per call and mode; a dry run's never) join the table."""
+    """GPU rows in bf16 (the newest per call and mode; a dry run's never) join the table: the Triton provider's beside
+    our prediction, the eager reference's beside the eager prediction."""
     _, records = read_report(tiny_report)
     case = records[0]["case"]
     rows = [dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.5, date="2026-12-01"),
             dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.25, date="2026-12-02"),
+            dict(op="x", case=case, provider="reference", mode="fwd", dtype="bfloat16", ms=1.5, date="2026-12-02"),
             dict(op="x", case=case, provider="torch", mode="bwd", dtype="bfloat16", ms=9.0, date="2026-12-02"),
             dict(op="x", case=case, provider="triton", mode="bwd", dtype="bfloat16", ms=7.0, dry_run=True)]
     (tmp_path / "device.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
-    measured = measured_us(tmp_path)
-    assert measured == {(case, "fwd"): 250.0}
-    row = next(line for line in call_table(records, None, measured) if f"| {case} | fwd |" in line)
-    assert "| 250.0 |" in row
+    measured, eager = measured_us(tmp_path), measured_us(tmp_path, provider="reference")
+    assert measured == {(case, "fwd"): 250.0} and eager == {(case, "fwd"): 1500.0}
+    header, _, *lines = call_table(records, None, measured, eager)
+    row = next(line for line in lines if f"| {case} | fwd |" in line)
+    columns = [cell.strip() for cell in header.split("|")]
+    cells = [cell.strip() for cell in row.split("|")]
+    assert cells[columns.index("measured us")] == "250.0" and cells[columns.index("eager measured us")] == "1,500.0"
 
 
 def test_residency_limits():
