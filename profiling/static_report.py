@@ -465,15 +465,19 @@ def per_call(records: list[dict]) -> dict:
     return calls
 
 
-def measured_us(results_dir: Path = MEASURED_DIR, provider: str = "triton") -> dict:
-    """(case, mode) -> the newest measured GPU time (us) of `provider` (the Triton op, or "reference": the eager
-    reference) in bf16, from bench/results/*.jsonl (bench/gpu_session.py's rows: op, case, provider, mode, ms; a dry
-    run's rows are no measurements)."""
+# The eager reference's provider name in each op benchmark's rows (window attention, linear attention, concat conv)
+EAGER_PROVIDERS = ("reference", "torch", "eager")
+
+
+def measured_us(results_dir: Path = MEASURED_DIR, providers: tuple = ("triton",)) -> dict:
+    """(case, mode) -> the newest measured GPU time (us) of `providers` (the Triton op's, or EAGER_PROVIDERS: the
+    eager reference's) in bf16, from bench/results/*.jsonl (bench/gpu_session.py's rows: op, case, provider, mode, ms;
+    a dry run's rows are no measurements)."""
     newest: dict = {}
     for path in sorted(results_dir.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line) if line.strip() else {}
-            if row.get("provider") != provider or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
+            if row.get("provider") not in providers or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
                     or row.get("dry_run"):
                 continue
             key = (row.get("case"), row.get("mode"))
@@ -563,7 +567,7 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
 
 
 def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None) -> None:
-    path.write_text(markdown(head, records, baseline, measured_us(), measured_us(provider="reference")))
+    path.write_text(markdown(head, records, baseline, measured_us(), measured_us(providers=EAGER_PROVIDERS)))
 
 
 def baseline_path(version: str, out_dir: Path = OUT_DIR) -> Path:

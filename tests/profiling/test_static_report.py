@@ -18,6 +18,7 @@ from bench.shapes import model_op_calls
 from profiling import _sass, cost_model
 from profiling.static_report import (
     DIRECTIONS,
+    EAGER_PROVIDERS,
     OUT_DIR,
     README,
     README_END,
@@ -91,17 +92,19 @@ def test_predictions_are_the_cost_model_of_the_records_fields(tiny_report):
 
 def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
     """GPU rows in bf16 (the newest per call and mode; a dry run's never) join the table: the Triton provider's beside
-    our prediction, the eager reference's beside the eager prediction."""
+    our prediction, the eager reference's (whatever each op benchmark names it; not the channels-last eager run)
+    beside the eager prediction."""
     _, records = read_report(tiny_report)
     case = records[0]["case"]
     rows = [dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.5, date="2026-12-01"),
             dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.25, date="2026-12-02"),
             dict(op="x", case=case, provider="reference", mode="fwd", dtype="bfloat16", ms=1.5, date="2026-12-02"),
             dict(op="x", case=case, provider="torch", mode="bwd", dtype="bfloat16", ms=9.0, date="2026-12-02"),
+            dict(op="x", case=case, provider="eager_cl", mode="bwd", dtype="bfloat16", ms=8.0, date="2026-12-03"),
             dict(op="x", case=case, provider="triton", mode="bwd", dtype="bfloat16", ms=7.0, dry_run=True)]
     (tmp_path / "device.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
-    measured, eager = measured_us(tmp_path), measured_us(tmp_path, provider="reference")
-    assert measured == {(case, "fwd"): 250.0} and eager == {(case, "fwd"): 1500.0}
+    measured, eager = measured_us(tmp_path), measured_us(tmp_path, providers=EAGER_PROVIDERS)
+    assert measured == {(case, "fwd"): 250.0} and eager == {(case, "fwd"): 1500.0, (case, "bwd"): 9000.0}
     header, _, *lines = call_table(records, None, measured, eager)
     row = next(line for line in lines if f"| {case} | fwd |" in line)
     columns = [cell.strip() for cell in header.split("|")]
