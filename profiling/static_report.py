@@ -46,6 +46,7 @@ they exist.
     python -m profiling.static_report                          # this checkout, the installed triton
     python -m profiling.static_report --baseline --kernels-commit 3d4e074   # the kept baseline's kernels package
     python -m profiling.static_report --readme                 # regenerate README's section from the files
+    python -m profiling.static_report --markdown               # the .md files again, with new GPU times beside
 """
 
 from __future__ import annotations
@@ -566,8 +567,23 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
     return "\n".join(parts)
 
 
-def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None) -> None:
-    path.write_text(markdown(head, records, baseline, measured_us(), measured_us(providers=EAGER_PROVIDERS)))
+def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None,
+                   results_dir: Path = MEASURED_DIR) -> None:
+    path.write_text(markdown(head, records, baseline, measured_us(results_dir),
+                             measured_us(results_dir, providers=EAGER_PROVIDERS)))
+
+
+def refresh_markdown(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) -> list[Path]:
+    """Rewrites each report's .md from its .jsonl with the GPU times `results_dir` holds now (bench/gpu_session.py's
+    --record runs it): the compile-time figures and predictions stay those of the report's own run."""
+    written = []
+    for path in sorted(out_dir.glob("*triton-*.jsonl")):
+        head, records = read_report(path)
+        base = baseline_path(head["triton"], out_dir)
+        baseline = read_report(base) if base != path and base.exists() else None
+        write_markdown(path.with_suffix(".md"), head, records, baseline, results_dir)
+        written.append(path.with_suffix(".md"))
+    return written
 
 
 def baseline_path(version: str, out_dir: Path = OUT_DIR) -> Path:
@@ -628,6 +644,8 @@ def _step_floor(records: list[dict]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", action="store_true", help="only regenerate the README section from --out")
+    parser.add_argument("--markdown", action="store_true",
+                        help="only rewrite --out's .md files from their .jsonl and the GPU times in bench/results")
     parser.add_argument("--baseline", action="store_true", help="write baseline-triton-<version>.* (kept)")
     parser.add_argument("--kernels-commit", help="profile the kernels package of this commit (git archive)")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
@@ -640,6 +658,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.report import replace_readme_section
 
         replace_readme_section(README_START, README_END, readme_section(args.out), README)
+        return
+    if args.markdown:
+        for path in refresh_markdown(args.out):
+            print(path)
         return
     os.environ["TRITON_INTERPRET"] = "0"  # before anything imports triton: the kernels must stay JIT functions
     import torch

@@ -4,6 +4,7 @@ recorded; a carried-back session is recorded with the device and versions that m
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -118,8 +119,12 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
         row.pop("dry_run")
     environment = next(row for row in rows if row["op"] == "environment")
     environment.update(device="NVIDIA H200", commit=None)  # as a GPU machine's copy of the tree without git says
+    measured = dict(op="window_attention", case="window_attention/120x160-c18-h6", mode="fwd", dtype="bfloat16")
+    rows += [dict(measured, provider="triton", ms=0.125), dict(measured, provider="reference", ms=1.5)]
     (real / gpu_session.RESULTS).write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "static").mkdir(parents=True)
+    shutil.copyfile(ROOT / "bench" / "results" / "static" / "triton-3.8.0.jsonl",
+                    tmp_path / "results" / "static" / "triton-3.8.0.jsonl")
     (tmp_path / "README.md").write_text(f"{report.START}\n{report.END}\n")
     for module in (_common, report):
         monkeypatch.setattr(module, "RESULTS_DIR", tmp_path / "results")
@@ -130,3 +135,7 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
     assert len(recorded) == len(rows) and all(r["device"] == "NVIDIA H200" for r in recorded)
     assert all(r["commit_source"] == "recording checkout" for r in recorded)
     assert "**window_attention** on NVIDIA H200" in (tmp_path / "README.md").read_text()
+    # the static report's tables set the measured times beside the predictions
+    table = (tmp_path / "results" / "static" / "triton-3.8.0.md").read_text()
+    (row,) = [line for line in table.splitlines() if line.startswith("| window_attention/120x160-c18-h6 | fwd |")]
+    assert "| 125.0 |" in row and "| 1,500.0 |" in row

@@ -5,6 +5,7 @@ parts on known inputs; and the kept baselines cover every op call of the step.""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from profiling.static_report import (
     measured_us,
     read_report,
     readme_section,
+    refresh_markdown,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,3 +417,14 @@ def test_readme_section_is_generated_from_the_committed_reports():
     text = README.read_text()
     section = text[text.index(README_START) + len(README_START):text.index(README_END)]
     assert section.strip() == readme_section().strip(), "run `make static-report` (or --readme) to regenerate it"
+
+
+def test_markdown_is_generated_from_the_committed_reports(tmp_path):
+    """Each committed .md is what its .jsonl and the committed GPU times give (`refresh_markdown`, which
+    bench/gpu_session.py's --record runs)."""
+    for path in OUT_DIR.glob("*triton-*.jsonl"):
+        shutil.copyfile(path, tmp_path / path.name)
+    written = refresh_markdown(tmp_path)
+    assert len(written) == len(list(OUT_DIR.glob("*triton-*.md"))) >= 2
+    for path in written:
+        assert path.read_text() == (OUT_DIR / path.name).read_text(), f"run --markdown to regenerate {path.name}"
