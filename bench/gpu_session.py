@@ -705,11 +705,11 @@ def _op_lines(op: str, rows: list[dict]) -> list[str]:
 
 def record(out: Path) -> Path:
     """Append a real session's rows to bench/results/<device>.jsonl, each with the session's device, versions and
-    date (measured there: this machine may have none), copy its plots beside them, regenerate the README section and
-    the static reports' .md files (the measured times beside the predictions)."""
+    date (measured there: this machine may have none), copy its plots beside them, regenerate the README's results
+    section, and its static section and the static reports' .md files (the measured times beside the predictions)."""
     from bench import report
     from bench._common import RESULTS_DIR, git_commit, save
-    from profiling.static_report import refresh_markdown
+    from profiling.static_report import refresh_from_results
 
     rows = _read_rows(out / RESULTS)
     if not rows or any(r.get("dry_run") for r in rows):
@@ -726,7 +726,7 @@ def record(out: Path) -> Path:
         if (out / f"{op}.png").exists():
             shutil.copyfile(out / f"{op}.png", RESULTS_DIR / f"{path.stem}_{op}.png")
     report.main([])
-    refresh_markdown(RESULTS_DIR / "static", RESULTS_DIR)
+    refresh_from_results(RESULTS_DIR, report.README)
     return path
 
 

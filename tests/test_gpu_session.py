@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import gpu_session  # noqa: E402
+from profiling.static_report import README_END, README_START  # noqa: E402
 
 DRY_RUN_SECONDS = 170  # the dry run's own budget is under 3 minutes on a 2-core CPU; it took 75-120 s there
 
@@ -125,7 +126,7 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
     (tmp_path / "results" / "static").mkdir(parents=True)
     shutil.copyfile(ROOT / "bench" / "results" / "static" / "triton-3.8.0.jsonl",
                     tmp_path / "results" / "static" / "triton-3.8.0.jsonl")
-    (tmp_path / "README.md").write_text(f"{report.START}\n{report.END}\n")
+    (tmp_path / "README.md").write_text(f"{report.START}\n{report.END}\n{README_START}\n{README_END}\n")
     for module in (_common, report):
         monkeypatch.setattr(module, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(report, "README", tmp_path / "README.md")
@@ -135,7 +136,11 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
     assert len(recorded) == len(rows) and all(r["device"] == "NVIDIA H200" for r in recorded)
     assert all(r["commit_source"] == "recording checkout" for r in recorded)
     assert "**window_attention** on NVIDIA H200" in (tmp_path / "README.md").read_text()
-    # the static report's tables set the measured times beside the predictions
+    # the static report's tables set the measured times beside the predictions; the README's step totals only where
+    # every call of an op and direction was measured
     table = (tmp_path / "results" / "static" / "triton-3.8.0.md").read_text()
     (row,) = [line for line in table.splitlines() if line.startswith("| window_attention/120x160-c18-h6 | fwd |")]
     assert "| 125.0 |" in row and "| 1,500.0 |" in row
+    readme = (tmp_path / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| window_attention | fwd |")]
+    assert row.split("|")[5].strip() == "-" and "triton-3.8.0.md" in readme

@@ -428,3 +428,18 @@ def test_markdown_is_generated_from_the_committed_reports(tmp_path):
     assert len(written) == len(list(OUT_DIR.glob("*triton-*.md"))) >= 2
     for path in written:
         assert path.read_text() == (OUT_DIR / path.name).read_text(), f"run --markdown to regenerate {path.name}"
+
+
+def test_the_readme_section_totals_the_measured_times_where_every_call_has_one(tiny_report, tmp_path):
+    """The window attention's forward measured (its one call in the tiny report): its step total is the measured time
+    (one call per step); the linear attention has none, so no total."""
+    case = TINY_CASES[0]
+    row = dict(op="window_attention", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.05)
+    (tmp_path / "device.jsonl").write_text(json.dumps(row))
+    section = readme_section(tiny_report.parent, tmp_path).splitlines()
+    header = next(line for line in section if line.startswith("| op |"))
+    column = [cell.strip() for cell in header.split("|")].index("measured")
+    measured = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[column].strip()
+                for line in section if line.startswith("| window_attention |") or line.startswith("| linear_")}
+    assert measured[("window_attention", "fwd")] == "50.0"
+    assert measured[("window_attention", "bwd")] == measured[("linear_cross_attention", "fwd")] == "-"
