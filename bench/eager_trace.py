@@ -7,9 +7,9 @@ computed) under a dispatch mode (`KernelTrace`) that records each ATen operation
 - FLOPs: those of matrix products (mm, bmm, addmm, baddbmm: 2 m n k per product) and convolutions (2 per
   multiply-add); other operations are priced by their bytes.
 Views (operations whose outputs alias an input without writing it), allocations and operations without a tensor
-result (type promotion) are no kernels. A convolution's
-backward is one ATen operation for what CUDA runs as up to three kernels, each reading the output gradient: cuDNN's
-input gradient and weight gradient and the bias gradient's reduction; it is recorded as those.
+result (type promotion) are no kernels. A convolution's backward is one ATen operation for what CUDA runs as up to
+three kernels, each reading the output gradient: cuDNN's input gradient and weight gradient and the bias gradient's
+reduction; it is recorded as those.
 
 profiling/cost_model.py prices each kernel at its roofline plus a launch (`eager_us`): a lower bound on the eager
 time, which the static report sets beside our predictions.
@@ -98,7 +98,7 @@ class KernelTrace(TorchDispatchMode):
 
 def eager_kernels(call: OpCall, dtype: torch.dtype = torch.bfloat16) -> dict[str, list[tuple[int, int]]]:
     """direction ("fwd", "bwd") -> [(bytes, FLOPs) of each kernel] of the reference's eager run of `call` on `dtype`
-    inputs, the backward with respect to every tensor input, from a random upstream gradient's shape."""
+    inputs, the backward with respect to every tensor input from an upstream gradient of the output's shape."""
     reference = kernels.get_op(call.op, "torch")
     reference = getattr(reference, "__wrapped__", reference)  # autocast's wrapper: no autocast on meta tensors
     args, kwargs = make_args(call, dtype, "meta", requires_grad=True)
