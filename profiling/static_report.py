@@ -70,6 +70,7 @@ OUT_DIR = ROOT / "bench" / "results" / "static"
 MEASURED_DIR = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 README_START, README_END = "<!-- static-report:start -->", "<!-- static-report:end -->"
+GOALS_START, GOALS_END = "<!-- static-goals:start -->", "<!-- static-goals:end -->"  # profiling/goals.py
 DIRECTIONS = ("fwd", "bwd")
 OP_MODULES = ("linear_attention", "window_attention", "concat_conv")
 HONESTY = ("compile-time figures (sm_90 cubins compiled on a CPU) and predictions of profiling/cost_model.py; "
@@ -667,7 +668,8 @@ def _step_floor(records: list[dict]) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="only regenerate the README section from --out")
+    parser.add_argument("--readme", action="store_true",
+                        help="only regenerate the README's sections (the reports, the goals) from --out")
     parser.add_argument("--markdown", action="store_true",
                         help="only rewrite --out's .md files from their .jsonl and the GPU times in bench/results")
     parser.add_argument("--baseline", action="store_true", help="write baseline-triton-<version>.* (kept)")
@@ -680,8 +682,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.readme:
         from bench.report import replace_readme_section
+        from profiling.goals import goals_section
 
         replace_readme_section(README_START, README_END, readme_section(args.out), README)
+        replace_readme_section(GOALS_START, GOALS_END, goals_section(args.out), README)
         return
     if args.markdown:
         for path in refresh_markdown(args.out):

@@ -1,0 +1,117 @@
+"""Where the kernel issues' goals stand, read from the static reports (profiling/static_report.py): each goal is the
+ratio of today's predicted time to the kept baseline's over a set of the model's op calls, per Triton version
+(`GOALS`, from issues 13-15), and our predicted time against the eager run's traced bound (`AGAINST_EAGER`). The
+README's goals tables are generated from them (`goals_section`). Predictions, not measurements.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from profiling.static_report import DIRECTIONS, OUT_DIR, baseline_path, per_call, read_report
+
+Selector = Callable[[str, str], bool]  # (op, case) -> whether the goal counts that op call
+README_WIDTH = 118  # the README's prose line width
+
+
+def att_stride_4(op: str, case: str) -> bool:  # the two window attentions of the ATT block at stride 4
+    return case.startswith("window_attention/120x160-c18-h6")
+
+
+def fpma(op: str, case: str) -> bool:  # the FPMA blocks' window attentions (4 heads)
+    return op == "window_attention" and case.endswith("-h4")
+
+
+def ctam_stride_4(op: str, case: str) -> bool:  # CTAM's batched linear attention at stride 4
+    return case == "linear_cross_attention/b48-d36-19200"
+
+
+def linear_attention(op: str, case: str) -> bool:
+    return op == "linear_cross_attention"
+
+
+def aggregation(op: str, case: str) -> bool:  # the per-task aggregation (13 maps at 4 resolutions)
+    return case.startswith("concat_conv1x1/13in")
+
+
+def classifier(out_channels: int) -> Selector:
+    return lambda op, case: case == f"concat_conv1x1/1in-120x160-1080to{out_channels}"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A row of the goals table: its label and its parts, each (calls, directions), shown as the ratio of today's step
+    total to the baseline's or (`against_eager`) as today's time per call beside the eager prediction's."""
+
+    label: str
+    parts: tuple
+    against_eager: bool = False
+
+
+FWD, BWD = ("fwd",), ("bwd",)
+GOALS = (
+    Goal("ATT stride-4 forward <= 0.33x (#14)", ((att_stride_4, FWD),)),
+    Goal("ATT stride-4 backward <= 0.5x (#14)", ((att_stride_4, BWD),)),
+    Goal("FPMA forward, backward <= 0.5x (#14)", ((fpma, FWD), (fpma, BWD))),
+    Goal("CTAM stride-4 forward, backward <= 0.5x (#15)", ((ctam_stride_4, FWD), (ctam_stride_4, BWD))),
+    Goal("the step's 10 linear attention calls <= 0.5x (#15)", ((linear_attention, DIRECTIONS),)),
+    Goal("aggregation forward <= 0.5x (#13)", ((aggregation, FWD),)),
+    Goal("aggregation forward below the eager prediction (#13)", ((aggregation, FWD),), against_eager=True),
+    Goal("aggregation backward <= 0.6x (#13)", ((aggregation, BWD),)),
+    Goal("classifier forwards <= 0.6x (#13): 1080 -> 40, 3, 1", tuple((classifier(n), FWD) for n in (40, 3, 1))),
+)
+# Ours against the eager run's traced bound, us per step (the aggregation per call), for one Triton version: the one
+# `make test` installs today.
+AGAINST_EAGER = (
+    ("ATT stride 4 (2 calls, #14)", att_stride_4, False),
+    ("FPMA (3 calls, #14)", fpma, False),
+    ("CTAM stride 4 (#15)", ctam_stride_4, False),
+    ("aggregation (per call, #13)", aggregation, True),
+)
+AGAINST_EAGER_TRITON = "3.8.0"
+
+
+def _total(calls: dict, selected: Selector, directions: tuple, field: str = "predicted_us",
+           each_call: bool = False) -> float:
+    """`field` summed over the selected op calls in `directions`: per step (times each call's calls per step), or
+    per call."""
+    return sum(entry[field] * (1 if each_call else entry["calls_per_step"])
+               for (op, case, direction), entry in calls.items() if direction in directions and selected(op, case))
+
+
+def _cell(goal: Goal, calls: dict, baseline: dict) -> str:
+    if goal.against_eager:
+        return ", ".join(f"{_total(calls, s, d, each_call=True):,.0f} us (eager "
+                         f"{_total(calls, s, d, 'eager_us', each_call=True):,.0f})" for s, d in goal.parts)
+    return ", ".join(f"{_total(calls, s, d) / _total(baseline, s, d):.2f}x" for s, d in goal.parts)
+
+
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, README_WIDTH, break_on_hyphens=False)
+
+
+def goals_section(out_dir: Path = OUT_DIR) -> str:
+    """The README's goals tables, from the reports in `out_dir` and their kept baselines."""
+    versions = sorted((read_report(path)[0]["triton"], path) for path in out_dir.glob("triton-*.jsonl"))
+    calls = {version: per_call(read_report(path)[1]) for version, path in versions}
+    baselines = {version: per_call(read_report(baseline_path(version, out_dir))[1]) for version, _ in versions}
+    names = [version.rsplit(".", 1)[0] for version, _ in versions]
+    lines = [*_wrapped(f"Where the issues' goals stand (predictions: the ratio of today's `predicted_us` to the "
+                       f"baseline's, triton {' / '.join(names)}):"), "",
+             "| goal (issue) | " + " | ".join(f"triton {name}" for name in names) + " |",
+             "|---|" + "---|" * len(names)]
+    lines += [f"| {goal.label} | " + " | ".join(_cell(goal, calls[v], baselines[v]) for v, _ in versions) + " |"
+              for goal in GOALS]
+    mine = calls[AGAINST_EAGER_TRITON]
+    lines += ["", *_wrapped("Against the reference's eager run (its kernels traced, each at its roofline: a bound that "
+                            "favours eager; the same for every Triton version), ours on triton "
+                            f"{AGAINST_EAGER_TRITON.rsplit('.', 1)[0]}, us per step:"), "",
+              "| op calls | forward: ours / eager | backward: ours / eager |", "|---|---|---|"]
+    for label, selected, per_call_only in AGAINST_EAGER:
+        cells = [f"{_total(mine, selected, d, each_call=per_call_only):,.0f} / "
+                 f"{_total(mine, selected, d, 'eager_us', per_call_only):,.0f}" for d in (FWD, BWD)]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)

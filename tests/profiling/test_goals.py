@@ -1,0 +1,30 @@
+"""The README's goals tables (profiling/goals.py): generated from the committed static reports, and each goal counts
+the op calls its issue names."""
+
+from profiling import goals
+from profiling.static_report import GOALS_END, GOALS_START, OUT_DIR, README, per_call, read_report
+
+
+def test_readme_goals_are_generated_from_the_committed_reports():
+    text = README.read_text()
+    section = text[text.index(GOALS_START) + len(GOALS_START):text.index(GOALS_END)]
+    assert section.strip() == goals.goals_section().strip(), "run `make static-report` (or --readme) to regenerate it"
+
+
+def test_each_goal_counts_the_calls_its_issue_names():
+    """Per direction, the calls each selector takes from the step: the ATT block at stride 4 has two window attentions
+    (plain and shifted), FPMA three (one per scale), CTAM at stride 4 one batched call, the linear attention ten, the
+    aggregation and each classifier one (the aggregation runs three times per step: one call, three calls per step)."""
+    _, records = read_report(OUT_DIR / f"triton-{goals.AGAINST_EAGER_TRITON}.jsonl")
+    calls = per_call(records)
+
+    def count(selected) -> int:
+        return sum(selected(op, case) for op, case, direction in calls if direction == "fwd")
+
+    expected = {goals.att_stride_4: 2, goals.fpma: 3, goals.ctam_stride_4: 1, goals.linear_attention: 10,
+                goals.aggregation: 1}
+    for selected, number in expected.items():
+        assert count(selected) == number, selected.__name__
+    assert all(count(goals.classifier(n)) == 1 for n in (40, 3, 1))
+    for goal in goals.GOALS:
+        assert all(count(selected) for selected, _ in goal.parts), goal.label
