@@ -337,6 +337,9 @@ def test_update_makes_no_host_sync_on_cuda():
 
 
 def _ddp_worker(rank: int, world_size: int, init_file: str, result_file: str) -> None:
+    # A forked child must not enter the parent's OpenMP pool: libgomp is not fork-safe, and MKL's threaded log()
+    # hung here when the parent's pool had started (as DataLoader workers do, run single-threaded).
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     torch.manual_seed(0)  # every rank draws the same data and keeps its own share
     outputs, targets = _batch(batch=6)
