@@ -619,9 +619,13 @@ def readme_section(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) ->
             for direction in DIRECTIONS:
                 mine = [r for r in records if r["op"] == op and r["direction"] == direction]
                 old = [r for r in base_records if r["op"] == op and r["direction"] == direction]
-                lines.append(f"| {op} | {direction} | {_us(_step_floor(mine))} | {_us(_step_predicted(mine))} | "
-                             f"{_us(_step_measured(mine, measured))} | {_us(_step_predicted(old) if old else None)} | "
-                             f"{_us(_step_eager(mine))} | {_worst(mine, old, 'registers', max)} | "
+                totals = [_step_total(mine, lambda _, entry: entry["floor_us"]),
+                          _step_total(mine, lambda _, entry: entry["predicted_us"]),
+                          _step_total(mine, lambda key, _: measured.get(key[1:])),
+                          _step_total(old, lambda _, entry: entry["predicted_us"]),
+                          _step_total(mine, lambda _, entry: entry["eager_us"])]
+                lines.append(f"| {op} | {direction} | " + " | ".join(map(_us, totals)) + " | "
+                             f"{_worst(mine, old, 'registers', max)} | "
                              f"{_worst(mine, old, 'spill_bytes', sum)} | {_worst(mine, old, 'ctas_per_sm', min)} |")
     return "\n".join(lines)
 
@@ -637,28 +641,13 @@ def _worst(records: list[dict], baseline: list[dict], field: str, combine) -> st
     return f"{today} ({combine(r[field] for r in baseline)})" if baseline else f"{today}"
 
 
-def _step_predicted(records: list[dict]) -> float:
-    return sum(r["calls_per_step"] * entry for r in records for entry in [r["launches"] * r["predicted_us"]])
-
-
-def _step_measured(records: list[dict], measured: dict) -> float | None:
-    """The measured GPU times' step total (`measured_us`), where every call has one."""
-    calls = per_call(records)
-    if not calls or any((case, direction) not in measured for _, case, direction in calls):
+def _step_total(records: list[dict], value: Callable[[tuple, dict], float | None]) -> float | None:
+    """Over the op calls of `records` (`per_call`: (op, case, direction) -> entry), the sum of each call's calls per
+    step times value(key, entry); None where there is no call, or some call has no value."""
+    values = [(entry["calls_per_step"], value(key, entry)) for key, entry in per_call(records).items()]
+    if not values or any(v is None for _, v in values):
         return None
-    return sum(entry["calls_per_step"] * measured[case, direction] for (_, case, direction), entry in calls.items())
-
-
-def _step_eager(records: list[dict]) -> float | None:
-    """The eager predictions' step total, where every call has one."""
-    calls = per_call(records).values()
-    if any(entry["eager_us"] is None for entry in calls):
-        return None
-    return sum(entry["calls_per_step"] * entry["eager_us"] for entry in calls)
-
-
-def _step_floor(records: list[dict]) -> float:
-    return sum(e["calls_per_step"] * e["floor_us"] for e in per_call(records).values())
+    return sum(calls * v for calls, v in values)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
