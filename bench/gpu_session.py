@@ -21,7 +21,10 @@ shares the one cache folder).
     c  graphs         each model op call's Triton forward+backward, then one Triton training step, captured in a
                       CUDA graph and replayed: the replay's outputs against eager ones (bitwise equal? largest
                       difference), or the capture's error; eager and replayed times
-    d  ops            every model op call (bench/shapes.py) in bf16, forward, backward and forward+backward, with the
+    d  host           every model op call's host time through the Triton op, forward and backward, beside the
+                      autograd floor's (profiling/host_time.py): this machine's CPU with the launches real, the least
+                      of HOST_REPEATS back-to-back calls; the issues' host goal (50 us per call) is judged by it
+       ops            every model op call (bench/shapes.py) in bf16, forward, backward and forward+backward, with the
                       op benchmarks' providers: first the eager ones at every call (the reference, Triton, SDPA),
                       then the compiled ones (torch.compile of the reference, FlexAttention), the costliest calls of
                       each op first, while the budget lasts; what it leaves out is recorded as skipped
@@ -81,6 +84,7 @@ STEP_WARMUP, STEP_TIMED, PROFILED_STEPS = 3, 10, 2  # training steps (the dry ru
 GRAPH_WARMUP = 3  # calls on a side stream before a capture (torch.cuda.graphs' recipe)
 DRY_SIZE, DRY_CALL_BATCH, DRY_STEP_BATCH = (32, 64), 1, 2  # the dry run's model: every op still called
 DRY_COMPILES = 3  # launches the dry run compiles ahead (a 2-core CPU: ~1 s each)
+HOST_REPEATS = 30  # back-to-back calls per op call, direction and autograd floor; the least counts (the dry run: 1)
 DRY_RUN_STEP = "dry run: the eager (torch) model stands in; a Triton step through the interpreter takes minutes"
 
 
@@ -408,6 +412,37 @@ def _free(ctx: Context) -> None:
         torch.cuda.empty_cache()
 
 
+# --- d: host time -----------------------------------------------------------------------------------------------------
+
+
+def host(ctx: Context) -> None:
+    """Each model op call's host time through the Triton op, forward and backward, beside the autograd floor's
+    (profiling/host_time.py), on this machine's CPU with the launches real, Triton's launcher included: the least of
+    HOST_REPEATS back-to-back calls, while the GPU runs the calls queued before (a call's host time is then its own)."""
+    from profiling.host_time import call_host_seconds, prepare_call
+
+    repeats = 1 if ctx.dry_run else HOST_REPEATS
+    for call in ctx.calls():
+        what = {"op": "host_time", "subject": call.op, "case": call.case, "provider": "triton", "dtype": "bfloat16",
+                "timer": f"least of {repeats} calls"}
+        if ctx.seconds_left() < 0:
+            ctx.emit({**what, "skipped": "budget"})
+            continue
+
+        def rows(call=call):
+            prepared = prepare_call(call, ctx.device, DTYPE)
+            prepared.run_backward()  # every kernel of the call loaded before the timed calls
+            _synchronize(ctx)
+            times = call_host_seconds(prepared, repeats)
+            _synchronize(ctx)
+            for direction, (seconds, floor_seconds) in times.items():
+                yield {"mode": direction, "host_us": round(seconds * 1e6, 1),
+                       "host_floor_us": round(floor_seconds * 1e6, 1), "calls_per_step": call.count}
+
+        ctx.attempt(what, rows)
+        _free(ctx)
+
+
 # --- e: the training step ---------------------------------------------------------------------------------------------
 
 
@@ -481,7 +516,8 @@ UNITS = (
     Unit("b", "pytest", 80, 60, pytest_gpu),  # (b to f: their budgets without Triton's compiles, done in a)
     Unit("c", "graphs-ops", 25, 60, graphs_ops),
     Unit("c", "graphs-step", 25, 40, graphs_step),
-    Unit("d", "ops", 120, 90, ops),
+    Unit("d", "host", 10, 30, host),
+    Unit("d", "ops", 110, 90, ops),
     Unit("e", "step-eager-triton", 35, 40, training_step(("eager", "triton"))),
     Unit("e", "step-compile", 60, 0, training_step(("compile",)), "dry run: an inductor compile of the whole model"),
     Unit("e", "step-compile+triton", 45, 0, training_step(("compile+triton",)), "dry run: as step-compile"),
@@ -620,7 +656,8 @@ def summary(rows: list[dict]) -> list[str]:
             notes += f"{', ' if notes else ''}Triton kernels compiled {r['triton_cache_added']}"
         lines.append(f"{r['step']} {r['unit']:<20} {r['status']:<8} {r['seconds']:6.1f} s  {notes}"
                      + (f"  {r.get('error') or r.get('note')}" if r.get("error") or r.get("note") else ""))
-    lines += _environment_lines(rows) + _compile_cache_lines(rows) + _test_lines(rows) + _graph_lines(rows)
+    lines += (_environment_lines(rows) + _compile_cache_lines(rows) + _test_lines(rows) + _graph_lines(rows)
+              + _host_lines(rows))
     lines.append(f"{'op':<24} {'provider':<20} {'calls':>5} {'fwd ms':>8} {'bwd ms':>8} {'fwd+bwd':>8} {'speedup':>7}"
                  "  (ms per training step: each call x its calls per forward; speedup: the reference's fwd+bwd"
                  " over the provider's, same calls)")
@@ -677,6 +714,22 @@ def _graph_lines(rows: list[dict]) -> list[str]:
     return [f"CUDA graphs: {len(same)} replays bitwise equal to eager, {len(differ)} differ"
             + (f" [{'; '.join(differ[:4])}]" if differ else "") + f", {len(failed)} failed"
             + (f" [{'; '.join(failed[:4])}]" if failed else "")]
+
+
+def _host_lines(rows: list[dict]) -> list[str]:
+    """Per op: the largest host time per call of its forwards and backwards, and how many calls are within the goal."""
+    from profiling.host_time import HOST_GOAL_US
+
+    timed = [r for r in rows if r.get("op") == "host_time" and "host_us" in r]
+    lines = []
+    for op in OPS:
+        mine = [r for r in timed if r["subject"] == op]
+        if mine:
+            worst = {d: max((r["host_us"] for r in mine if r["mode"] == d), default=0.0) for d in ("fwd", "bwd")}
+            within = sum(r["host_us"] <= HOST_GOAL_US for r in mine)
+            lines.append(f"host us per call, {op}: forward up to {worst['fwd']:.1f}, backward up to "
+                         f"{worst['bwd']:.1f}; {within} of {len(mine)} within {HOST_GOAL_US:.0f}")
+    return lines
 
 
 def _op_lines(op: str, rows: list[dict]) -> list[str]:

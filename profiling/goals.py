@@ -11,7 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiling.static_report import DIRECTIONS, OUT_DIR, baseline_path, per_call, read_report
+from profiling.host_time import HOST_GOAL_US
+from profiling.static_report import (
+    DIRECTIONS,
+    MEASURED_DIR,
+    OUT_DIR,
+    baseline_path,
+    measured_host_us,
+    per_call,
+    read_report,
+)
 
 Selector = Callable[[str, str], bool]  # (op, case) -> whether the goal counts that op call
 README_WIDTH = 118  # the README's prose line width
@@ -72,6 +81,14 @@ AGAINST_EAGER = (
     ("aggregation (per call, #13)", aggregation, True),
 )
 AGAINST_EAGER_TRITON = "3.8.0"
+# The host goal's op calls, by kind (issue 13 names the concat conv's calls, issue 15 the linear attention's; the
+# window attention's are shown beside them)
+HOST_GROUPS = (
+    ("window attention", lambda op, case: op == "window_attention"),
+    ("concat conv, classifiers", lambda op, case: case.startswith("concat_conv1x1/1in")),
+    ("concat conv, aggregation", aggregation),
+    ("linear attention, batched (up to 18 parts)", linear_attention),
+)
 
 
 def _total(calls: dict, selected: Selector, directions: tuple, field: str = "predicted_us",
@@ -93,7 +110,45 @@ def _wrapped(text: str) -> list[str]:
     return textwrap.wrap(text, README_WIDTH, break_on_hyphens=False)
 
 
-def goals_section(out_dir: Path = OUT_DIR) -> str:
+def _span(values: list[float]) -> str:
+    """The range of `values` in whole us ("-" for none)."""
+    if not values:
+        return "-"
+    low, high = round(min(values)), round(max(values))
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def host_lines(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) -> list[str]:
+    """The host goal's table: per kind of op call and direction, the range of host times per call in the report of
+    AGAINST_EAGER_TRITON (this CPU, launches intercepted; the autograd floor's in parentheses) and as measured by a
+    GPU session (the GPU machine's CPU, launches real), and how many calls are within HOST_GOAL_US."""
+    head, records = read_report(out_dir / f"triton-{AGAINST_EAGER_TRITON}.jsonl")
+    calls, measured = per_call(records), measured_host_us(results_dir)
+    lines = [*_wrapped(f"Host time per op call, us (goal: at most {HOST_GOAL_US:.0f}, #13 and #15). Here: one thread "
+                       f"of {head['host_cpu']} ({head['date']}, the triton {AGAINST_EAGER_TRITON.rsplit('.', 1)[0]} "
+                       "report), the launches intercepted, the autograd floor in parentheses; measured: the GPU "
+                       "machine's CPU, the launches real (bench/gpu_session.py, unit host), where a session ran:"), "",
+             "| op calls | forward here (floor) | backward here (floor) | forward measured | backward measured "
+             "| calls x directions within the goal, here / measured |", "|---|---|---|---|---|---|"]
+    for label, selected in HOST_GROUPS:
+        mine = {key: entry for key, entry in calls.items() if selected(*key[:2])}
+        cells = []
+        for direction in DIRECTIONS:
+            entries = [entry for key, entry in mine.items() if key[2] == direction]
+            cells.append(f"{_span([e['host_us'] for e in entries])} ({_span([e['host_floor_us'] for e in entries])})")
+        times = {direction: [measured[key[1:]] for key in mine if key[2] == direction and key[1:] in measured]
+                 for direction in DIRECTIONS}
+        cells += [_span(times[direction]) for direction in DIRECTIONS]
+        within_here = sum(entry["host_us"] <= HOST_GOAL_US for entry in mine.values())
+        within_measured = sum(t <= HOST_GOAL_US for values in times.values() for t in values)
+        measured_count = sum(map(len, times.values()))
+        cells.append(f"{within_here} of {len(mine)} / "
+                     + (f"{within_measured} of {measured_count}" if measured_count else "-"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def goals_section(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) -> str:
     """The README's goals tables, from the reports in `out_dir` and their kept baselines."""
     versions = sorted((read_report(path)[0]["triton"], path) for path in out_dir.glob("triton-*.jsonl"))
     calls = {version: per_call(read_report(path)[1]) for version, path in versions}
@@ -114,4 +169,4 @@ def goals_section(out_dir: Path = OUT_DIR) -> str:
         cells = [f"{_total(mine, selected, d, each_call=per_call_only):,.0f} / "
                  f"{_total(mine, selected, d, 'eager_us', per_call_only):,.0f}" for d in (FWD, BWD)]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *host_lines(out_dir, results_dir)])

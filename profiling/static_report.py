@@ -36,7 +36,7 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     host_us: the op call's host time in this direction (the least of --repeats calls on this CPU: launcher planning,
     tables, allocations, torch's dispatch; the glue's arithmetic and Triton's own dispatch per launch excluded)
     host_floor_us: the same for an autograd.Function that takes the same tensors and does nothing but allocate its
-    output and gradients (`_autograd_floor`): what any op of these inputs costs here, launchers or none
+    output and gradients (profiling/host_time.py): what any op of these inputs costs here, launchers or none
 Files: bench/results/static/triton-<version>.jsonl and .md (baseline-triton-<version>.* with --baseline, kept as
 what the kernel issues are measured against). Every report recomputes the baseline's predictions with today's
 `cost_model.predicted_us`, so a change of the model moves both sides alike; measured GPU times
@@ -59,11 +59,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from profiling.host_time import PreparedCall, call_host_seconds, glue_arithmetic_skipped, prepare_call, tensors_in
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "bench" / "results" / "static"
@@ -110,21 +111,6 @@ def bypass_device_checks() -> None:
             module.INTERPRETED = True
 
 
-def leaf_tensors(args: tuple, kwargs: dict) -> list:
-    """The distinct tensors of an op call's arguments (a repeated input once), in order."""
-    return list({id(t): t for t in _tensors([*args, *kwargs.values()])}.values())
-
-
-def _tensors(values) -> Iterator:
-    for value in values:
-        if hasattr(value, "data_ptr"):
-            yield value
-        elif isinstance(value, (list, tuple)):
-            yield from _tensors(value)
-        elif isinstance(value, dict):
-            yield from _tensors(value.values())
-
-
 class Interceptor:
     """While active, `kernel[grid](...)` records its specialisation in `launches` (when `recording`) instead of
     launching anything."""
@@ -144,7 +130,7 @@ class Interceptor:
 
         def run(kernel, *args, grid, warmup, **kwargs):
             if self.recording:
-                if not all(_sass.storage_aligned(t) for t in _tensors([*args, *kwargs.values()])):
+                if not all(_sass.storage_aligned(t) for t in tensors_in([*args, *kwargs.values()])):
                     raise RuntimeError(f"{kernel.__name__}: a tensor whose storage is not 16-byte aligned, unlike "
                                        "any CUDA allocation: the launch would not be specialised as on the GPU")
                 self.launches.append(self.specialiser(kernel, grid, args, kwargs))
@@ -160,132 +146,37 @@ class Interceptor:
         return launches
 
 
-def _autograd_floor():
-    """An autograd.Function of (output_like, *inputs) that allocates the output in its forward and every input's
-    gradient in its backward, and does nothing else."""
-    import torch
-
-    class AutogradFloor(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, output_like, *inputs):
-            ctx.shapes = [t.shape for t in inputs]
-            return output_like.new_empty(output_like.shape)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return None, *(grad.new_empty(shape) for shape in ctx.shapes)
-
-    return AutogradFloor
-
-
 @dataclass
 class RecordedCall:
     """One op call run once forward and once backward with its launches intercepted, and what timing it again needs."""
 
     forward: list  # the forward's launches (Specialisations), in order
     backward: list
-    run_forward: Callable[[], object]
-    run_backward: Callable[[], object]
-    leaves: list  # the call's distinct input tensors
-    output: object
-    upstream: object
+    prepared: PreparedCall
 
 
 def record_call(call, interceptor: Interceptor, dtype=None) -> RecordedCall:
     """`call` on CPU tensors of `dtype` (default bf16, the model's under autocast) through the Triton op, forward and
     backward, recording its launches (`interceptor` active)."""
-    import torch
-
-    import kernels
-    from bench.shapes import make_args
-
-    op = kernels.get_op(call.op, "triton")
-    args, kwargs = make_args(call, dtype or torch.bfloat16, "cpu", requires_grad=True)
-    if not _takes_parts(call.op):
-        args = tuple(torch.cat(a).detach().requires_grad_() if isinstance(a, list) else a for a in args)
-    leaves = leaf_tensors(args, kwargs)
-    out = op(*args, **kwargs)
-    upstream = torch.empty_like(out)
+    prepared = prepare_call(call, "cpu", dtype)
     forward = interceptor.take()
-
-    def run_backward():
-        return torch.autograd.grad(out, leaves, upstream, retain_graph=True)  # grad, not backward: no copies to .grad
-
-    run_backward()
-    return RecordedCall(forward, interceptor.take(), lambda: op(*args, **kwargs), run_backward, leaves, out, upstream)
+    prepared.run_backward()
+    return RecordedCall(forward, interceptor.take(), prepared)
 
 
 def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
     """direction -> (launches, host seconds per call, the autograd floor's seconds) of one op call on bf16 CPU
-    tensors."""
-    import torch
-
+    tensors: the host times with nothing launched and the glue's arithmetic skipped (profiling/host_time.py), on one
+    thread (`main` sets it: a thread pool's start-up on a shared CPU costs milliseconds per parallel op, no part of a
+    launcher's cost)."""
     recorded = record_call(call, interceptor)
     interceptor.recording = False
     try:
-        fwd_time = host_seconds(recorded.run_forward, repeats)
-        bwd_time = host_seconds(recorded.run_backward, repeats)
+        with glue_arithmetic_skipped():
+            host = call_host_seconds(recorded.prepared, repeats)
     finally:
         interceptor.recording = True
-    leaves, upstream = recorded.leaves, recorded.upstream
-    floor, output_like = _autograd_floor(), recorded.output.detach()
-    floor_out = floor.apply(output_like, *leaves)
-    fwd_floor = host_seconds(lambda: floor.apply(output_like, *leaves), repeats)
-    bwd_floor = host_seconds(lambda: torch.autograd.grad(floor_out, leaves, upstream, retain_graph=True), repeats)
-    return {"fwd": (recorded.forward, fwd_time, fwd_floor), "bwd": (recorded.backward, bwd_time, bwd_floor)}
-
-
-def _takes_parts(op_name: str) -> bool:
-    """Whether the op takes its batched inputs as lists of parts (stacked in place). The kept baseline's kernels
-    (3d4e074) predate that: its model concatenated the parts first, so its calls get them concatenated."""
-    return op_name != "linear_cross_attention" or hasattr(importlib.import_module("kernels.linear_attention"),
-                                                            "Stacked")
-
-
-def host_seconds(fn, repeats: int) -> float:
-    """The least wall time of `fn` over `repeats` calls (interference from other processes on a shared CPU only adds
-    to it), with the torch glue's arithmetic skipped (`_glue_arithmetic_skipped`) and on one thread (`main` sets
-    it: a thread pool's start-up on a shared CPU costs milliseconds per parallel op, no part of a launcher's cost)."""
-    times = []
-    with _glue_arithmetic_skipped():
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return min(times)
-
-
-@contextmanager
-def _glue_arithmetic_skipped() -> Iterator[None]:
-    """While timing the host, the arithmetic torch runs between launches (zero fills, sums of partials, dtype copies:
-    GLUE_ARITHMETIC) returns its result uninitialised instead of computing it: on a GPU it is asynchronous kernels,
-    while on this CPU it would take milliseconds and page faults. The operators' CPU kernels are overridden through
-    torch.library and restored on exit."""
-    import torch
-
-    library = torch.library.Library("aten", "IMPL")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Overriding a previously registered kernel": the point
-        for name, kernel in GLUE_ARITHMETIC.items():
-            library.impl(name, kernel, "CPU")
-    try:
-        yield
-    finally:
-        library._destroy()
-
-
-def _sum_uncomputed(self, dim, keepdim=False, dtype=None):
-    reduced = {d % self.dim() for d in dim} if dim else set(range(self.dim()))
-    shape = [1 if i in reduced else size for i, size in enumerate(self.shape) if keepdim or i not in reduced]
-    return self.new_empty(shape, dtype=dtype or self.dtype)
-
-
-# The torch glue's arithmetic between launches (aten operator -> its result without the arithmetic).
-GLUE_ARITHMETIC = {
-    "fill_.Scalar": lambda self, value: self,
-    "copy_": lambda self, src, non_blocking=False: self,
-    "sum.dim_IntList": _sum_uncomputed,
-}
+    return {"fwd": (recorded.forward, *host["fwd"]), "bwd": (recorded.backward, *host["bwd"])}
 
 
 def distinct(launches: list) -> list[tuple]:
@@ -475,16 +366,28 @@ def measured_us(results_dir: Path = MEASURED_DIR, providers: tuple = ("triton",)
     """(case, mode) -> the newest measured GPU time (us) of `providers` (the Triton op's, or EAGER_PROVIDERS: the
     eager reference's) in bf16, from bench/results/*.jsonl (bench/gpu_session.py's rows: op, case, provider, mode, ms;
     a dry run's rows are no measurements)."""
+    return _newest(results_dir, lambda row: row.get("provider") in providers and "ms" in row
+                   and row.get("dtype", "bfloat16") == "bfloat16", lambda row: 1000 * row["ms"])
+
+
+def measured_host_us(results_dir: Path = MEASURED_DIR) -> dict:
+    """(case, direction) -> the newest host time per call (us) of the Triton op measured by a GPU session (its unit
+    "host": the GPU machine's CPU, the launches real; profiling/host_time.py)."""
+    return _newest(results_dir, lambda row: row.get("op") == "host_time" and "host_us" in row,
+                   lambda row: row["host_us"])
+
+
+def _newest(results_dir: Path, keep: Callable[[dict], bool], value: Callable[[dict], float]) -> dict:
+    """(case, mode) -> value(row) of the newest row that `keep`s, of bench/results/*.jsonl (no dry run's)."""
     newest: dict = {}
     for path in sorted(results_dir.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line) if line.strip() else {}
-            if row.get("provider") not in providers or "ms" not in row or row.get("dtype", "bfloat16") != "bfloat16" \
-                    or row.get("dry_run"):
+            if not keep(row) or row.get("dry_run"):
                 continue
             key = (row.get("case"), row.get("mode"))
             if key not in newest or row.get("date", "") >= newest[key][0]:
-                newest[key] = (row.get("date", ""), 1000 * row["ms"])
+                newest[key] = (row.get("date", ""), value(row))
     return {key: value for key, (_, value) in newest.items()}
 
 
@@ -496,20 +399,24 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def call_table(records: list[dict], baseline: list[dict] | None, measured: dict, measured_eager: dict) -> list[str]:
+def call_table(records: list[dict], baseline: list[dict] | None, measured: dict, measured_eager: dict,
+               measured_host: dict) -> list[str]:
     """One row per op call and direction: floor, prediction, the baseline's prediction, measured time, the eager
-    prediction and the eager reference's measured time, host time and the autograd floor's."""
+    prediction and the eager reference's measured time, host time and the autograd floor's here, and the host time
+    measured on the GPU machine."""
     today, before = per_call(records), per_call(baseline or [])
     lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
-             "| measured us | eager predicted us | eager measured us | host us | autograd floor host us |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| measured us | eager predicted us | eager measured us | host us | autograd floor host us "
+             "| measured host us |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
         old = before.get((op, case, direction), {}).get("predicted_us")
         lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
                      f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
                      f"{_ratio(entry['predicted_us'], old)} | {_us(measured.get((case, direction)))} | "
                      f"{_us(entry['eager_us'])} | {_us(measured_eager.get((case, direction)))} | "
-                     f"{_us(entry['host_us'])} | {_us(entry['host_floor_us'])} |")
+                     f"{_us(entry['host_us'])} | {_us(entry['host_floor_us'])} | "
+                     f"{_us(measured_host.get((case, direction)))} |")
     return lines
 
 
@@ -536,7 +443,8 @@ def launch_table(records: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: dict, measured_eager: dict) -> str:
+def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: dict, measured_eager: dict,
+             measured_host: dict) -> str:
     """The report of one file: its header in words, then the op-call and launch tables."""
     base_head, base_records = baseline or ({}, None)
     described = (f"the kernels at {base_head['kernels_commit']}" if baseline else "no kept baseline for this version")
@@ -548,11 +456,12 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
         f"Predictions from {head['model']} (its docstring gives the formula and constants); the baseline column is "
         f"{described}, re-predicted with today's model. Measured times, where a GPU session produced them, are "
         f"bench/gpu_session.py's (bf16, the Triton op and the eager reference). Host times: one thread of "
-        f"{head['host_cpu']}.",
+        f"{head['host_cpu']}, the launches intercepted; measured host times: the GPU machine's CPU, the launches "
+        f"real (profiling/host_time.py).",
         "",
         "## Per op call (predicted: the sum over its launches)",
         "",
-        *call_table(records, base_records, measured, measured_eager),
+        *call_table(records, base_records, measured, measured_eager, measured_host),
         "",
         "## Per launch",
         "",
@@ -571,7 +480,7 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
 def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple | None,
                    results_dir: Path = MEASURED_DIR) -> None:
     path.write_text(markdown(head, records, baseline, measured_us(results_dir),
-                             measured_us(results_dir, providers=EAGER_PROVIDERS)))
+                             measured_us(results_dir, providers=EAGER_PROVIDERS), measured_host_us(results_dir)))
 
 
 def refresh_from_results(results_dir: Path, readme: Path = README) -> None:
@@ -683,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["TRITON_INTERPRET"] = "0"  # before anything imports triton: the kernels must stay JIT functions
     import torch
 
-    torch.set_num_threads(1)  # see host_seconds
+    torch.set_num_threads(1)  # see capture_call
     from bench.shapes import MODEL_BATCH, MODEL_SIZE, model_op_calls
 
     size, batch = tuple(args.size or MODEL_SIZE), args.batch or MODEL_BATCH

@@ -84,6 +84,17 @@ def test_graphs_tests_step_and_profile_rows(dry_run):
     assert len([r for r in rows if r.get("op") == "top_kernels"]) == 25
 
 
+def test_host_times_of_each_op_forward_and_backward(dry_run):
+    """The host unit times each op's call through the Triton op, forward and backward, beside the autograd floor."""
+    _, rows, stdout = dry_run
+    host = [r for r in rows if r.get("op") == "host_time"]
+    assert sorted((r["subject"], r["mode"]) for r in host) == sorted(
+        (op, direction) for op in gpu_session.OPS for direction in ("fwd", "bwd"))
+    assert all(r["host_us"] > 0 and r["host_floor_us"] > 0 and r["provider"] == "triton" for r in host)
+    assert all(any(line.startswith(f"host us per call, {op}:") for line in stdout.splitlines())
+               for op in gpu_session.OPS)
+
+
 def test_the_summary_is_printed_last(dry_run):
     _, _, stdout = dry_run
     lines = stdout.rstrip().splitlines()

@@ -38,7 +38,7 @@ def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
 
     import kernels
     from bench.shapes import make_args, model_op_calls
-    from profiling import static_report
+    from profiling import host_time, static_report
     from profiling.compile_cache import cache_entries, fill
 
     (call,) = [c for c in model_op_calls(size=(height, width), batch=batch) if c.case == case]
@@ -58,7 +58,7 @@ def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
     try:
         args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
         out = kernels.get_op(call.op, "triton")(*args, **kwargs)
-        torch.autograd.grad(out, static_report.leaf_tensors(args, kwargs), torch.empty_like(out))
+        torch.autograd.grad(out, host_time.leaf_tensors(args, kwargs), torch.empty_like(out))
     finally:
         JITFunction.__getitem__ = original_getitem  # (the fake driver stays: this process ends here)
     print(json.dumps({"ahead": ahead, "jit_kernels": sorted(name for name, k in compiled.items() if k is not None),

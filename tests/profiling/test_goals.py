@@ -1,5 +1,7 @@
 """The README's goals tables (profiling/goals.py): generated from the committed static reports, and each goal counts
-the op calls its issue names."""
+the op calls its issue names; the host table sets a GPU session's host times beside the report's."""
+
+import json
 
 from profiling import goals
 from profiling.static_report import GOALS_END, GOALS_START, OUT_DIR, README, per_call, read_report
@@ -28,3 +30,24 @@ def test_each_goal_counts_the_calls_its_issue_names():
     assert all(count(goals.classifier(n)) == 1 for n in (40, 3, 1))
     for goal in goals.GOALS:
         assert all(count(selected) for selected, _ in goal.parts), goal.label
+
+
+def test_the_host_table_sets_measured_host_times_beside_the_reports(tmp_path):
+    """A GPU session's host rows (the aggregation forward within the goal, its backward over it; a dry run's row never)
+    fill the measured columns of their kind of call and count against the goal; kinds without rows show none."""
+    _, records = read_report(OUT_DIR / f"triton-{goals.AGAINST_EAGER_TRITON}.jsonl")
+    (case,) = {case for op, case, _ in per_call(records) if goals.aggregation(op, case)}
+    row = dict(op="host_time", subject="concat_conv1x1", case=case, provider="triton", date="2026-12-08")
+    rows = [dict(row, mode="fwd", host_us=30.4), dict(row, mode="bwd", host_us=120.0),
+            dict(row, mode="bwd", host_us=10.0, dry_run=True)]
+    (tmp_path / "device.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = goals.host_lines(OUT_DIR, tmp_path)
+
+    def cells(label: str) -> list[str]:
+        line = next(line for line in lines if line.startswith(f"| {label} |"))
+        return [cell.strip() for cell in line.split("|")[2:-1]]
+
+    aggregation = cells("concat conv, aggregation")
+    assert aggregation[2:4] == ["30", "120"] and aggregation[4] == "0 of 2 / 1 of 2"
+    window = cells("window attention")
+    assert window[2:4] == ["-", "-"] and window[4].endswith("of 22 / -")  # 11 calls, forward and backward

@@ -25,6 +25,7 @@ from profiling.static_report import (
     README_END,
     README_START,
     call_table,
+    measured_host_us,
     measured_us,
     read_report,
     readme_section,
@@ -95,7 +96,7 @@ def test_predictions_are_the_cost_model_of_the_records_fields(tiny_report):
 def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
     """GPU rows in bf16 (the newest per call and mode; a dry run's never) join the table: the Triton provider's beside
     our prediction, the eager reference's (whatever each op benchmark names it; not the channels-last eager run)
-    beside the eager prediction."""
+    beside the eager prediction, the GPU session's host time beside the one taken here."""
     _, records = read_report(tiny_report)
     case = records[0]["case"]
     rows = [dict(op="x", case=case, provider="triton", mode="fwd", dtype="bfloat16", ms=0.5, date="2026-12-01"),
@@ -104,14 +105,18 @@ def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
             dict(op="x", case=case, provider="torch", mode="bwd", dtype="bfloat16", ms=9.0, date="2026-12-02"),
             dict(op="x", case=case, provider="eager_cl", mode="bwd", dtype="bfloat16", ms=8.0, date="2026-12-03"),
             dict(op="x", case=case, provider="triton", mode="bwd", dtype="bfloat16", ms=7.0, dry_run=True)]
+    host = dict(op="host_time", subject="x", case=case, provider="triton", dtype="bfloat16", date="2026-12-02")
+    rows += [dict(host, mode="fwd", host_us=41.5, host_floor_us=9.0), dict(host, mode="bwd", host_us=1.0, dry_run=True)]
     (tmp_path / "device.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
     measured, eager = measured_us(tmp_path), measured_us(tmp_path, providers=EAGER_PROVIDERS)
     assert measured == {(case, "fwd"): 250.0} and eager == {(case, "fwd"): 1500.0, (case, "bwd"): 9000.0}
-    header, _, *lines = call_table(records, None, measured, eager)
+    assert measured_host_us(tmp_path) == {(case, "fwd"): 41.5}
+    header, _, *lines = call_table(records, None, measured, eager, measured_host_us(tmp_path))
     row = next(line for line in lines if f"| {case} | fwd |" in line)
     columns = [cell.strip() for cell in header.split("|")]
     cells = [cell.strip() for cell in row.split("|")]
     assert cells[columns.index("measured us")] == "250.0" and cells[columns.index("eager measured us")] == "1,500.0"
+    assert cells[columns.index("measured host us")] == "41.5"
 
 
 def test_residency_limits():
