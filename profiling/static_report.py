@@ -485,11 +485,15 @@ def write_markdown(path: Path, head: dict, records: list[dict], baseline: tuple 
 
 def refresh_from_results(results_dir: Path, readme: Path = README) -> None:
     """After a GPU session's rows are recorded in `results_dir`: the .md files of its static reports
-    (`results_dir`/static) and `readme`'s static section, with the measured times beside the predictions."""
+    (`results_dir`/static) and `readme`'s static and goals sections, with the measured times beside the
+    predictions."""
     from bench.report import replace_readme_section
+    from profiling.goals import goals_section
 
-    refresh_markdown(results_dir / "static", results_dir)
-    replace_readme_section(README_START, README_END, readme_section(results_dir / "static", results_dir), readme)
+    out_dir = results_dir / "static"
+    refresh_markdown(out_dir, results_dir)
+    replace_readme_section(README_START, README_END, readme_section(out_dir, results_dir), readme)
+    replace_readme_section(GOALS_START, GOALS_END, goals_section(out_dir, results_dir), readme)
 
 
 def refresh_markdown(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) -> list[Path]:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import gpu_session  # noqa: E402
-from profiling.static_report import README_END, README_START  # noqa: E402
+from profiling.static_report import GOALS_END, GOALS_START, README_END, README_START  # noqa: E402
 
 DRY_RUN_SECONDS = 170  # the dry run's own budget is under 3 minutes on a 2-core CPU; it took 75-120 s there
 
@@ -132,12 +132,15 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
     environment = next(row for row in rows if row["op"] == "environment")
     environment.update(device="NVIDIA H200", commit=None)  # as a GPU machine's copy of the tree without git says
     measured = dict(op="window_attention", case="window_attention/120x160-c18-h6", mode="fwd", dtype="bfloat16")
-    rows += [dict(measured, provider="triton", ms=0.125), dict(measured, provider="reference", ms=1.5)]
+    rows += [dict(measured, provider="triton", ms=0.125), dict(measured, provider="reference", ms=1.5),
+             dict(op="host_time", subject="window_attention", case=measured["case"], mode="fwd", provider="triton",
+                  host_us=12.0, host_floor_us=3.0)]
     (real / gpu_session.RESULTS).write_text("".join(json.dumps(row) + "\n" for row in rows))
     (tmp_path / "results" / "static").mkdir(parents=True)
-    shutil.copyfile(ROOT / "bench" / "results" / "static" / "triton-3.8.0.jsonl",
-                    tmp_path / "results" / "static" / "triton-3.8.0.jsonl")
-    (tmp_path / "README.md").write_text(f"{report.START}\n{report.END}\n{README_START}\n{README_END}\n")
+    for name in ("triton-3.8.0.jsonl", "baseline-triton-3.8.0.jsonl"):
+        shutil.copyfile(ROOT / "bench" / "results" / "static" / name, tmp_path / "results" / "static" / name)
+    (tmp_path / "README.md").write_text(
+        "\n".join((report.START, report.END, README_START, README_END, GOALS_START, GOALS_END)) + "\n")
     for module in (_common, report):
         monkeypatch.setattr(module, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(report, "README", tmp_path / "README.md")
@@ -151,7 +154,10 @@ def test_a_carried_back_session_is_recorded_with_its_own_device(dry_run, tmp_pat
     # every call of an op and direction was measured
     table = (tmp_path / "results" / "static" / "triton-3.8.0.md").read_text()
     (row,) = [line for line in table.splitlines() if line.startswith("| window_attention/120x160-c18-h6 | fwd |")]
-    assert "| 125.0 |" in row and "| 1,500.0 |" in row
+    assert "| 125.0 |" in row and "| 1,500.0 |" in row and row.endswith("| 12.0 |")
     readme = (tmp_path / "README.md").read_text()
     (row,) = [line for line in readme.splitlines() if line.startswith("| window_attention | fwd |")]
     assert row.split("|")[5].strip() == "-" and "triton-3.8.0.md" in readme
+    # and the goals section's host table, the measured host time beside the one taken here
+    (row,) = [line for line in readme.splitlines() if line.startswith("| window attention |")]
+    assert [cell.strip() for cell in row.split("|")][4:6] == ["12", "-"]
