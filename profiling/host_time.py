@@ -100,6 +100,39 @@ def autograd_floor():
     return AutogradFloor
 
 
+class Sm90Driver:
+    """The driver calls `JITFunction.run` makes before it launches, answered as on an H100 (device 0, its default
+    stream, target cuda sm_90): with it active, the JIT's own dispatch (argument binding, specialisation, the kernel
+    cache's look-up, compiling on a miss) runs without a GPU, in its warm-up mode (no launch)."""
+
+    def get_current_device(self):
+        return 0
+
+    def get_current_stream(self, device):
+        return 0
+
+    def get_current_target(self):
+        from triton.backends.compiler import GPUTarget
+
+        from kernels._aot import HOPPER
+
+        return GPUTarget(*HOPPER)
+
+
+@contextmanager
+def sm90_driver() -> Iterator[None]:
+    """`Sm90Driver` as Triton's active driver, the one before restored on exit (`reset_active` would create the
+    default driver instead, which fails without a GPU)."""
+    from triton.runtime.driver import driver
+
+    previous = driver._active
+    driver.set_active(Sm90Driver())
+    try:
+        yield
+    finally:
+        driver._active = previous
+
+
 def host_seconds(fn: Callable[[], object], repeats: int) -> float:
     """The least wall time of `fn` over `repeats` calls."""
     times = []

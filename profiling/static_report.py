@@ -37,6 +37,9 @@ One JSONL record per distinct launch of an op call and direction (identical laun
     tables, allocations, torch's dispatch; the glue's arithmetic and Triton's own dispatch per launch excluded)
     host_floor_us: the same for an autograd.Function that takes the same tensors and does nothing but allocate its
     output and gradients (profiling/host_time.py): what any op of these inputs costs here, launchers or none
+    host_dispatch_us: host_us with each launch going through Triton's own dispatch (`JITFunction.run` in its warm-up
+    mode, against an sm_90 driver that answers without a GPU: argument binding, specialisation, the kernel cache's
+    look-up); only the driver's launch call is left out
 Files: bench/results/static/triton-<version>.jsonl and .md (baseline-triton-<version>.* with --baseline, kept as
 what the kernel issues are measured against). Every report recomputes the baseline's predictions with today's
 `cost_model.predicted_us`, so a change of the model moves both sides alike; measured GPU times
@@ -64,7 +67,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiling.host_time import PreparedCall, call_host_seconds, glue_arithmetic_skipped, prepare_call, tensors_in
+from profiling.host_time import (
+    PreparedCall,
+    call_host_seconds,
+    glue_arithmetic_skipped,
+    host_seconds,
+    prepare_call,
+    sm90_driver,
+    tensors_in,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "bench" / "results" / "static"
@@ -113,12 +124,14 @@ def bypass_device_checks() -> None:
 
 class Interceptor:
     """While active, `kernel[grid](...)` records its specialisation in `launches` (when `recording`) instead of
-    launching anything."""
+    launching anything; when `dispatching` instead, it goes through the JIT's own dispatch in its warm-up mode (no
+    launch; `host_time.sm90_driver` must be active)."""
 
     def __init__(self, specialiser):
         self.specialiser = specialiser
         self.launches: list = []
         self.recording = True
+        self.dispatching = False
 
     @contextmanager
     def active(self) -> Iterator[Interceptor]:
@@ -134,6 +147,8 @@ class Interceptor:
                     raise RuntimeError(f"{kernel.__name__}: a tensor whose storage is not 16-byte aligned, unlike "
                                        "any CUDA allocation: the launch would not be specialised as on the GPU")
                 self.launches.append(self.specialiser(kernel, grid, args, kwargs))
+            elif self.dispatching:
+                original(kernel, *args, grid=grid, warmup=True, **kwargs)
 
         JITFunction.run = run
         try:
@@ -165,18 +180,30 @@ def record_call(call, interceptor: Interceptor, dtype=None) -> RecordedCall:
 
 
 def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
-    """direction -> (launches, host seconds per call, the autograd floor's seconds) of one op call on bf16 CPU
-    tensors: the host times with nothing launched and the glue's arithmetic skipped (profiling/host_time.py), on one
-    thread (`main` sets it: a thread pool's start-up on a shared CPU costs milliseconds per parallel op, no part of a
-    launcher's cost)."""
+    """direction -> (launches, host times: `HOST_FIELDS` -> us) of one op call on bf16 CPU tensors, the host times
+    with the glue's arithmetic skipped (profiling/host_time.py) and on one thread (`main` sets it: a thread pool's
+    start-up on a shared CPU costs milliseconds per parallel op, no part of a launcher's cost)."""
     recorded = record_call(call, interceptor)
+    prepared = recorded.prepared
+    runs = {"fwd": prepared.run_forward, "bwd": prepared.run_backward}
     interceptor.recording = False
     try:
         with glue_arithmetic_skipped():
-            host = call_host_seconds(recorded.prepared, repeats)
+            intercepted = call_host_seconds(prepared, repeats)
+            interceptor.dispatching = True
+            with sm90_driver():
+                for run in runs.values():
+                    run()  # untimed: the JIT compiles each kernel here, or loads it from Triton's cache
+                dispatched = {direction: host_seconds(run, repeats) for direction, run in runs.items()}
     finally:
-        interceptor.recording = True
-    return {"fwd": (recorded.forward, *host["fwd"]), "bwd": (recorded.backward, *host["bwd"])}
+        interceptor.recording, interceptor.dispatching = True, False
+    launches = {"fwd": recorded.forward, "bwd": recorded.backward}
+    return {direction: (launches[direction], dict(zip(HOST_FIELDS, (*intercepted[direction], dispatched[direction]))))
+            for direction in DIRECTIONS}
+
+
+# A launch record's host times (us per op call, the same for each launch of the call): see the module docstring
+HOST_FIELDS = ("host_us", "host_floor_us", "host_dispatch_us")
 
 
 def distinct(launches: list) -> list[tuple]:
@@ -234,8 +261,9 @@ class Compiler:
 
 
 def launch_record(call, direction: str, spec, count: int, compiler: Compiler, costs: dict, eager: dict,
-                  host_seconds: float, host_floor_seconds: float) -> dict:
-    """The JSONL record of one distinct launch (see the module docstring)."""
+                  host: dict) -> dict:
+    """The JSONL record of one distinct launch (see the module docstring); `host`: its call's host times in seconds
+    (`HOST_FIELDS`)."""
     from profiling import _sass, cost_model
 
     code = compiler.code(spec)
@@ -252,7 +280,7 @@ def launch_record(call, direction: str, spec, count: int, compiler: Compiler, co
         **_sass.dynamic_counts(path, spec, fixing),
         bytes=nbytes, flops=flops, floor_us=round(cost_model.floor_us(nbytes, flops), 2),
         eager_us=round(cost_model.eager_us(eager[direction]), 2),
-        host_us=round(host_seconds * 1e6, 1), host_floor_us=round(host_floor_seconds * 1e6, 1),
+        **{field: round(seconds * 1e6, 1) for field, seconds in host.items()},
     )
     return with_prediction(record)
 
@@ -287,9 +315,9 @@ def step_records(calls, eager: dict, repeats: int, log=print) -> list[dict]:
             started = time.perf_counter()
             captured, costs = capture_call(call, interceptor, repeats), call_costs(call)
             for direction in DIRECTIONS:
-                launches, host_seconds, host_floor_seconds = captured[direction]
-                records += [launch_record(call, direction, spec, count, compiler, costs, eager[call.case], host_seconds,
-                                          host_floor_seconds) for spec, count in distinct(launches)]
+                launches, host = captured[direction]
+                records += [launch_record(call, direction, spec, count, compiler, costs, eager[call.case], host)
+                            for spec, count in distinct(launches)]
             log(f"{call.case}: {sum(len(captured[d][0]) for d in DIRECTIONS)} launches, "
                 f"{time.perf_counter() - started:.1f} s")
     return records
@@ -351,7 +379,8 @@ def per_call(records: list[dict]) -> dict:
     for r in records:
         key = (r["op"], r["case"], r["direction"])
         entry = calls.setdefault(key, dict(predicted_us=0.0, launches=0, floor_us=r["floor_us"], host_us=r["host_us"],
-                                           host_floor_us=r.get("host_floor_us"), eager_us=r.get("eager_us"),
+                                           host_floor_us=r.get("host_floor_us"),
+                                           host_dispatch_us=r.get("host_dispatch_us"), eager_us=r.get("eager_us"),
                                            calls_per_step=r["calls_per_step"]))
         entry["predicted_us"] += r["launches"] * r["predicted_us"]
         entry["launches"] += r["launches"]
@@ -402,20 +431,20 @@ def _us(value: float | None) -> str:
 def call_table(records: list[dict], baseline: list[dict] | None, measured: dict, measured_eager: dict,
                measured_host: dict) -> list[str]:
     """One row per op call and direction: floor, prediction, the baseline's prediction, measured time, the eager
-    prediction and the eager reference's measured time, host time and the autograd floor's here, and the host time
-    measured on the GPU machine."""
+    prediction and the eager reference's measured time, host time here (with Triton's dispatch, without it, and the
+    autograd floor's), and the host time measured on the GPU machine."""
     today, before = per_call(records), per_call(baseline or [])
     lines = ["| op call | dir | calls/step | launches | floor us | predicted us | baseline predicted us | vs baseline "
-             "| measured us | eager predicted us | eager measured us | host us | autograd floor host us "
-             "| measured host us |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| measured us | eager predicted us | eager measured us | host us with Triton dispatch | host us "
+             "| autograd floor host us | measured host us |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (op, case, direction), entry in sorted(today.items(), key=lambda item: -item[1]["predicted_us"]):
         old = before.get((op, case, direction), {}).get("predicted_us")
         lines.append(f"| {case} | {direction} | {entry['calls_per_step']} | {entry['launches']} | "
                      f"{_us(entry['floor_us'])} | {_us(entry['predicted_us'])} | {_us(old)} | "
                      f"{_ratio(entry['predicted_us'], old)} | {_us(measured.get((case, direction)))} | "
                      f"{_us(entry['eager_us'])} | {_us(measured_eager.get((case, direction)))} | "
-                     f"{_us(entry['host_us'])} | {_us(entry['host_floor_us'])} | "
+                     f"{_us(entry['host_dispatch_us'])} | {_us(entry['host_us'])} | {_us(entry['host_floor_us'])} | "
                      f"{_us(measured_host.get((case, direction)))} |")
     return lines
 
@@ -456,8 +485,8 @@ def markdown(head: dict, records: list[dict], baseline: tuple | None, measured: 
         f"Predictions from {head['model']} (its docstring gives the formula and constants); the baseline column is "
         f"{described}, re-predicted with today's model. Measured times, where a GPU session produced them, are "
         f"bench/gpu_session.py's (bf16, the Triton op and the eager reference). Host times: one thread of "
-        f"{head['host_cpu']}, the launches intercepted; measured host times: the GPU machine's CPU, the launches "
-        f"real (profiling/host_time.py).",
+        f"{head['host_cpu']}, the launches intercepted (with Triton's dispatch: through the JIT's own dispatch, "
+        f"no launch); measured host times: the GPU machine's CPU, the launches real (profiling/host_time.py).",
         "",
         "## Per op call (predicted: the sum over its launches)",
         "",
@@ -580,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: the model's")
     parser.add_argument("--batch", type=int, default=None, help="default: the model's")
     parser.add_argument("--cases", nargs="*", help="only op calls whose case contains one of these strings")
-    parser.add_argument("--repeats", type=int, default=9, help="host-time repetitions per op call and direction")
+    parser.add_argument("--repeats", type=int, default=100, help="host-time repetitions per op call and direction")
     args = parser.parse_args(argv)
     if args.readme:
         from bench.report import replace_readme_section

@@ -14,26 +14,8 @@ import json
 import sys
 
 
-class Hopper:
-    """The driver calls `JITFunction.run` makes before launching, answered as on an H100."""
-
-    def get_current_device(self):
-        return 0
-
-    def get_current_stream(self, device):
-        return 0
-
-    def get_current_target(self):
-        from triton.backends.compiler import GPUTarget
-
-        from kernels._aot import HOPPER
-
-        return GPUTarget(*HOPPER)
-
-
 def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
     import torch
-    from triton.runtime.driver import driver
     from triton.runtime.jit import JITFunction
 
     import kernels
@@ -53,14 +35,14 @@ def main(case: str, height: int, width: int, batch: int, cold: bool) -> None:
             compiled[kernel.__name__] = kernel.run(*args, grid=grid, warmup=True, **kwargs)
         return run
 
-    driver.set_active(Hopper())
     JITFunction.__getitem__ = warm_up
     try:
-        args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
-        out = kernels.get_op(call.op, "triton")(*args, **kwargs)
-        torch.autograd.grad(out, host_time.leaf_tensors(args, kwargs), torch.empty_like(out))
+        with host_time.sm90_driver():
+            args, kwargs = make_args(call, torch.bfloat16, "cpu", requires_grad=True)
+            out = kernels.get_op(call.op, "triton")(*args, **kwargs)
+            torch.autograd.grad(out, host_time.leaf_tensors(args, kwargs), torch.empty_like(out))
     finally:
-        JITFunction.__getitem__ = original_getitem  # (the fake driver stays: this process ends here)
+        JITFunction.__getitem__ = original_getitem
     print(json.dumps({"ahead": ahead, "jit_kernels": sorted(name for name, k in compiled.items() if k is not None),
                       "jit_entries_added": cache_entries() - entries}))
 

@@ -40,7 +40,8 @@ BASELINE_COMMIT = "3d4e074"
 FIELDS = ("op", "kernel", "case", "direction", "grid", "num_warps", "num_stages", "registers", "spill_bytes",
           "shared_bytes", "ctas_per_sm", "waves", "tensor_core_ops", "async_copies", "vector_loads", "scalar_loads",
           "mufu", "sass_instructions", "loop_instructions", "unknown_trip_loops", "decided_branches",
-          "branch_shares", "heaviest_program", "bytes", "flops", "floor_us", "predicted_us", "host_us", "host_floor_us")
+          "branch_shares", "heaviest_program", "bytes", "flops", "floor_us", "predicted_us", "host_us", "host_floor_us",
+          "host_dispatch_us")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,37 @@ def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
     cells = [cell.strip() for cell in row.split("|")]
     assert cells[columns.index("measured us")] == "250.0" and cells[columns.index("eager measured us")] == "1,500.0"
     assert cells[columns.index("measured host us")] == "41.5"
+
+
+def test_the_host_is_timed_with_and_without_tritons_dispatch(monkeypatch):
+    """While recording, a launch is specialised and recorded; while timing our launchers alone, it does nothing; while
+    timing with Triton's dispatch, it goes through the JIT's own `run` in its warm-up mode (no launch)."""
+    from triton.runtime.jit import JITFunction
+
+    from profiling.static_report import Interceptor
+
+    runs = []
+    monkeypatch.setattr(JITFunction, "run", lambda kernel, *args, grid, warmup, **kwargs: runs.append(warmup))
+    kernel = _jit_kernel()
+    interceptor = Interceptor(lambda kernel, grid, args, kwargs: (kernel, grid))
+    with interceptor.active():
+        kernel[(3,)](1)
+        interceptor.recording = False
+        kernel[(3,)](1)
+        interceptor.dispatching = True
+        kernel[(3,)](1)
+    assert interceptor.take() == [(kernel, (3,))] and runs == [True]
+
+
+def _one_argument_kernel(x):
+    pass
+
+
+def _jit_kernel():
+    """A JIT function whatever TRITON_INTERPRET says (under it, `triton.jit` gives the interpreter's)."""
+    from triton.runtime.jit import JITFunction
+
+    return JITFunction(_one_argument_kernel)
 
 
 def test_residency_limits():
