@@ -3,9 +3,10 @@ torch's dispatch, forward and backward, and the same for the autograd floor, an 
 tensors that only allocates its output and gradients (what any op of these inputs costs before a launcher runs).
 
 Two places time the same callables (`prepare_call`, `call_host_seconds`):
-- the static report (profiling/static_report.py), on the CPU tensors of this machine, with every launch intercepted
-  (nothing runs; Triton's own dispatch per launch left out) and the torch glue's arithmetic between launches skipped
-  (`glue_arithmetic_skipped`): a prediction of the launchers' part, on whatever CPU makes the report;
+- the static report (profiling/static_report.py), on the CPU tensors of this machine with the torch glue's arithmetic
+  between launches skipped (`glue_arithmetic_skipped`), twice: with every launch intercepted (our launchers alone),
+  and with every launch going through Triton's own dispatch in its warm-up mode against `Sm90Driver` (nothing
+  launched): the launchers' part and Triton's, on whatever CPU makes the report;
 - the GPU session (bench/gpu_session.py, unit "host"), on CUDA tensors with the launches real, Triton's launcher
   included, while the GPU runs the calls queued before: the measurement the host goal is judged by.
 
