@@ -149,6 +149,22 @@ def host_lines(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR) -> lis
         cells.append(f"{within_here} of {len(mine)} / "
                      + (f"{within_measured} of {measured_count}" if measured_count else "-"))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, "", *_step_host_lines(calls)]
+
+
+def _step_host_lines(calls: dict) -> list[str]:
+    """Per op and for the three together, per training step: Triton launches, host time with Triton's dispatch and
+    the predicted GPU time (both directions, each call times its calls per step): where the host takes longer, the op
+    keeps the GPU waiting unless the rest of the step queues enough work ahead of it."""
+    ops = list(dict.fromkeys(op for op, _, _ in calls))
+    lines = [*_wrapped("Per training step, the same report: our ops' host time with Triton's dispatch against their "
+                       "predicted GPU time (forward and backward, us per step):"), "",
+             "| op | Triton launches | host | predicted GPU |", "|---|---|---|---|"]
+    for label, selected in [*((op, [op]) for op in ops), ("the three ops", ops)]:
+        mine = [entry for (op, _, _), entry in calls.items() if op in selected]
+        launches, host, gpu = (sum(entry["calls_per_step"] * entry[field] for entry in mine)
+                               for field in ("launches", "host_dispatch_us", "predicted_us"))
+        lines.append(f"| {label} | {launches} | {host:,.0f} | {gpu:,.0f} |")
     return lines
 
 

@@ -51,3 +51,18 @@ def test_the_host_table_sets_measured_host_times_beside_the_reports(tmp_path):
     assert aggregation[2:4] == ["30", "120"] and aggregation[4] == "0 of 2 / 1 of 2"
     window = cells("window attention")
     assert window[2:4] == ["-", "-"] and window[4].endswith("of 22 / -")  # 11 calls, forward and backward
+
+
+def test_the_step_host_table_sums_its_ops():
+    """The per-step host table: a row per op, and the three together (launches, host and GPU time summed)."""
+    lines = goals.host_lines()
+    start = lines.index("| op | Triton launches | host | predicted GPU |")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[start + 2:]]
+    *ops, together = rows
+    assert [row[0] for row in ops] == ["window_attention", "linear_cross_attention", "concat_conv1x1"]
+    assert together[0] == "the three ops"
+    for column in (1, 2, 3):  # (each rounded to whole us: the sum of the rounded within one per op)
+        parts = sum(float(row[column].replace(",", "")) for row in ops)
+        assert abs(float(together[column].replace(",", "")) - parts) <= len(ops)
+    launches_per_step = {"window_attention": 33, "linear_cross_attention": 66}  # 11 calls x 3; 10 calls, 6-7 each
+    assert {row[0]: int(row[1]) for row in ops[:2]} == launches_per_step
