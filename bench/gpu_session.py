@@ -21,9 +21,10 @@ shares the one cache folder).
     c  graphs         each model op call's Triton forward+backward, then one Triton training step, captured in a
                       CUDA graph and replayed: the replay's outputs against eager ones (bitwise equal? largest
                       difference), or the capture's error; eager and replayed times
-    d  host           every model op call's host time through the Triton op, forward and backward, beside the
-                      autograd floor's (profiling/host_time.py): this machine's CPU with the launches real, the least
-                      of HOST_REPEATS back-to-back calls; the issues' host goal (50 us per call) is judged by it
+    d  host           every model op call's host time through the Triton op and the eager reference, forward and
+                      backward, beside the autograd floor's (profiling/host_time.py): this machine's CPU with the
+                      launches real, the least of HOST_REPEATS back-to-back calls; the issues' host goal (50 us per
+                      call) is judged by the Triton op's
        ops            every model op call (bench/shapes.py) in bf16, forward, backward and forward+backward, with the
                       op benchmarks' providers: first the eager ones at every call (the reference, Triton, SDPA),
                       then the compiled ones (torch.compile of the reference, FlexAttention), the costliest calls of
@@ -415,32 +416,38 @@ def _free(ctx: Context) -> None:
 # --- d: host time -----------------------------------------------------------------------------------------------------
 
 
+# The host unit's providers: the backend of kernels/dispatch.py each times
+HOST_PROVIDERS = {"triton": "triton", "reference": "torch"}
+
+
 def host(ctx: Context) -> None:
-    """Each model op call's host time through the Triton op, forward and backward, beside the autograd floor's
-    (profiling/host_time.py), on this machine's CPU with the launches real, Triton's launcher included: the least of
-    HOST_REPEATS back-to-back calls, while the GPU runs the calls queued before (a call's host time is then its own)."""
+    """Each model op call's host time through the Triton op and through the eager reference, forward and backward,
+    beside the autograd floor's (profiling/host_time.py), on this machine's CPU with the launches real, Triton's
+    launcher included: the least of HOST_REPEATS back-to-back calls, while the GPU runs the calls queued before (a
+    call's host time is then its own)."""
     from profiling.host_time import call_host_seconds, prepare_call
 
     repeats = 1 if ctx.dry_run else HOST_REPEATS
     for call in ctx.calls():
-        what = {"op": "host_time", "subject": call.op, "case": call.case, "provider": "triton", "dtype": "bfloat16",
-                "timer": f"least of {repeats} calls"}
-        if ctx.seconds_left() < 0:
-            ctx.emit({**what, "skipped": "budget"})
-            continue
+        for provider, backend in HOST_PROVIDERS.items():
+            what = {"op": "host_time", "subject": call.op, "case": call.case, "provider": provider,
+                    "dtype": "bfloat16", "timer": f"least of {repeats} calls"}
+            if ctx.seconds_left() < 0:
+                ctx.emit({**what, "skipped": "budget"})
+                continue
 
-        def rows(call=call):
-            prepared = prepare_call(call, ctx.device, DTYPE)
-            prepared.run_backward()  # every kernel of the call loaded before the timed calls
-            _synchronize(ctx)
-            times = call_host_seconds(prepared, repeats)
-            _synchronize(ctx)
-            for direction, (seconds, floor_seconds) in times.items():
-                yield {"mode": direction, "host_us": round(seconds * 1e6, 1),
-                       "host_floor_us": round(floor_seconds * 1e6, 1), "calls_per_step": call.count}
+            def rows(call=call, backend=backend):
+                prepared = prepare_call(call, ctx.device, DTYPE, backend)
+                prepared.run_backward()  # every kernel of the call loaded before the timed calls
+                _synchronize(ctx)
+                times = call_host_seconds(prepared, repeats)
+                _synchronize(ctx)
+                for direction, (seconds, floor_seconds) in times.items():
+                    yield {"mode": direction, "host_us": round(seconds * 1e6, 1),
+                           "host_floor_us": round(floor_seconds * 1e6, 1), "calls_per_step": call.count}
 
-        ctx.attempt(what, rows)
-        _free(ctx)
+            ctx.attempt(what, rows)
+            _free(ctx)
 
 
 # --- e: the training step ---------------------------------------------------------------------------------------------
@@ -516,8 +523,8 @@ UNITS = (
     Unit("b", "pytest", 80, 60, pytest_gpu),  # (b to f: their budgets without Triton's compiles, done in a)
     Unit("c", "graphs-ops", 25, 60, graphs_ops),
     Unit("c", "graphs-step", 25, 40, graphs_step),
-    Unit("d", "host", 10, 30, host),
-    Unit("d", "ops", 110, 90, ops),
+    Unit("d", "host", 15, 30, host),
+    Unit("d", "ops", 105, 90, ops),
     Unit("e", "step-eager-triton", 35, 40, training_step(("eager", "triton"))),
     Unit("e", "step-compile", 60, 0, training_step(("compile",)), "dry run: an inductor compile of the whole model"),
     Unit("e", "step-compile+triton", 45, 0, training_step(("compile+triton",)), "dry run: as step-compile"),
@@ -717,18 +724,20 @@ def _graph_lines(rows: list[dict]) -> list[str]:
 
 
 def _host_lines(rows: list[dict]) -> list[str]:
-    """Per op: the largest host time per call of its forwards and backwards, and how many calls are within the goal."""
+    """Per op and provider: the largest host time per call of its forwards and backwards, and how many calls are
+    within the goal."""
     from profiling.host_time import HOST_GOAL_US
 
     timed = [r for r in rows if r.get("op") == "host_time" and "host_us" in r]
     lines = []
     for op in OPS:
-        mine = [r for r in timed if r["subject"] == op]
-        if mine:
-            worst = {d: max((r["host_us"] for r in mine if r["mode"] == d), default=0.0) for d in ("fwd", "bwd")}
-            within = sum(r["host_us"] <= HOST_GOAL_US for r in mine)
-            lines.append(f"host us per call, {op}: forward up to {worst['fwd']:.1f}, backward up to "
-                         f"{worst['bwd']:.1f}; {within} of {len(mine)} within {HOST_GOAL_US:.0f}")
+        for provider in HOST_PROVIDERS:
+            mine = [r for r in timed if r["subject"] == op and r["provider"] == provider]
+            if mine:
+                worst = {d: max((r["host_us"] for r in mine if r["mode"] == d), default=0.0) for d in ("fwd", "bwd")}
+                within = sum(r["host_us"] <= HOST_GOAL_US for r in mine)
+                lines.append(f"host us per call, {op}, {provider}: forward up to {worst['fwd']:.1f}, backward up to "
+                             f"{worst['bwd']:.1f}; {within} of {len(mine)} within {HOST_GOAL_US:.0f}")
     return lines
 
 

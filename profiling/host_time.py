@@ -1,6 +1,7 @@
 """An op call's host time: what one call of a Triton op costs the CPU, its launchers' Python, tables, allocations and
 torch's dispatch, forward and backward, and the same for the autograd floor, an autograd.Function of the same
-tensors that only allocates its output and gradients (what any op of these inputs costs before a launcher runs).
+tensors that only allocates its output and gradients (what any op of these inputs costs before a launcher runs), and,
+on a GPU, for the eager reference.
 
 Two places time the same callables (`prepare_call`, `call_host_seconds`):
 - the static report (profiling/static_report.py), on the CPU tensors of this machine with the torch glue's arithmetic
@@ -53,15 +54,16 @@ class PreparedCall:
     upstream: object
 
 
-def prepare_call(call, device="cpu", dtype=None) -> PreparedCall:
+def prepare_call(call, device="cpu", dtype=None, backend: str = "triton") -> PreparedCall:
     """`call` (bench/shapes.py) on tensors of `dtype` (default bf16, the model's under autocast) on `device`,
-    through the Triton op, run forward once (its backward not yet)."""
+    through the op of `backend` (kernels/dispatch.py: the Triton op, or the eager reference), run forward once (its
+    backward not yet)."""
     import torch
 
     import kernels
     from bench.shapes import make_args
 
-    op = kernels.get_op(call.op, "triton")
+    op = kernels.get_op(call.op, backend)
     args, kwargs = make_args(call, dtype or torch.bfloat16, device, requires_grad=True)
     if not takes_parts(call.op):
         args = tuple(torch.cat(a).detach().requires_grad_() if isinstance(a, list) else a for a in args)

@@ -402,8 +402,8 @@ def measured_us(results_dir: Path = MEASURED_DIR, providers: tuple = ("triton",)
 def measured_host_us(results_dir: Path = MEASURED_DIR) -> dict:
     """(case, direction) -> the newest host time per call (us) of the Triton op measured by a GPU session (its unit
     "host": the GPU machine's CPU, the launches real; profiling/host_time.py)."""
-    return _newest(results_dir, lambda row: row.get("op") == "host_time" and "host_us" in row,
-                   lambda row: row["host_us"])
+    return _newest(results_dir, lambda row: row.get("op") == "host_time" and row.get("provider") == "triton"
+                   and "host_us" in row, lambda row: row["host_us"])
 
 
 def _newest(results_dir: Path, keep: Callable[[dict], bool], value: Callable[[dict], float]) -> dict:

@@ -85,14 +85,16 @@ def test_graphs_tests_step_and_profile_rows(dry_run):
 
 
 def test_host_times_of_each_op_forward_and_backward(dry_run):
-    """The host unit times each op's call through the Triton op, forward and backward, beside the autograd floor."""
+    """The host unit times each op's call through the Triton op and the eager reference, forward and backward, beside
+    the autograd floor."""
     _, rows, stdout = dry_run
     host = [r for r in rows if r.get("op") == "host_time"]
-    assert sorted((r["subject"], r["mode"]) for r in host) == sorted(
-        (op, direction) for op in gpu_session.OPS for direction in ("fwd", "bwd"))
-    assert all(r["host_us"] > 0 and r["host_floor_us"] > 0 and r["provider"] == "triton" for r in host)
-    assert all(any(line.startswith(f"host us per call, {op}:") for line in stdout.splitlines())
-               for op in gpu_session.OPS)
+    assert sorted((r["subject"], r["provider"], r["mode"]) for r in host) == sorted(
+        (op, provider, direction) for op in gpu_session.OPS for provider in ("triton", "reference")
+        for direction in ("fwd", "bwd"))
+    assert all(r["host_us"] > 0 and r["host_floor_us"] > 0 for r in host)
+    assert all(any(line.startswith(f"host us per call, {op}, {provider}:") for line in stdout.splitlines())
+               for op in gpu_session.OPS for provider in ("triton", "reference"))
 
 
 def test_the_summary_is_printed_last(dry_run):

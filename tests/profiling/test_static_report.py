@@ -107,7 +107,8 @@ def test_measured_times_stand_beside_the_predictions(tiny_report, tmp_path):
             dict(op="x", case=case, provider="eager_cl", mode="bwd", dtype="bfloat16", ms=8.0, date="2026-12-03"),
             dict(op="x", case=case, provider="triton", mode="bwd", dtype="bfloat16", ms=7.0, dry_run=True)]
     host = dict(op="host_time", subject="x", case=case, provider="triton", dtype="bfloat16", date="2026-12-02")
-    rows += [dict(host, mode="fwd", host_us=41.5, host_floor_us=9.0), dict(host, mode="bwd", host_us=1.0, dry_run=True)]
+    rows += [dict(host, mode="fwd", host_us=41.5, host_floor_us=9.0), dict(host, mode="bwd", host_us=1.0, dry_run=True),
+             dict(host, mode="bwd", host_us=2.0, provider="reference")]
     (tmp_path / "device.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
     measured, eager = measured_us(tmp_path), measured_us(tmp_path, providers=EAGER_PROVIDERS)
     assert measured == {(case, "fwd"): 250.0} and eager == {(case, "fwd"): 1500.0, (case, "bwd"): 9000.0}
