@@ -160,9 +160,11 @@ def _step_host_lines(calls: dict) -> list[str]:
     lines = [*_wrapped("Per training step, the same report: our ops' host time with Triton's dispatch against their "
                        "predicted GPU time (forward and backward, us per step):"), "",
              "| op | Triton launches | host | predicted GPU |", "|---|---|---|---|"]
-    for label, selected in [*((op, [op]) for op in ops), ("the three ops", ops)]:
-        mine = [entry for (op, _, _), entry in calls.items() if op in selected]
-        launches, host, gpu = (sum(entry["calls_per_step"] * entry[field] for entry in mine)
+    for label, chosen in [*((op, [op]) for op in ops), ("the three ops", ops)]:
+        def selected(op: str, case: str, chosen=chosen) -> bool:
+            return op in chosen
+
+        launches, host, gpu = (_total(calls, selected, DIRECTIONS, field)
                                for field in ("launches", "host_dispatch_us", "predicted_us"))
         lines.append(f"| {label} | {launches} | {host:,.0f} | {gpu:,.0f} |")
     return lines

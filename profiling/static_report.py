@@ -180,7 +180,7 @@ def record_call(call, interceptor: Interceptor, dtype=None) -> RecordedCall:
 
 
 def capture_call(call, interceptor: Interceptor, repeats: int) -> dict:
-    """direction -> (launches, host times: `HOST_FIELDS` -> us) of one op call on bf16 CPU tensors, the host times
+    """direction -> (launches, host times: `HOST_FIELDS` -> seconds) of one op call on bf16 CPU tensors, the host times
     with the glue's arithmetic skipped (profiling/host_time.py) and on one thread (`main` sets it: a thread pool's
     start-up on a shared CPU costs milliseconds per parallel op, no part of a launcher's cost)."""
     recorded = record_call(call, interceptor)
@@ -516,11 +516,16 @@ def refresh_from_results(results_dir: Path, readme: Path = README) -> None:
     """After a GPU session's rows are recorded in `results_dir`: the .md files of its static reports
     (`results_dir`/static) and `readme`'s static and goals sections, with the measured times beside the
     predictions."""
+    out_dir = results_dir / "static"
+    refresh_markdown(out_dir, results_dir)
+    refresh_readme(out_dir, results_dir, readme)
+
+
+def refresh_readme(out_dir: Path = OUT_DIR, results_dir: Path = MEASURED_DIR, readme: Path = README) -> None:
+    """`readme`'s static and goals sections, from the reports in `out_dir` and the GPU rows in `results_dir`."""
     from bench.report import replace_readme_section
     from profiling.goals import goals_section
 
-    out_dir = results_dir / "static"
-    refresh_markdown(out_dir, results_dir)
     replace_readme_section(README_START, README_END, readme_section(out_dir, results_dir), readme)
     replace_readme_section(GOALS_START, GOALS_END, goals_section(out_dir, results_dir), readme)
 
@@ -612,11 +617,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=100, help="host-time repetitions per op call and direction")
     args = parser.parse_args(argv)
     if args.readme:
-        from bench.report import replace_readme_section
-        from profiling.goals import goals_section
-
-        replace_readme_section(README_START, README_END, readme_section(args.out), README)
-        replace_readme_section(GOALS_START, GOALS_END, goals_section(args.out), README)
+        refresh_readme(args.out)
         return
     if args.markdown:
         for path in refresh_markdown(args.out):
