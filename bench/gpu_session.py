@@ -55,10 +55,12 @@ import argparse
 import functools
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -86,6 +88,7 @@ GRAPH_WARMUP = 3  # calls on a side stream before a capture (torch.cuda.graphs' 
 DRY_SIZE, DRY_CALL_BATCH, DRY_STEP_BATCH = (32, 64), 1, 2  # the dry run's model: every op still called
 DRY_COMPILES = 3  # launches the dry run compiles ahead (a 2-core CPU: ~1 s each)
 HOST_REPEATS = 30  # back-to-back calls per op call, direction and autograd floor; the least counts (the dry run: 1)
+CALLS_VARIABLE = "SCA_MTL_SESSION_CALLS"  # the file of the model's op calls that the session leaves for its units
 DRY_RUN_STEP = "dry run: the eager (torch) model stands in; a Triton step through the interpreter takes minutes"
 
 
@@ -139,11 +142,10 @@ class Context:
         """The model's op calls; in the dry run the call of each op with the fewest forward FLOPs (bench/costs.py) at
         the tiny model size: the interpreter's time goes with the work."""
         from bench.costs import call_costs
-        from bench.shapes import model_op_calls
 
+        calls = model_calls(self.dry_run)
         if not self.dry_run:
-            return model_op_calls()
-        calls = model_op_calls(size=DRY_SIZE, batch=DRY_CALL_BATCH)
+            return calls
         return [min((c for c in calls if c.op == op), key=lambda c: call_costs(c)["fwd"][1]) for op in OPS]
 
     def batch(self) -> tuple:
@@ -152,6 +154,18 @@ class Context:
 
         batch, size = (DRY_STEP_BATCH, DRY_SIZE) if self.dry_run else (MODEL_BATCH, MODEL_SIZE)
         return random_batch(NYUD_TASKS, batch, size, self.device, torch.Generator().manual_seed(0))
+
+
+def model_calls(dry_run: bool) -> list:
+    """The model's op calls at the session's size (bench/shapes.py; the dry run's tiny model): recorded once by the
+    session, which leaves them in the file CALLS_VARIABLE names, so that its units neither build the model nor import
+    timm for them (seconds per unit); recorded here where that is not set (a unit run on its own)."""
+    path = os.environ.get(CALLS_VARIABLE)
+    if path:
+        return pickle.loads(Path(path).read_bytes())
+    from bench.shapes import model_op_calls
+
+    return model_op_calls(size=DRY_SIZE, batch=DRY_CALL_BATCH) if dry_run else model_op_calls()
 
 
 def _one_call(fn: Callable[[], object], grad_to_none=None) -> dict:
@@ -209,14 +223,12 @@ def compile_cache(ctx: Context) -> None:
     """Triton's kernel cache filled ahead (profiling/compile_cache.py; this unit's process has TRITON_INTERPRET=0, so
     that the dry run captures JIT functions too). The dry run compiles a few launches of the tiny model, on one
     process."""
-    from bench.shapes import model_op_calls
     from profiling.compile_cache import DTYPES, fill
 
     if ctx.dry_run:
-        summary = fill(model_op_calls(size=DRY_SIZE, batch=DRY_CALL_BATCH), DTYPES[:1], workers=1,
-                       deadline=ctx.deadline, limit=DRY_COMPILES)
+        summary = fill(model_calls(True), DTYPES[:1], workers=1, deadline=ctx.deadline, limit=DRY_COMPILES)
     else:
-        summary = fill(model_op_calls(), DTYPES, deadline=ctx.deadline)
+        summary = fill(model_calls(False), DTYPES, deadline=ctx.deadline)
     ctx.emit({"op": "compile_cache", "case": "model op calls", **summary})
 
 
@@ -537,6 +549,20 @@ def run_session(out: Path, steps: str, dry_run: bool) -> list[dict]:
     os.environ["TRITON_CACHE_DIR"] = str(cache_dir())  # for every unit: else Inductor moves it (see cache_dir)
     for name in (RESULTS, LOG, TOP_KERNELS, *(f"{op}.png" for op in (*OPS, "training_step"))):
         (out / name).unlink(missing_ok=True)
+    os.environ.pop(CALLS_VARIABLE, None)
+    with tempfile.TemporaryDirectory(prefix="gpu-session-") as holder:
+        calls, begun = Path(holder) / "calls.pickle", time.time()
+        recorded = model_calls(dry_run)
+        calls.write_bytes(pickle.dumps(recorded))
+        _progress(out, begun, f"the model's op calls recorded for the units: {len(recorded)}")
+        os.environ[CALLS_VARIABLE] = str(calls)  # for every unit (`model_calls`)
+        try:
+            return _run_units(out, steps, dry_run)
+        finally:
+            del os.environ[CALLS_VARIABLE]
+
+
+def _run_units(out: Path, steps: str, dry_run: bool) -> list[dict]:
     started, planned = time.time(), 0.0
     for unit in (u for u in UNITS if u.step in steps or u.step == "a"):  # every recorded row needs a's device
         planned += unit.dry_budget if dry_run else unit.budget
