@@ -11,7 +11,8 @@ torch.compile is killed and recorded and the next unit runs. A unit's timeout is
 before it left unused, so the session ends within the sum of the budgets (470 s); a unit that plans its own work
 (d) plans within its budget, so that unused time flows on to the training-step compiles. Each unit's status row
 counts the entries it added to Triton's kernel cache (the kernels it compiled, Inductor's included: every unit
-shares the one cache folder).
+shares the one cache folder). Before the first unit, the session records the model's op calls (bench/shapes.py) once
+for all of them (`model_calls`).
     a  environment    device, SM count, torch/triton/CUDA/cuDNN versions, and two measured ceilings: a 1 GiB
                       device-to-device copy (bytes read + written per second), an 8192^3 bf16 matmul (FLOP/s)
        compile-cache  every launch of the model's op calls in bf16, fp16 and fp32 compiled into Triton's cache by
