@@ -226,10 +226,11 @@ def compile_cache(ctx: Context) -> None:
     process."""
     from profiling.compile_cache import DTYPES, fill
 
+    calls = model_calls(ctx.dry_run)
     if ctx.dry_run:
-        summary = fill(model_calls(True), DTYPES[:1], workers=1, deadline=ctx.deadline, limit=DRY_COMPILES)
+        summary = fill(calls, DTYPES[:1], workers=1, deadline=ctx.deadline, limit=DRY_COMPILES)
     else:
-        summary = fill(model_calls(False), DTYPES, deadline=ctx.deadline)
+        summary = fill(calls, DTYPES, deadline=ctx.deadline)
     ctx.emit({"op": "compile_cache", "case": "model op calls", **summary})
 
 

@@ -161,10 +161,7 @@ def _step_host_lines(calls: dict) -> list[str]:
                        "predicted GPU time (forward and backward, us per step):"), "",
              "| op | Triton launches | host | predicted GPU |", "|---|---|---|---|"]
     for label, chosen in [*((op, [op]) for op in ops), ("the three ops", ops)]:
-        def selected(op: str, case: str, chosen=chosen) -> bool:
-            return op in chosen
-
-        launches, host, gpu = (_total(calls, selected, DIRECTIONS, field)
+        launches, host, gpu = (_total(calls, lambda op, case, chosen=chosen: op in chosen, DIRECTIONS, field)
                                for field in ("launches", "host_dispatch_us", "predicted_us"))
         lines.append(f"| {label} | {launches} | {host:,.0f} | {gpu:,.0f} |")
     return lines

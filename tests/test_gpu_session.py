@@ -101,6 +101,16 @@ def test_host_times_of_each_op_forward_and_backward(dry_run):
                for op in gpu_session.OPS for provider in ("triton", "reference"))
 
 
+def test_units_read_the_op_calls_the_session_recorded(tmp_path, monkeypatch):
+    """A unit takes the model's op calls from the file the session names, and builds no model for them."""
+    import pickle
+
+    recorded = ["the session's calls"]
+    (tmp_path / "calls.pickle").write_bytes(pickle.dumps(recorded))
+    monkeypatch.setenv(gpu_session.CALLS_VARIABLE, str(tmp_path / "calls.pickle"))
+    assert gpu_session.model_calls(True) == gpu_session.model_calls(False) == recorded
+
+
 def test_the_summary_is_printed_last(dry_run):
     _, _, stdout = dry_run
     lines = stdout.rstrip().splitlines()
